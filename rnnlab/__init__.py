@@ -1,0 +1,2 @@
+"""rnnlab: how ||dL_t/dh_k|| vanishes or explodes with the lag t - k in Elman RNNs."""
+__version__ = "0.1.0"

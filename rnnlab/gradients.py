@@ -1,0 +1,393 @@
+"""The measurement: ||dL_t/dh_k|| for every pair k <= t in one batched adjoint sweep, in log domain.
+
+With J_s = dh_s/dh_{s-1} = diag(phi'(a_s)) W and g_t = dL_t/dh_t (REFERENCE.md section 1),
+
+    dL_t/dh_k = J_{k+1}^T ... J_t^T g_t,   i.e.  delta_{t,k-1} = W^T (phi'(a_k) * delta_{t,k}).
+
+The sweep walks k from T-1 down to 0 and carries the cotangents of every live target t >= k
+(t - k <= max_lag) together, so each step is ONE (live*B, N) x (N, N) GEMM over a contiguous slice
+of a (T, B, N) buffer: B N^2 (T^2 + T) flops for the full triangle, memory O(T B N).
+
+Every cotangent is renormalised to unit norm after each step and its natural-log scale kept in
+float64, so nothing overflows or underflows however long the sequence or large rho (REFERENCE.md
+section 6.6). Norms are Euclidean, logs natural unless a name says log10.
+
+Unbounded, positively homogeneous activations (relu, linear) get the same treatment in the forward
+pass: h_t = exp(s_t) u_t with ||u_t|| = 1, which is exact because relu(c a) = c relu(a) for c > 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .model import ElmanParams, loss_grad_h, losses, outputs, phi, phi_prime_from_h
+
+HOMOGENEOUS = ("relu", "linear")
+_RESCALE = 30.0
+# below this runner-up probability the direct softmax backward loses more than ~3 digits to
+# cancellation, and the factored form of loss_grad_log takes over
+_SATURATED = 1e-3
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A forward pass, time-major: h_t = exp(log_scale_t) u_t and g_t = exp(g_log_norm_t) g_dir_t.
+
+    u (T, B, N) in the compute dtype; log_scale (T, B) float64 (zero for bounded activations);
+    g_dir (T, B, N) unit vectors (zero where g_t = 0); g_log_norm (T, B) float64 ln ||g_t||;
+    h0 (B, N) float64, the state entering measured step 0.
+    """
+
+    u: Tensor
+    log_scale: Tensor
+    g_dir: Tensor
+    g_log_norm: Tensor
+    h0: Tensor
+    activation: str
+
+    def dphi(self, t: int) -> Tensor:
+        """phi'(a_t), (B, N); exact from u because phi' of relu and linear is scale-free."""
+        return phi_prime_from_h(self.u[t], self.activation)
+
+    @property
+    def shape(self):
+        return tuple(self.u.shape)
+
+
+def _unit(v: Tensor) -> tuple[Tensor, Tensor]:
+    """v / ||v|| over the last axis and ln ||v|| in float64; zero vectors stay zero (ln = -inf)."""
+    n = torch.linalg.vector_norm(v, dim=-1)
+    return v / torch.where(n > 0, n, 1).unsqueeze(-1), torch.log(n.double())
+
+
+def _rescale(u: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """Fold ||u|| into the log scale s where it left [e^-30, e^30] (safe even in float32)."""
+    n = torch.linalg.vector_norm(u, dim=-1)
+    out = (n > 0) & (torch.log(n.double()).abs() > _RESCALE)
+    n = torch.where(out, n, 1)
+    return u / n.unsqueeze(-1), s + torch.log(n.double())
+
+
+def _scaled_states(p: ElmanParams, drive: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    """Homogeneous forward h_t = exp(s_t) u_t: u (T, B, N), s (T, B) float64.
+
+    While ||h|| stays in [e^-30, e^30] the scale is exactly 0 and the arithmetic is the plain
+    recurrence's, bit for bit; outside, a_t = exp(s_new) (exp(s - s_new) W u + exp(-s_new) d_t),
+    exact by homogeneity, where s_new only leaves s when the state is negligible beside the drive.
+    """
+    u, s = _rescale(h0, torch.zeros(h0.shape[0], dtype=torch.float64, device=h0.device))
+    d_dir, d_log = _unit(drive)  # (B, T, N), (B, T)
+    us, ss = [], []
+    for t in range(drive.shape[1]):
+        # the state's scale, unless the state is below e^-30 of the drive: then the drive's
+        s_new = torch.where(s >= d_log[:, t] - _RESCALE, s, d_log[:, t])
+        # exp(d_log - s_new) <= e^30, finite in float32; at s_new = 0 the drive enters as is
+        d_term = torch.where((s_new == 0).unsqueeze(-1), drive[:, t],
+                             torch.exp(d_log[:, t] - s_new).to(u.dtype).unsqueeze(-1)
+                             * d_dir[:, t])
+        a = torch.exp(s - s_new).to(u.dtype).unsqueeze(-1) * (u @ p.W.T) + d_term
+        u, s = _rescale(phi(a, p.activation), s_new)
+        us.append(u)
+        ss.append(s)
+    return torch.stack(us), torch.stack(ss)
+
+
+def forward(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
+            loss: str = "mse") -> Trajectory:
+    """Run burn_in unmeasured steps, then the measured ones; no autograd graph.
+
+    x (B, burn_in + T, D), h0 (B, N), y_target (B, T, C), all on the compute device and dtype.
+    g_t is formed in float64 and split into direction and log-norm before any cast, so a tiny
+    loss gradient does not underflow in float32.
+    """
+    with torch.no_grad():
+        drive = torch.matmul(x, p.U.T) + p.b
+        if p.activation in HOMOGENEOUS:
+            u_all, s_all = _scaled_states(p, drive, h0)
+        else:
+            u_all = _bounded_states(p, drive, h0)
+            s_all = torch.zeros(u_all.shape[:2], dtype=torch.float64, device=u_all.device)
+        if burn_in:
+            h_in = torch.exp(s_all[burn_in - 1]).unsqueeze(-1) * u_all[burn_in - 1].double()
+        else:
+            h_in = h0.double()
+        u, s = u_all[burn_in:], s_all[burn_in:]
+        g_dir, g_log_norm = loss_grad_log(p.to(dtype=torch.float64), u.double(), s,
+                                          y_target.transpose(0, 1).double(), loss)
+    return Trajectory(u, s, g_dir.to(u.dtype), g_log_norm, h_in, p.activation)
+
+
+def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: str):
+    """g = dL/dh at h = exp(s) u as (direction, ln ||g||), exact where the softmax saturates.
+
+    With m the top class, r the runner-up, eps_i = y_i / y_r and sigma = y_r, the softmax
+    backward factors as g = sigma^p V^T f(eps, sigma) with f of order one (p = 2 for the mse loss
+    when the target is the top class, else 1), so its direction survives even when sigma, or
+    exp(s) itself, is beyond float64: the ratios stay finite although ||g|| underflows. Where
+    sigma >= 1e-3 the direct formula (autograd's order) is used.
+    """
+    z = u @ p.V.T  # logits are exp(s) z + c
+    big = torch.exp(s).unsqueeze(-1)
+    o = torch.where(torch.isfinite(big), big * z + p.c, z)
+    top = o.argmax(-1, keepdim=True)
+    d = big * (z - z.gather(-1, top)) + (p.c - p.c[top])  # o_i - o_m, -inf where exp(s) = inf
+    d = d.scatter(-1, top, 0.0)
+    lp = d - torch.logsumexp(d, -1, keepdim=True)
+    others = lp.scatter(-1, top, -math.inf)
+    # runner-up by log-probability, by raw logit when every other probability is exp(-inf)
+    r = torch.where(torch.isfinite(others.amax(-1, keepdim=True)),
+                    others.argmax(-1, keepdim=True), z.scatter(-1, top, -math.inf).argmax(-1, True))
+    eps = torch.exp(others - others.gather(-1, r)).nan_to_num(0.0).scatter(-1, r, 1.0)
+    eps = eps.scatter(-1, top, 0.0)
+    sigma_log = lp.gather(-1, r).squeeze(-1)
+    sigma = torch.exp(sigma_log).unsqueeze(-1)
+    E1, E2 = eps.sum(-1, keepdim=True), (eps * eps).sum(-1, keepdim=True)
+    y_top = 1 - sigma * E1
+    target = y_target.argmax(-1, keepdim=True)
+    on_top = target == top
+    eps_t = eps.gather(-1, target)
+    is_t = torch.zeros_like(eps).scatter(-1, target, 1.0)
+    if loss == "mse":
+        ye = y_top ** 2 + sigma ** 2 * E2 - sigma * eps_t  # y.e when the target is not on top
+        f_on = (eps * (eps + E1 - sigma * (E1 ** 2 + E2))).scatter(
+            -1, top, -(y_top * (E1 ** 2 + E2)))
+        f_off = (eps * (sigma * eps - is_t - ye)).scatter(
+            -1, top, y_top * ((1 - sigma * E1) * E1 - sigma * E2 + eps_t))
+        f = torch.where(on_top, f_on, f_off)
+        power = torch.where(on_top, 2.0, 1.0).squeeze(-1)
+    else:
+        f_on = eps.scatter(-1, top, 0.0) - torch.zeros_like(eps).scatter(-1, top, 1.0) * E1
+        f_off = torch.exp(lp) - y_target
+        f = torch.where(on_top, f_on, f_off)
+        power = torch.where(on_top, 1.0, 0.0).squeeze(-1)
+    g_dir, ln_f = _unit(f @ p.V)
+    ln_g = ln_f + torch.where(power > 0, power * sigma_log, 0.0)
+    direct = (sigma.squeeze(-1) >= _SATURATED) & torch.isfinite(big.squeeze(-1))
+    if direct.any():
+        g_direct_dir, ln_direct = _unit(loss_grad_h(p, big.clamp(max=1e300) * u, y_target, loss))
+        g_dir = torch.where(direct.unsqueeze(-1), g_direct_dir, g_dir)
+        ln_g = torch.where(direct, ln_direct, ln_g)
+    return g_dir, ln_g
+
+
+def _bounded_states(p: ElmanParams, drive: Tensor, h0: Tensor) -> Tensor:
+    hs, h = [], h0
+    for t in range(drive.shape[1]):
+        h = phi(torch.addmm(drive[:, t], h, p.W.T), p.activation)
+        hs.append(h)
+    return torch.stack(hs)
+
+
+# --------------------------------------------------------------------------------------------
+# The triangle of pairs (t, k)
+# --------------------------------------------------------------------------------------------
+Visit = Callable[[int, Tensor, Tensor], None]
+
+
+def sweep_pairs(traj: Trajectory, W: Tensor, max_lag: int | None, visit: Visit,
+                progress: bool = False) -> None:
+    """Call ``visit(k, ln_grad, ln_ratio)`` for k = T-1 down to 0.
+
+    ln_grad[l, b] = ln ||dL_{k+l}/dh_k|| and ln_ratio[l, b] = ln_grad[l, b] - ln ||g_{k+l}|| for
+    lags l = 0..min(T-1-k, max_lag), both (m, B) float64 and valid only during the call.
+    """
+    T, B, N = traj.shape
+    K = T - 1 if max_lag is None else min(max_lag, T - 1)
+    D = torch.empty_like(traj.g_dir)
+    work = torch.empty_like(traj.g_dir)
+    S = torch.empty(T, B, dtype=torch.float64, device=D.device)
+    for k in tqdm(range(T - 1, -1, -1), desc="adjoint sweep", disable=None if progress else True,
+                  leave=False, mininterval=1.0):
+        D[k] = traj.g_dir[k]
+        # S carries the ln ratio (0 at lag 0), so ratios stay finite where ||g_t|| itself is
+        # below float64's range; an exactly zero g_t has no ratio (NaN)
+        S[k] = torch.where(traj.g_dir[k].abs().amax(-1) > 0, 0.0, math.nan)
+        hi = min(T, k + K + 1)
+        visit(k, S[k:hi] + traj.g_log_norm[k:hi], S[k:hi])
+        hi = min(T, k + K)  # targets still within max_lag at step k-1
+        if k == 0 or hi <= k:
+            continue
+        m = hi - k
+        torch.mul(D[k:hi], traj.dphi(k), out=work[:m])
+        torch.mm(work[:m].view(-1, N), W, out=D[k:hi].view(-1, N))
+        n = torch.linalg.vector_norm(D[k:hi], dim=-1)
+        S[k:hi] += torch.log(n.double())
+        D[k:hi] /= torch.where(n > 0, n, 1).unsqueeze(-1)
+
+
+class LagMoments:
+    """Running count, mean and M2 of a value per (lag, sample), Welford's update; non-finite
+    values (an exact zero gradient has ln = -inf) are counted apart and left out."""
+
+    def __init__(self, L: int, B: int, device):
+        z = lambda: torch.zeros(L, B, dtype=torch.float64, device=device)  # noqa: E731
+        self.count, self.mean, self.M2, self.nonfinite = z(), z(), z(), z()
+
+    def update(self, v: Tensor) -> None:
+        m = v.shape[0]
+        ok = torch.isfinite(v)
+        count = self.count[:m] + ok
+        d = torch.where(ok, v - self.mean[:m], 0.0)
+        self.mean[:m] += d / count.clamp(min=1)
+        self.M2[:m] += d * torch.where(ok, v - self.mean[:m], 0.0)
+        self.count[:m] = count
+        self.nonfinite[:m] += ~ok
+
+    def numpy(self) -> dict:
+        return {k: getattr(self, k).cpu().numpy() for k in ("count", "mean", "M2", "nonfinite")}
+
+
+@dataclass
+class PairProfile:
+    """Per-lag moments of ln ||dL_t/dh_k|| and of the ln ratio, per sample: arrays (L, B).
+
+    ``log10_grad`` is the (T, T) batch mean of log10 ||dL_t/dh_k|| (row t, column k; NaN where
+    k > t or t - k > max_lag) when requested.
+    """
+
+    lag: np.ndarray
+    n_pairs: np.ndarray
+    ln_grad: dict
+    ln_ratio: dict
+    log10_grad: np.ndarray | None = None
+
+
+def pair_profile(traj: Trajectory, W: Tensor, max_lag: int | None = None,
+                 keep_matrix: bool = False, progress: bool = False) -> PairProfile:
+    """The per-lag summaries of DESIGN.md from one adjoint sweep."""
+    T, B, _ = traj.shape
+    L = T if max_lag is None else min(max_lag, T - 1) + 1
+    grad, ratio = LagMoments(L, B, W.device), LagMoments(L, B, W.device)
+    M = torch.full((T, T), float("nan"), dtype=torch.float64, device=W.device) if keep_matrix \
+        else None
+
+    def visit(k, ln_grad, ln_ratio):
+        grad.update(ln_grad)
+        ratio.update(ln_ratio)
+        if M is not None:
+            M[k:k + ln_grad.shape[0], k] = ln_grad.mean(1) / math.log(10)
+
+    sweep_pairs(traj, W, max_lag, visit, progress)
+    lag = np.arange(L)
+    return PairProfile(lag, T - lag, grad.numpy(), ratio.numpy(),
+                       None if M is None else M.cpu().numpy())
+
+
+def log_grad_norms(traj: Trajectory, W: Tensor, max_lag: int | None = None,
+                   ratio: bool = False) -> Tensor:
+    """Every ln ||dL_t/dh_k|| (or, with ``ratio``, ln ||dL_t/dh_k|| / ||dL_t/dh_t||) as a
+    (T, T, B) float64 tensor, NaN outside the measured triangle. Take ratios from here rather
+    than by subtracting ln norms: ln ||g_t|| can be so large (-1e28 for an exploding linear RNN
+    with a saturated softmax) that the difference loses every digit."""
+    T, B, _ = traj.shape
+    out = torch.full((T, T, B), float("nan"), dtype=torch.float64, device=W.device)
+
+    def visit(k, ln_grad, ln_ratio):
+        v = ln_ratio if ratio else ln_grad
+        out[k:k + v.shape[0], k] = v
+
+    sweep_pairs(traj, W, max_lag, visit)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# O(T) profiles: the last loss and the summed loss L = sum_t L_t (what BPTT differentiates)
+# --------------------------------------------------------------------------------------------
+def loss_profiles(traj: Trajectory, W: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The O(T) profiles, each (T, B) and indexed by the lag T-1-k: the ln ratio
+    ln ||dL_{T-1}/dh_k|| / ||g_{T-1}||, ln ||dL_{T-1}/dh_k||, and ln ||dL/dh_k|| of the summed
+    loss L = sum_t L_t. The summed cotangent obeys delta_k = g_k + W^T (phi'(a_{k+1}) delta_{k+1});
+    the sum is taken in log scale (log-sum-exp of the two scales) so neither term overflows."""
+    T, B, N = traj.shape
+    last_dir = traj.g_dir[T - 1].clone()
+    last_s = torch.zeros(B, dtype=torch.float64, device=W.device)
+    sum_dir, sum_s = last_dir.clone(), traj.g_log_norm[T - 1].clone()
+    ln_last = torch.empty(T, B, dtype=torch.float64, device=W.device)
+    last_s = torch.where(last_dir.abs().amax(-1) > 0, last_s, math.nan)
+    ln_sum = torch.empty_like(ln_last)
+    for k in range(T - 1, -1, -1):
+        if k < T - 1:
+            d = traj.dphi(k + 1)
+            last_dir, n_last = _unit((last_dir * d) @ W)
+            last_s = last_s + n_last
+            prop_dir, n_sum = _unit((sum_dir * d) @ W)
+            prop_s = sum_s + n_sum
+            g_s = traj.g_log_norm[k]
+            top = torch.maximum(prop_s, g_s)
+            top = torch.where(torch.isfinite(top), top, 0.0)
+            mixed = (torch.exp(prop_s - top).to(d.dtype).unsqueeze(-1) * prop_dir
+                     + torch.exp(g_s - top).to(d.dtype).unsqueeze(-1) * traj.g_dir[k])
+            sum_dir, n_mix = _unit(mixed)
+            sum_s = top + n_mix
+        ln_last[T - 1 - k] = last_s
+        ln_sum[T - 1 - k] = sum_s
+    return ln_last, ln_last + traj.g_log_norm[T - 1], ln_sum
+
+
+# --------------------------------------------------------------------------------------------
+# Jacobian products dh_{T-1}/dh_{T-1-l} = J_{T-1} ... J_{T-l}
+# --------------------------------------------------------------------------------------------
+def jacobian_norms(traj: Trajectory, W: Tensor, max_lag: int,
+                   svd_lags: tuple[int, ...] = ()) -> dict:
+    """ln ||dh_{T-1}/dh_{T-1-l}||_2 and ln ||.||_F for l = 0..max_lag, each (L+1, B), and the ln
+    singular values (B, N) at ``svd_lags``. Lag T reaches h0 (= h_{-1}). The product is
+    renormalised by its Frobenius norm every step and its log scale kept."""
+    T, B, N = traj.shape
+    if not 0 <= max_lag <= T:
+        raise ValueError(f"max_lag={max_lag} is not allowed; it must be in [0, T={T}]")
+    bad = [l for l in svd_lags if not 0 <= l <= max_lag]
+    if bad:
+        raise ValueError(f"svd_lags {bad} are not allowed; each must be in [0, max_lag={max_lag}]")
+    M = torch.eye(N, dtype=W.dtype, device=W.device).expand(B, N, N).clone()
+    scale = torch.zeros(B, dtype=torch.float64, device=W.device)
+    ln_spec = torch.empty(max_lag + 1, B, dtype=torch.float64, device=W.device)
+    ln_frob = torch.empty_like(ln_spec)
+    svals = {}
+    for l in range(max_lag + 1):
+        if l > 0:
+            M = (M * traj.dphi(T - l).unsqueeze(1)) @ W
+            n = torch.linalg.matrix_norm(M)
+            scale = scale + torch.log(n.double())
+            M = M / torch.where(n > 0, n, 1)[:, None, None]
+        s = torch.linalg.svdvals(M).double()
+        ln_spec[l] = scale + torch.log(s[:, 0])
+        ln_frob[l] = scale + torch.log(torch.linalg.vector_norm(s, dim=-1))
+        if l in svd_lags:
+            svals[l] = scale[:, None] + torch.log(s)
+    return {"ln_spec": ln_spec, "ln_frob": ln_frob, "ln_svals": svals}
+
+
+# --------------------------------------------------------------------------------------------
+# The slow reference: the per-target autograd loop a user would write
+# --------------------------------------------------------------------------------------------
+def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor,
+                             burn_in: int = 0, loss: str = "mse",
+                             max_lag: int | None = None) -> Tensor:
+    """ln ||dL_t/dh_k|| (T, T, B) by one ``torch.autograd.grad`` call per target t.
+
+    Plain forward, no rescaling: valid while the states and gradients stay inside the dtype's
+    range. Used by the tests and the benchmark to check and time the fast sweep.
+    """
+    T = y_target.shape[1]
+    h = h0
+    with torch.no_grad():
+        for t in range(burn_in):
+            h = phi(x[:, t] @ p.U.T + p.b + h @ p.W.T, p.activation)
+    hs, h = [], h.detach().requires_grad_()
+    for t in range(burn_in, burn_in + T):
+        h = phi(x[:, t] @ p.U.T + p.b + h @ p.W.T, p.activation)
+        hs.append(h)
+    out = torch.full((T, T, x.shape[0]), float("nan"), dtype=torch.float64)
+    for t in range(T):
+        k0 = 0 if max_lag is None else max(0, t - max_lag)
+        L_t = losses(outputs(p, hs[t]), y_target[:, t], loss).sum()
+        grads = torch.autograd.grad(L_t, hs[k0:t + 1], retain_graph=t < T - 1)
+        for k, gk in zip(range(k0, t + 1), grads):
+            out[t, k] = torch.log(torch.linalg.vector_norm(gk.double(), dim=-1)).cpu()
+    return out

@@ -1,0 +1,268 @@
+"""Closed-form and mean-field predictions for gradient growth in Elman RNNs.
+
+All rates are natural logs per time step. Notation follows REFERENCE.md:
+``a_t = U x_t + W h_{t-1} + b``, ``h_t = phi(a_t)``, one-step Jacobian ``J_t = diag(phi'(a_t)) W``.
+
+* Mean field (Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232;
+  Chen, Pennington, Schoenholz 2018, arXiv:1806.05394): random ``W_ij ~ N(0, sigma_w^2/N)``,
+  fresh per-unit input variance ``s_in^2`` and bias variance ``s_b^2``, ``s2 = s_in^2 + s_b^2``.
+* Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063): the sufficient condition for vanishing.
+* Newman 1986 (CMP 103:121): Lyapunov spectrum of products of i.i.d. Gaussian matrices.
+* Pennington, Schoenholz, Ganguli 2017 (arXiv:1711.04735): dynamical isometry.
+
+Gaussian expectations ``E_z[f(sqrt(q) z)]`` of the smooth activations (tanh, sigmoid) use the
+trapezoidal rule in z; relu and linear use their closed forms (relu's step derivative makes
+quadrature about 3% wrong).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+from scipy.special import digamma
+
+from rnnlab.model import GAMMA, check_choice
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
+
+# Gauss-Hermite with a fixed node count fails at large q: its nodes near z = 0 are ~pi/sqrt(2n)
+# apart, i.e. ~2 in a = sqrt(q) z at q ~ 200 (n = 201), coarser than phi's scale of 1 (measured
+# errors: 6e-7 at q = 6.4, 3e-2 at q = 188). The trapezoidal rule converges exponentially for
+# analytic integrands, error ~ exp(-2 pi d / h) with d = pi / (2 sqrt(q)) the distance of tanh's
+# poles from the real z axis, so a step h = 0.25 / sqrt(q) keeps the error near 1e-13 for any q
+# (checked against scipy.integrate.quad in the tests).
+_Z_MAX = 12.0  # the N(0, 1) density is 5e-32 there
+
+
+def _gauss_grid(q: float):
+    h = min(0.1, 0.25 / math.sqrt(q)) if q > 0 else 0.1
+    n = int(math.ceil(_Z_MAX / h))
+    z = h * np.arange(-n, n + 1)
+    return z, h * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _sigmoid(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * a))  # overflow-free logistic
+
+
+_PHI = {"tanh": np.tanh, "sigmoid": _sigmoid}
+_DPHI = {"tanh": lambda a: 1.0 - np.tanh(a) ** 2,
+         "sigmoid": lambda a: _sigmoid(a) * (1.0 - _sigmoid(a))}
+
+
+def gaussian_mean(f, q: float) -> float:
+    """E_z[f(sqrt(q) z)], z ~ N(0, 1), by the trapezoidal rule (q >= 0 and finite)."""
+    z, w = _gauss_grid(q)
+    return float(w @ f(math.sqrt(q) * z))
+
+
+def phi_prime_moment(activation: str, q: float, k: int = 1) -> float:
+    """mu_k = E_z[phi'(sqrt(q) z)^(2k)] (Pennington et al. 2017); mu_1 = chi / sigma_w^2."""
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation == "linear":
+        return 1.0
+    if activation == "relu":
+        return 0.5  # phi' is 0 or 1 with probability 1/2 each
+    return gaussian_mean(lambda a: _DPHI[activation](a) ** (2 * k), q)
+
+
+def _vectorised(fn):
+    """Broadcast a scalar function over array arguments; scalars in give a float out."""
+    vec = np.vectorize(fn, otypes=[float], excluded={0, "activation"})
+
+    def wrapper(activation, *args, **kwargs):
+        out = vec(activation, *args, **kwargs)
+        return float(out) if np.ndim(out) == 0 else out
+
+    return functools.update_wrapper(wrapper, fn)
+
+
+@_vectorised
+def q_star(activation: str, sigma_w: float, s2: float) -> float:
+    """Fixed point of the pre-activation variance map (Poole et al. 2016, eq. 3):
+
+        q* = sigma_w^2 E_z[phi(sqrt(q*) z)^2] + s2,    s2 = s_in^2 + s_b^2.
+
+    Closed forms: relu ``q* = s2 / (1 - sigma_w^2/2)``, linear ``q* = s2 / (1 - sigma_w^2)``,
+    ``inf`` where the map has no finite stable fixed point. tanh with ``s2 = 0``: ``q* = 0`` for
+    ``sigma_w <= 1``, the nonzero (stable) fixed point otherwise. Broadcasts over arrays.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    if s2 < 0 or sigma_w < 0:
+        raise ValueError(f"sigma_w={sigma_w} and s2={s2} must be >= 0")
+    gain = {"relu": sigma_w**2 / 2, "linear": sigma_w**2}.get(activation)
+    if gain is not None:  # q -> gain q + s2 is linear
+        if s2 == 0 and gain <= 1:
+            return 0.0
+        return s2 / (1 - gain) if gain < 1 else math.inf
+
+    phi = _PHI[activation]
+
+    def excess(q):  # > 0 below the stable fixed point, < 0 above it
+        return sigma_w**2 * gaussian_mean(lambda a: phi(a) ** 2, q) + s2 - q
+
+    hi = sigma_w**2 + s2 + 1.0  # E[phi^2] <= 1 for tanh and sigmoid, so excess(hi) < 0
+    if activation == "tanh" and s2 == 0:
+        if sigma_w <= 1:
+            return 0.0  # the only fixed point; excess(q) < 0 for all q > 0
+        # q = 0 is an unstable root; bracket the other one from a q where excess > 0
+        # (small q: excess ~ (sigma_w^2 - 1) q - 2 sigma_w^2 q^2).
+        lo = (sigma_w**2 - 1) / (4 * sigma_w**2)
+        while excess(lo) <= 0:
+            lo /= 2
+            if lo < 1e-300:
+                return 0.0
+        return brentq(excess, lo, hi, xtol=1e-14, rtol=1e-13)
+    return brentq(excess, 0.0, hi, xtol=1e-14, rtol=1e-13)
+
+
+@_vectorised
+def chi(activation: str, sigma_w: float, s2: float) -> float:
+    """Mean squared one-step gradient gain at the fixed point (Schoenholz et al. 2017, eq. 5):
+
+        chi = sigma_w^2 E_z[phi'(sqrt(q*) z)^2].
+
+    relu: ``sigma_w^2 / 2`` for any q; linear: ``sigma_w^2``; ``q* = 0``: ``sigma_w^2 phi'(0)^2``.
+    Squared gradient norms scale as ``chi^(t-k)``. Dimensionless; broadcasts over arrays.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation == "relu":
+        return sigma_w**2 / 2
+    if activation == "linear":
+        return sigma_w**2
+    q = q_star(activation, sigma_w, s2)
+    if q == 0:
+        return sigma_w**2 * _DPHI[activation](0.0) ** 2
+    return sigma_w**2 * phi_prime_moment(activation, q, 1)
+
+
+def log_chi_rate(activation: str, sigma_w, s2):
+    """Mean-field growth rate of gradient norms, ``1/2 log chi`` (natural log per step).
+
+    ``||dL_t/dh_k|| ~ exp((t - k) * rate)``; negative: vanishing, positive: exploding.
+    Molgedey et al. 1992 (PRL 69:3717): it is also lambda_1 of the noisy random network.
+    """
+    return 0.5 * np.log(chi(activation, sigma_w, s2))
+
+
+def xi(activation: str, sigma_w, s2):
+    """Depth scale of squared gradient norms, ``xi = -1 / log chi`` (steps; Schoenholz 2017).
+
+    ``||dL_t/dh_k||^2 ~ exp(-(t - k) / xi)``; ``inf`` at ``chi = 1``, negative when ``chi > 1``
+    (then ``-xi`` is the e-folding length of growth).
+    """
+    log_chi = np.log(chi(activation, sigma_w, s2))
+    with np.errstate(divide="ignore"):
+        out = np.where(log_chi == 0, np.inf, -1.0 / log_chi)  # +inf, not -1/(+0) = -inf
+    return float(out) if out.ndim == 0 else out
+
+
+def critical_gain(activation: str, s2: float) -> float:
+    """sigma_w on the critical line ``chi(sigma_w, s2) = 1`` (Poole 2016; Schoenholz 2017).
+
+    relu ``sqrt 2``, linear ``1``, tanh with ``s2 = 0`` exactly ``1``; otherwise brentq.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation == "relu":
+        return math.sqrt(2.0)
+    if activation == "linear" or (activation == "tanh" and s2 == 0):
+        return 1.0
+    excess = lambda sigma_w: chi(activation, sigma_w, s2) - 1.0  # noqa: E731
+    lo = 1.0 / GAMMA[activation]  # chi <= (gamma sigma_w)^2 < 1 below this gain
+    hi = 2 * lo
+    while excess(hi) < 0:
+        lo, hi = hi, 2 * hi
+        if hi > 1e6:
+            raise ValueError(f"no critical gain below {hi} for {activation}, s2={s2}")
+    return brentq(excess, lo, hi, xtol=1e-13, rtol=1e-13)
+
+
+# --- Pascanu, Mikolov, Bengio 2013, section 3 -----------------------------------------------
+
+def gamma(activation: str) -> float:
+    """gamma = sup |phi'|: tanh, relu, linear 1; logistic sigmoid 1/4 (Pascanu et al. 2013)."""
+    check_choice("activation", activation, GAMMA)
+    return GAMMA[activation]
+
+
+def pascanu_eta(W, activation: str) -> float:
+    """eta = gamma sigma_max(W): each step ``||J_t^T delta|| <= eta ||delta||`` (Pascanu 2013)."""
+    W = torch.as_tensor(W)
+    return gamma(activation) * float(torch.linalg.matrix_norm(W, ord=2))
+
+
+def certifies_vanishing(W, activation: str) -> bool:
+    """True if ``eta < 1``: the sufficient condition for vanishing of Pascanu et al. 2013.
+
+    For Gaussian W (entry variance sigma_w^2/N) sigma_max -> 2 sigma_w, so for tanh this
+    certifies only sigma_w < 1/2 although the spectral radius is ~sigma_w.
+    """
+    return pascanu_eta(W, activation) < 1.0
+
+
+def pascanu_bound(log_g_norm, lag, W, activation: str):
+    """Log upper bound ``lag log(eta) + log ||g_t||`` on ``log ||dL_t/dh_k||``, ``lag = t - k``.
+
+    From ``||dL_t/dh_k|| <= eta^(t-k) ||g_t||`` (Pascanu et al. 2013, eq. 5-7), natural log.
+    Holds on every trajectory; broadcasts over arrays or tensors of lags and norms.
+    """
+    eta = pascanu_eta(W, activation)
+    log_eta = math.log(eta) if eta > 0 else -math.inf
+    if isinstance(lag, torch.Tensor) and not lag.is_floating_point():
+        # int tensor * float gives float32: keep the precision of the norms instead
+        wide = isinstance(log_g_norm, torch.Tensor) and log_g_norm.is_floating_point()
+        lag = lag.to(log_g_norm.dtype if wide else torch.float64)
+    return lag * log_eta + log_g_norm
+
+
+# --- exact predictions ----------------------------------------------------------------------
+
+def linear_log_ratio(rho, lag):
+    """``log r(t, k) = (t - k) log rho`` for a linear RNN with ``W = rho Q``, Q orthogonal.
+
+    Every singular value of ``dh_t/dh_k = (rho Q)^(t-k)`` is ``rho^(t-k)`` (REFERENCE section 6).
+    """
+    return lag * np.log(rho)
+
+
+def newman_spectrum(N: int, s: float = 1.0) -> np.ndarray:
+    """Lyapunov spectrum of products of i.i.d. N x N Gaussian matrices, entry variance s^2/N:
+
+        lambda_i = log s + 1/2 (log(2/N) + digamma((N - i + 1)/2)),  i = 1..N
+
+    (Newman 1986, CMP 103:121), natural log per factor, in decreasing order. ``R_t[i, i]`` of
+    the QR method is exactly ``s chi_{N-i+1} / sqrt(N)`` there, so the terms are i.i.d.
+    """
+    i = np.arange(1, N + 1)
+    return math.log(s) + 0.5 * (math.log(2.0 / N) + digamma((N - i + 1) / 2.0))
+
+
+def fuss_catalan_edge(L):
+    """Largest singular value of a product of L critical (variance 1/N) Gaussian N x N matrices
+    as N -> inf: ``sqrt((L+1)^(L+1) / L^L)``, the edge of the Fuss-Catalan law (2, 3.49, 6.69
+    for L = 1, 4, 16; Pennington et al. 2017). Grows like ``sqrt(e (L+1))``.
+    """
+    L = np.asarray(L, dtype=float)
+    out = np.exp(0.5 * ((L + 1) * np.log(L + 1) - L * np.log(L)))
+    return float(out) if out.ndim == 0 else out
+
+
+def isometry_variance(activation: str, sigma_w: float, s2: float, L: int,
+                      weights: str = "orthogonal") -> tuple[float, float]:
+    """Mean and variance of the eigenvalues of ``J J^T``, ``J = prod_l D_l W_l`` (L factors):
+
+        mean = chi^L,   variance = L (mu_2 / mu_1^2 - 1 - s_1),   mu_k = E[phi'(sqrt(q*) z)^(2k)],
+
+    with ``s_1 = 0`` for scaled orthogonal W and ``-1`` for Gaussian W (Pennington, Schoenholz,
+    Ganguli 2017, eq. 12-14). The variance formula assumes criticality, ``chi = 1``.
+    Linear orthogonal: 0; linear Gaussian: L; relu: L (orthogonal), 2L (Gaussian).
+    """
+    check_choice("weights", weights, ("orthogonal", "gaussian"))
+    s_1 = 0.0 if weights == "orthogonal" else -1.0
+    q = 0.0 if activation in ("relu", "linear") else q_star(activation, sigma_w, s2)
+    mu_1 = phi_prime_moment(activation, q, 1)
+    mu_2 = phi_prime_moment(activation, q, 2)
+    return chi(activation, sigma_w, s2) ** L, L * (mu_2 / mu_1**2 - 1 - s_1)
