@@ -198,9 +198,8 @@ def spec_from_config(cfg) -> RunSpec:
     are the runner's, not the measurement's)."""
     from omegaconf import OmegaConf
 
-    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
-    for key in ("sweep", "hydra"):
-        plain.pop(key, None)
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k not in ("sweep", "hydra")}
     unknown = sorted(set(plain) - {"seed", "model", "data", "measure"})
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r}; allowed top-level keys: "
