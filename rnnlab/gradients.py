@@ -187,60 +187,108 @@ def _bounded_states(p: ElmanParams, drive: Tensor, h0: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # The triangle of pairs (t, k)
 # --------------------------------------------------------------------------------------------
-Visit = Callable[[int, Tensor, Tensor], None]
+Visit = Callable[[int, Tensor], None]
 
 
 def sweep_pairs(traj: Trajectory, W: Tensor, max_lag: int | None, visit: Visit,
                 progress: bool = False) -> None:
-    """Call ``visit(k, ln_grad, ln_ratio)`` for k = T-1 down to 0.
+    """Call ``visit(k, ln_ratio)`` for k = T-1 down to 0.
 
-    ln_grad[l, b] = ln ||dL_{k+l}/dh_k|| and ln_ratio[l, b] = ln_grad[l, b] - ln ||g_{k+l}|| for
-    lags l = 0..min(T-1-k, max_lag), both (m, B) float64 and valid only during the call.
+    ln_ratio[l, b] = ln (||dL_{k+l}/dh_k|| / ||dL_{k+l}/dh_{k+l}||) for lags l = 0..min(T-1-k,
+    max_lag), (m, B) float64, valid only during the call; add ``traj.g_log_norm[k + l]`` for
+    ln ||dL_{k+l}/dh_k||. Carrying the ratio keeps it finite where ||g_t|| is below float64's
+    range; an exactly zero g_t has no ratio (NaN).
     """
     T, B, N = traj.shape
     K = T - 1 if max_lag is None else min(max_lag, T - 1)
-    D = torch.empty_like(traj.g_dir)
-    work = torch.empty_like(traj.g_dir)
-    S = torch.empty(T, B, dtype=torch.float64, device=D.device)
+    # row t of D is first read at k = t, so every target can be injected up front
+    D = traj.g_dir.clone()
+    S = torch.where(traj.g_dir.abs().amax(-1) > 0, 0.0, math.nan).to(torch.float64)
+    work = torch.empty_like(D)
+    dphi = phi_prime_from_h(traj.u, traj.activation)
+    tiny = torch.finfo(D.dtype).tiny
     for k in tqdm(range(T - 1, -1, -1), desc="adjoint sweep", disable=None if progress else True,
                   leave=False, mininterval=1.0):
-        D[k] = traj.g_dir[k]
-        # S carries the ln ratio (0 at lag 0), so ratios stay finite where ||g_t|| itself is
-        # below float64's range; an exactly zero g_t has no ratio (NaN)
-        S[k] = torch.where(traj.g_dir[k].abs().amax(-1) > 0, 0.0, math.nan)
-        hi = min(T, k + K + 1)
-        visit(k, S[k:hi] + traj.g_log_norm[k:hi], S[k:hi])
+        visit(k, S[k:min(T, k + K + 1)])
         hi = min(T, k + K)  # targets still within max_lag at step k-1
         if k == 0 or hi <= k:
             continue
-        m = hi - k
-        torch.mul(D[k:hi], traj.dphi(k), out=work[:m])
-        torch.mm(work[:m].view(-1, N), W, out=D[k:hi].view(-1, N))
-        n = torch.linalg.vector_norm(D[k:hi], dim=-1)
-        S[k:hi] += torch.log(n.double())
-        D[k:hi] /= torch.where(n > 0, n, 1).unsqueeze(-1)
+        m, Dk = hi - k, D[k:hi]
+        torch.mul(Dk, dphi[k], out=work[:m])
+        torch.mm(work[:m].view(-1, N), W, out=Dk.view(-1, N))
+        n = torch.linalg.vector_norm(Dk, dim=-1)
+        S[k:hi] += torch.log(n)
+        Dk /= n.clamp(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln n = -inf)
 
 
-class LagMoments:
-    """Running count, mean and M2 of a value per (lag, sample), Welford's update; non-finite
-    values (an exact zero gradient has ln = -inf) are counted apart and left out."""
+def _moments(v: Tensor, valid: Tensor) -> dict:
+    """count, mean, M2 (sum of squared deviations) and nonfinite over axis 0 of v (c, L, B),
+    finite values only; ``valid`` (c, L) marks real entries as opposed to padding."""
+    ok = torch.isfinite(v)
+    count = ok.sum(0).double()
+    mean = torch.where(ok, v, 0.0).sum(0) / count.clamp(min=1)
+    M2 = torch.where(ok, (v - mean) ** 2, 0.0).sum(0)
+    nonfinite = (valid.unsqueeze(-1) & ~ok).sum(0).double()
+    return {"count": count, "mean": mean, "M2": M2, "nonfinite": nonfinite}
 
-    def __init__(self, L: int, B: int, device):
-        z = lambda: torch.zeros(L, B, dtype=torch.float64, device=device)  # noqa: E731
-        self.count, self.mean, self.M2, self.nonfinite = z(), z(), z(), z()
 
-    def update(self, v: Tensor) -> None:
-        m = v.shape[0]
-        ok = torch.isfinite(v)
-        count = self.count[:m] + ok
-        d = torch.where(ok, v - self.mean[:m], 0.0)
-        self.mean[:m] += d / count.clamp(min=1)
-        self.M2[:m] += d * torch.where(ok, v - self.mean[:m], 0.0)
-        self.count[:m] = count
-        self.nonfinite[:m] += ~ok
+def _merge(a: dict, b: dict) -> dict:
+    """Chan, Golub and LeVeque's pairwise update of (count, mean, M2)."""
+    n = a["count"] + b["count"]
+    delta = b["mean"] - a["mean"]
+    frac = b["count"] / n.clamp(min=1)
+    return {"count": n, "mean": a["mean"] + delta * frac,
+            "M2": a["M2"] + b["M2"] + delta ** 2 * a["count"] * frac,
+            "nonfinite": a["nonfinite"] + b["nonfinite"]}
 
-    def numpy(self) -> dict:
-        return {k: getattr(self, k).cpu().numpy() for k in ("count", "mean", "M2", "nonfinite")}
+
+class LagStats:
+    """Per-(lag, sample) moments of the ln ratio and the ln gradient norm over every pair.
+
+    The sweep's values are buffered for a chunk of steps and merged in one batched update, so
+    the per-step cost is a single copy; non-finite values (an exact zero gradient has
+    ln = -inf) are counted apart and left out of the moments.
+    """
+
+    def __init__(self, traj: Trajectory, L: int, keep_matrix: bool = False):
+        T, B, _ = traj.shape
+        self.T, self.L, self.g_log_norm = T, L, traj.g_log_norm
+        dev = traj.g_log_norm.device
+        self.chunk = max(1, min(256, 2 ** 20 // (L * B)))
+        self.buf = torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
+        self.steps: list[int] = []
+        zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)  # noqa: E731
+        self.ratio = {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
+        self.grad = {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
+        self.matrix = torch.full((T, T), math.nan, dtype=torch.float64, device=dev) \
+            if keep_matrix else None
+
+    def __call__(self, k: int, ln_ratio: Tensor) -> None:
+        self.buf[len(self.steps), :ln_ratio.shape[0]] = ln_ratio
+        self.steps.append(k)
+        if len(self.steps) == self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.steps:
+            return
+        c, dev = len(self.steps), self.buf.device
+        k = torch.tensor(self.steps, device=dev)[:, None]
+        t = k + torch.arange(self.L, device=dev)  # (c, L) target of each entry
+        valid = t < self.T
+        ratio = self.buf[:c]
+        grad = ratio + self.g_log_norm[t.clamp(max=self.T - 1)]
+        self.ratio = _merge(self.ratio, _moments(ratio, valid))
+        self.grad = _merge(self.grad, _moments(grad, valid))
+        if self.matrix is not None:
+            cols = k.expand_as(t)
+            self.matrix[t[valid], cols[valid]] = grad.mean(-1)[valid] / math.log(10)
+        self.buf[:c] = math.nan
+        self.steps.clear()
+
+    @staticmethod
+    def numpy(m: dict) -> dict:
+        return {k: v.cpu().numpy() for k, v in m.items()}
 
 
 @dataclass
@@ -261,22 +309,14 @@ class PairProfile:
 def pair_profile(traj: Trajectory, W: Tensor, max_lag: int | None = None,
                  keep_matrix: bool = False, progress: bool = False) -> PairProfile:
     """The per-lag summaries of DESIGN.md from one adjoint sweep."""
-    T, B, _ = traj.shape
+    T = traj.shape[0]
     L = T if max_lag is None else min(max_lag, T - 1) + 1
-    grad, ratio = LagMoments(L, B, W.device), LagMoments(L, B, W.device)
-    M = torch.full((T, T), float("nan"), dtype=torch.float64, device=W.device) if keep_matrix \
-        else None
-
-    def visit(k, ln_grad, ln_ratio):
-        grad.update(ln_grad)
-        ratio.update(ln_ratio)
-        if M is not None:
-            M[k:k + ln_grad.shape[0], k] = ln_grad.mean(1) / math.log(10)
-
-    sweep_pairs(traj, W, max_lag, visit, progress)
+    stats = LagStats(traj, L, keep_matrix)
+    sweep_pairs(traj, W, max_lag, stats, progress)
+    stats.flush()
     lag = np.arange(L)
-    return PairProfile(lag, T - lag, grad.numpy(), ratio.numpy(),
-                       None if M is None else M.cpu().numpy())
+    return PairProfile(lag, T - lag, stats.numpy(stats.grad), stats.numpy(stats.ratio),
+                       None if stats.matrix is None else stats.matrix.cpu().numpy())
 
 
 def log_grad_norms(traj: Trajectory, W: Tensor, max_lag: int | None = None,
@@ -288,9 +328,9 @@ def log_grad_norms(traj: Trajectory, W: Tensor, max_lag: int | None = None,
     T, B, _ = traj.shape
     out = torch.full((T, T, B), float("nan"), dtype=torch.float64, device=W.device)
 
-    def visit(k, ln_grad, ln_ratio):
-        v = ln_ratio if ratio else ln_grad
-        out[k:k + v.shape[0], k] = v
+    def visit(k, ln_ratio):
+        m = ln_ratio.shape[0]
+        out[k:k + m, k] = ln_ratio if ratio else ln_ratio + traj.g_log_norm[k:k + m]
 
     sweep_pairs(traj, W, max_lag, visit)
     return out
