@@ -93,6 +93,7 @@ class MeasureSpec:
     neutral_tol: float = 1e-3
     progress: bool = True
     threads: int | None = None
+    lyapunov: bool = False
 
     def validate(self):
         if self.threads is not None:
@@ -106,7 +107,7 @@ class MeasureSpec:
         if self.fit_max_lag is not None:
             _int("measure.fit_max_lag", self.fit_max_lag, self.fit_min_lag + 1)
         _number("measure.neutral_tol", self.neutral_tol)
-        for key in ("save_tensors", "progress"):
+        for key in ("save_tensors", "progress", "lyapunov"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"measure.{key}={getattr(self, key)!r} is not allowed; "
                                  "choose one of [true, false]")

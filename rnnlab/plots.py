@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
 RATE_LABEL = "decay rate (nats per step)"
 
@@ -43,6 +44,7 @@ def decay_curves(lags: pd.DataFrame, x_key: str, path: Path) -> list[Path]:
                     row="data.seq_len", kind="line", palette="viridis", height=2.6, aspect=1.3,
                     facet_kws={"sharex": "row", "sharey": False})
     g.set_axis_labels("lag t - k (steps)", RATIO_LABEL)
+    g.set_titles("T = {row_name}, {col_name}")
     g.figure.suptitle("Gradient ratio against lag (batch and pair mean)", y=1.02)
     return save(g.figure, path)
 
@@ -53,8 +55,10 @@ def rate_vs_gain(runs: pd.DataFrame, rates: pd.DataFrame, x_key: str, path: Path
     regime boundary 0."""
     ok = runs[runs["status"] == "completed"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.scatterplot(data=ok, x=x_key, y="decay_rate", hue="model.activation",
-                    style="data.seq_len", ax=ax, s=45, zorder=3)
+    acts = sorted(ok["model.activation"].unique())
+    palette = dict(zip(acts, sns.color_palette()))
+    sns.scatterplot(data=ok, x=x_key, y="decay_rate", hue="model.activation", hue_order=acts,
+                    palette=palette, style="data.seq_len", ax=ax, s=45, zorder=3)
     if "ci_low" in rates and rates["n_seeds"].max() > 1:
         for _, r in rates.dropna(subset=["ci_low"]).iterrows():
             ax.plot([r[x_key]] * 2, [r["ci_low"], r["ci_high"]], color="0.4", lw=1)
@@ -64,6 +68,13 @@ def rate_vs_gain(runs: pd.DataFrame, rates: pd.DataFrame, x_key: str, path: Path
     grid = np.linspace(ok[x_key].min(), ok[x_key].max(), 200)
     if x_key == "model.spectral_radius":
         ax.plot(grid, np.log(grid), "k--", lw=1, label=r"$\ln\rho$ (linear, $W=\rho Q$)")
+    if "mean_field_rate" in ok:
+        # theory at each network's own sigma_w = ||W||_F / sqrt N, which is close to rho only
+        # for large N
+        theory_line = ok.groupby(["model.activation", x_key], as_index=False)["mean_field_rate"].mean()
+        for act, group in theory_line.groupby("model.activation"):
+            ax.plot(group[x_key], group["mean_field_rate"], color=palette[act], lw=1,
+                    label=rf"mean field $\frac{{1}}{{2}}\log\chi$, {act}")
     ax.axhline(0, color="0.3", lw=0.8, ls=":", label="regime boundary")
     ax.set_xlabel({"model.spectral_radius": r"spectral radius $\rho$",
                    "model.gain": r"gain $\sigma_w$"}[x_key])

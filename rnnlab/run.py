@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import gradients
+from . import gradients, theory
 from .config import RunSpec
 from .fit import fit_decay, lag_table
-from .init import draw
+from .init import draw, spectral_radius
+from .lyapunov import lyapunov_from_jacobians
+from .model import phi_prime_from_h
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Measurement:
     fit: dict
     device: str
     seconds: float
+    theory: dict = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
 
 
@@ -60,6 +63,12 @@ def measure(spec: RunSpec) -> Measurement:
                         ms.neutral_tol)
     else:
         lags, fit, ln_last = _profile_mode(traj, p.W, spec)
+    predictions = predict(net.params, spec)
+    if ms.lyapunov:
+        dphi = phi_prime_from_h(traj.u, p.activation)
+        lam = lyapunov_from_jacobians(p.W, dphi, k=1, generator=torch.Generator(device)
+                                      .manual_seed(spec.seed))
+        predictions["lyapunov_1"] = lam.mean().item()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -75,7 +84,30 @@ def measure(spec: RunSpec) -> Measurement:
             L = ln_last.shape[0]
             matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
         tensors["log10_grad"] = matrix
-    return Measurement(lags, fit, device_name(device), seconds, tensors)
+    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors)
+
+
+def predict(params, spec: RunSpec) -> dict:
+    """What theory says for this run (REFERENCE.md sections 2-3), all rates in nats per step.
+
+    sigma_w is the network's own entry scale, sqrt(||W||_F^2 / N) (= rho for W = rho Q, ~ gain
+    for Gaussian W); s2 = (input_gain input_std)^2 + bias_std^2 is the per-unit variance of the
+    drive. ``mean_field_rate`` = 1/2 log chi assumes a full-rank drive (input_size >= hidden_size)
+    and large N; ``log_rho`` = ln rho(W) is the exact rate of a linear RNN with normal W;
+    ``pascanu_log_eta`` = ln(gamma sigma_max(W)) bounds every rate from above.
+    """
+    m, d = spec.model, spec.data
+    W = params.W
+    sigma_w = float(torch.linalg.matrix_norm(W).item() / math.sqrt(W.shape[0]))
+    s2 = (m.input_gain * d.input_std) ** 2 + m.bias_std ** 2
+    out = {"sigma_w": sigma_w, "s2": s2, "log_rho": math.log(spectral_radius(W)),
+           "pascanu_log_eta": math.log(theory.pascanu_eta(W, m.activation))}
+    try:
+        out["mean_field_chi"] = theory.chi(m.activation, sigma_w, s2)
+        out["mean_field_rate"] = 0.5 * math.log(out["mean_field_chi"])
+    except (ValueError, ArithmeticError):  # no finite fixed point (e.g. exploding relu q*)
+        out["mean_field_chi"] = out["mean_field_rate"] = math.nan
+    return out
 
 
 def _profile_mode(traj, W, spec: RunSpec):

@@ -151,7 +151,8 @@ def write_run(run_dir: Path, spec: RunSpec, m: Measurement, chash: str) -> dict:
     if m.tensors:
         _atomic(run_dir / "tensors.npz", lambda p: np.savez(open(p, "wb"), **m.tensors))
     record = {"status": "completed", "config_hash": chash, "params": spec.flat(), **m.fit,
-              "seconds": m.seconds, "provenance": provenance(m.device, spec.measure.dtype)}
+              "theory": m.theory, "seconds": m.seconds,
+              "provenance": provenance(m.device, spec.measure.dtype)}
     write_json(run_dir / "run.json", record)
     return record
 
@@ -225,8 +226,9 @@ def run_from_hydra(cfg) -> dict:
         from . import plots
         plots.single_run_figures(run_dir)
         return record
-    if spec.measure.threads is None and "BasicLauncher" not in hc.launcher.get("_target_", ""):
-        # parallel launchers run several jobs per machine: one torch thread each
+    launcher = hc.launcher.get("_target_", "")
+    if spec.measure.threads is None and ("Joblib" in launcher or "Ray" in launcher):
+        # these run several jobs per machine (and set OMP_NUM_THREADS=1): one torch thread each
         spec = replace(spec, measure=replace(spec.measure, threads=1))
     spec = replace(spec, measure=replace(spec.measure, progress=False))
     record = execute(spec, run_dir, raise_errors=False)

@@ -23,6 +23,8 @@ import pandas as pd
 from scipy import stats
 
 RUN_COLUMNS = ["decay_rate", "decay_rate_stderr", "regime", "seconds", "status"]
+# theory beside each measurement (run.json "theory"; rnnlab.run.predict), nats per step
+THEORY_COLUMNS = ["mean_field_rate", "log_rho", "pascanu_log_eta", "lyapunov_1", "sigma_w", "s2"]
 _ALWAYS_COLUMNS = ["model.activation", "model.spectral_radius", "data.seq_len"]
 
 
@@ -67,7 +69,10 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
         except (OSError, ValueError, KeyError, TypeError) as err:
             problems.append(f"unreadable: {path} ({type(err).__name__})")
             continue
-        row = {"run": name, **params, **{k: record.get(k) for k in RUN_COLUMNS}}
+        row = {"run": name, **params, **{k: record.get(k) for k in RUN_COLUMNS},
+               **{k: record.get("theory", {}).get(k) for k in THEORY_COLUMNS}}
+        if row.get("mean_field_rate") is not None and row.get("decay_rate") is not None:
+            row["rate_minus_mean_field"] = row["decay_rate"] - row["mean_field_rate"]
         if record.get("status") != "completed":
             problems.append(f"failed: {name}: {record.get('error', record.get('status'))}")
             rows.append(row)
@@ -105,9 +110,13 @@ def seed_intervals(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                           "n_seeds": n})
 
     by = keys or ["model.activation"]
-    grouped = ok.groupby([ok[k].astype(object).where(ok[k].notna(), "null") for k in by],
-                         sort=True)["decay_rate"]
-    return grouped.apply(interval).unstack().reset_index()
+    groups = ok.groupby([ok[k].astype(object).where(ok[k].notna(), "null") for k in by],
+                        sort=True)
+    rates = groups["decay_rate"].apply(interval).unstack().reset_index()
+    if "mean_field_rate" in ok:
+        rates["mean_field_rate"] = groups["mean_field_rate"].mean().to_numpy()
+        rates["rate_minus_mean_field"] = rates["decay_rate"] - rates["mean_field_rate"]
+    return rates
 
 
 def aggregate(sweep_dir: Path, quiet: bool = False) -> Aggregate:
@@ -141,3 +150,12 @@ def report(sweep_dir, runs, summary, problems) -> None:
         with pd.option_context("display.width", 120, "display.max_rows", 200):
             print(summary.round(4).to_string())
     print(f"tables: runs.parquet lags.parquet rates.csv summary.csv in {sweep_dir}")
+
+
+def comparison(figure: str, quantity: str, expected: float, measured: float,
+               tolerance: float) -> dict:
+    """A row of results/reproduction/summary.csv: passed when |measured - expected| <= tolerance
+    (absolute; nats per step for rates)."""
+    passed = bool(abs(measured - expected) <= tolerance) if math.isfinite(measured) else False
+    return {"figure": figure, "quantity": quantity, "expected": float(expected),
+            "measured": float(measured), "tolerance": float(tolerance), "passed": passed}

@@ -153,3 +153,20 @@ def test_joblib_matches_basic_launcher(tmp_path):
     b = pd.read_parquet(tmp_path / "joblib" / "runs.parquet").set_index("run")
     assert len(a) == 4 and sorted(a.index) == sorted(b.index)
     assert (a["decay_rate"] == b.loc[a.index, "decay_rate"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher,plugin", [
+    ("submitit_local", "hydra_plugins.hydra_submitit_launcher"),
+    ("rnnlab_ray_local", "hydra_plugins.hydra_ray_launcher"),
+])
+def test_cluster_launchers_run_locally(tmp_path, launcher, plugin):
+    """The cluster launchers' local variants (pip install -e '.[slurm]' or '.[ray]') give the
+    basic launcher's numbers."""
+    pytest.importorskip(plugin)
+    grid = ["model.activation=tanh,relu", "model.spectral_radius=0.5", "data.seq_len=20"]
+    sweep(tmp_path / "basic", *grid)
+    sweep(tmp_path / launcher, *grid, f"hydra/launcher={launcher}")
+    a = pd.read_parquet(tmp_path / "basic" / "runs.parquet").set_index("run")
+    b = pd.read_parquet(tmp_path / launcher / "runs.parquet").set_index("run")
+    assert (a["decay_rate"] == b.loc[a.index, "decay_rate"]).all()
