@@ -94,6 +94,7 @@ class MeasureSpec:
     progress: bool = True
     threads: int | None = None
     lyapunov: bool = False
+    jacobian: bool = False
 
     def validate(self):
         if self.threads is not None:
@@ -107,7 +108,7 @@ class MeasureSpec:
         if self.fit_max_lag is not None:
             _int("measure.fit_max_lag", self.fit_max_lag, self.fit_min_lag + 1)
         _number("measure.neutral_tol", self.neutral_tol)
-        for key in ("save_tensors", "progress", "lyapunov"):
+        for key in ("save_tensors", "progress", "lyapunov", "jacobian"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"measure.{key}={getattr(self, key)!r} is not allowed; "
                                  "choose one of [true, false]")

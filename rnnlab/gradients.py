@@ -13,7 +13,9 @@ float64, so nothing overflows or underflows however long the sequence or large r
 section 6.6). Norms are Euclidean, logs natural unless a name says log10.
 
 Unbounded, positively homogeneous activations (relu, linear) get the same treatment in the forward
-pass: h_t = exp(s_t) u_t with ||u_t|| = 1, which is exact because relu(c a) = c relu(a) for c > 0.
+pass: h_t = exp(s_t) u_t with ||u_t|| kept in [e^-30, e^30], which is exact because
+relu(c a) = c relu(a) for c > 0. The loss gradient g_t is carried as a direction and a log-norm
+(``loss_grad_log``), so ratios stay exact where ||g_t|| itself leaves float64's range.
 """
 from __future__ import annotations
 
@@ -26,9 +28,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .model import ElmanParams, loss_grad_h, losses, outputs, phi, phi_prime_from_h
+from .model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs, phi,
+                    phi_prime_from_h)
 
 HOMOGENEOUS = ("relu", "linear")
+# states and drives are kept within e^+-30 (~1e13) of each other and of 1: far from float32's
+# limits (~1e38) after a GEMM, and wide enough that ordinary runs never rescale at all
 _RESCALE = 30.0
 # below this runner-up probability the direct softmax backward loses more than ~3 digits to
 # cancellation, and the factored form of loss_grad_log takes over
@@ -39,7 +44,8 @@ _SATURATED = 1e-3
 class Trajectory:
     """A forward pass, time-major: h_t = exp(log_scale_t) u_t and g_t = exp(g_log_norm_t) g_dir_t.
 
-    u (T, B, N) in the compute dtype; log_scale (T, B) float64 (zero for bounded activations);
+    u (T, B, N) in the compute dtype; log_scale (T, B) float64 (zero for bounded activations,
+    and for relu and linear while ||h|| stays within e^+-30);
     g_dir (T, B, N) unit vectors (zero where g_t = 0); g_log_norm (T, B) float64 ln ||g_t||;
     h0 (B, N) float64, the state entering measured step 0.
     """
@@ -107,11 +113,10 @@ def forward(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: in
     loss gradient does not underflow in float32.
     """
     with torch.no_grad():
-        drive = torch.matmul(x, p.U.T) + p.b
         if p.activation in HOMOGENEOUS:
-            u_all, s_all = _scaled_states(p, drive, h0)
+            u_all, s_all = _scaled_states(p, torch.matmul(x, p.U.T) + p.b, h0)
         else:
-            u_all = _bounded_states(p, drive, h0)
+            u_all = hidden_states(p, x, h0)
             s_all = torch.zeros(u_all.shape[:2], dtype=torch.float64, device=u_all.device)
         if burn_in:
             h_in = torch.exp(s_all[burn_in - 1]).unsqueeze(-1) * u_all[burn_in - 1].double()
@@ -174,14 +179,6 @@ def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: 
         g_dir = torch.where(direct.unsqueeze(-1), g_direct_dir, g_dir)
         ln_g = torch.where(direct, ln_direct, ln_g)
     return g_dir, ln_g
-
-
-def _bounded_states(p: ElmanParams, drive: Tensor, h0: Tensor) -> Tensor:
-    hs, h = [], h0
-    for t in range(drive.shape[1]):
-        h = phi(torch.addmm(drive[:, t], h, p.W.T), p.activation)
-        hs.append(h)
-    return torch.stack(hs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Measurement:
     seconds: float
     theory: dict = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
+    jacobian: dict | None = None
 
 
 def device_name(device: torch.device) -> str:
@@ -69,6 +70,7 @@ def measure(spec: RunSpec) -> Measurement:
         lam = lyapunov_from_jacobians(p.W, dphi, k=1, generator=torch.Generator(device)
                                       .manual_seed(spec.seed))
         predictions["lyapunov_1"] = lam.mean().item()
+    jac = _jacobian_table(traj, p.W, spec) if ms.jacobian else None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -84,7 +86,21 @@ def measure(spec: RunSpec) -> Measurement:
             L = ln_last.shape[0]
             matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
         tensors["log10_grad"] = matrix
-    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors)
+    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac)
+
+
+def _jacobian_table(traj, W, spec: RunSpec) -> dict:
+    """Per-lag batch mean and std of log10 ||dh_{T-1}/dh_{T-1-l}|| (spectral and Frobenius),
+    l = 0..max_lag (or T: lag T reaches h0)."""
+    T = spec.data.seq_len
+    L = T if spec.measure.max_lag is None else min(spec.measure.max_lag, T)
+    norms = gradients.jacobian_norms(traj, W, L)
+    out = {"lag": np.arange(L + 1)}
+    for name in ("spec", "frob"):
+        v = norms[f"ln_{name}"] / math.log(10)
+        out[f"log10_{name}_mean"] = v.mean(1).cpu().numpy()
+        out[f"log10_{name}_std"] = v.std(1, correction=0).cpu().numpy()
+    return out
 
 
 def predict(params, spec: RunSpec) -> dict:

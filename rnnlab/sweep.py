@@ -29,7 +29,7 @@ import torch
 from .config import RunSpec
 from .run import Measurement, measure
 
-RESULT_FILES = ("lags.parquet", "tensors.npz", "run.json")
+RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "run.json")
 PROGRESS_FILE = ".progress"
 PLAN_FILE = ".plan.json"
 # keys that change how a run is shown or scheduled, not what it computes
@@ -145,11 +145,19 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to the name
+        np.savez(f, **arrays)
+
+
 def write_run(run_dir: Path, spec: RunSpec, m: Measurement, chash: str) -> dict:
     """Write lags.parquet, tensors.npz, then run.json (the completion marker)."""
     _atomic(run_dir / "lags.parquet", lambda p: pd.DataFrame(m.lags).to_parquet(p, index=False))
     if m.tensors:
-        _atomic(run_dir / "tensors.npz", lambda p: np.savez(open(p, "wb"), **m.tensors))
+        _atomic(run_dir / "tensors.npz", lambda p: _savez(p, m.tensors))
+    if m.jacobian:
+        _atomic(run_dir / "jacobian.parquet",
+                lambda p: pd.DataFrame(m.jacobian).to_parquet(p, index=False))
     record = {"status": "completed", "config_hash": chash, "params": spec.flat(), **m.fit,
               "theory": m.theory, "seconds": m.seconds,
               "provenance": provenance(m.device, spec.measure.dtype)}
@@ -168,6 +176,8 @@ def execute(spec: RunSpec, run_dir: Path, resume: bool = True, raise_errors: boo
     with _Lock(run_dir) as lock:
         if not lock.held:
             return {"outcome": "locked", "run_dir": str(run_dir)}
+        for tmp in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
+            tmp.unlink(missing_ok=True)
         old = read_run(run_dir)
         if resume and old and old.get("status") == "completed" and old.get("config_hash") == chash:
             return {**old, "outcome": "skipped"}

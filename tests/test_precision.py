@@ -122,3 +122,17 @@ def test_float32_linear_exact_case():
     for lag in range(51):
         got = ln_ratio[50, 50 - lag].exp()
         assert torch.allclose(got, torch.full_like(got, 0.8 ** lag), rtol=1e-5, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rho", [5.0, 0.2])
+def test_float32_full_triangle_at_T3000(rho):
+    """The issue's acceptance run: default network, float32, T = 3000, every lag finite."""
+    from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+    from rnnlab.run import measure
+
+    m = measure(RunSpec(model=ModelSpec(spectral_radius=rho), data=DataSpec(seq_len=3000),
+                        measure=MeasureSpec(dtype="float32", progress=False)))
+    assert len(m.lags["lag"]) == 3000 and (m.lags["n_zero"] == 0).all()
+    assert np.isfinite(m.lags["log10_ratio_mean"]).all()
+    assert np.isfinite(m.lags["log10_grad_mean"]).all()
