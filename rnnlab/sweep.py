@@ -229,13 +229,15 @@ def run_from_hydra(cfg) -> dict:
     spec = spec_from_config(cfg)
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode != RunMode.MULTIRUN:
-        record = execute(spec, run_dir, resume=False)
-        m = record
-        print(f"decay_rate = {m['decay_rate']:+.6g} +- {m['decay_rate_stderr']:.2g} nats/step "
-              f"({m['regime']}), {m['seconds']:.2f} s -> {run_dir}")
+        m = execute(spec, run_dir)
+        note = " (already complete there: not recomputed)" if m["outcome"] == "skipped" else ""
+        rate, err = (v if v is not None else math.nan
+                     for v in (m["decay_rate"], m["decay_rate_stderr"]))
+        print(f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({m['regime']}), "
+              f"{m['seconds']:.2f} s -> {run_dir}{note}")
         from . import plots
         plots.single_run_figures(run_dir)
-        return record
+        return m
     launcher = hc.launcher.get("_target_", "")
     if spec.measure.threads is None and ("Joblib" in launcher or "Ray" in launcher):
         # these run several jobs per machine (and set OMP_NUM_THREADS=1): one torch thread each
