@@ -261,6 +261,8 @@ def _report(sweep_dir: Path, run_dir: Path, record: dict) -> None:
         total = "?"
     counts = {o: outcomes.count(o) for o in ("computed", "skipped", "failed", "locked")}
     tally = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    if isinstance(total, int):
+        tally += f", {total - len(outcomes)} left"
     rate = record.get("decay_rate")
     rate = f"rate {rate:+.4f}" if isinstance(rate, float) else record.get("error", "")
     print(f"[{sweep_dir.name} {len(outcomes)}/{total}: {tally}] {run_dir.name}: "
