@@ -1,0 +1,142 @@
+"""Bifurcation diagram of the one-unit recurrent model.
+
+Figure: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), Fig. 3; REFERENCE.md sections 2 and 8.
+``x_t = w sigmoid(x_{t-1}) + b`` with ``w = 5``: the asymptotic state x_inf against the bias b,
+iterated from several initial states x_0 until it converges.
+
+EXPECTED (REFERENCE.md section 2, checked): two saddle-node bifurcations, at b = -2.6556 and
+b = -2.3444, with the map bistable between them (two stable fixed points and an unstable one
+between them; one stable fixed point outside). At b = -2.5 the iterates converge to one of two
+distinct stable fixed points depending on x_0. Crossing a bifurcation moves x_inf by a finite jump
+for an infinitesimal change of b: the origin of the gradient "walls" (see walls.py).
+
+Measured: the bifurcation points by root-finding (scipy brentq on w sigmoid'(x) = 1, then
+b = x - w sigmoid(x)), independently the edges of the bistable range from the simulated
+attractors on a fine b grid, and the attractors at b = -2.5 by iteration. Theory lines: the
+fixed-point curve b(x) = x - w sigmoid(x), solid where stable (|w sigmoid'(x)| < 1), dashed where
+unstable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
+from scipy.special import expit  # noqa: E402
+
+from rnnlab.tables import comparison  # noqa: E402
+
+FIGURE = "bifurcation"
+W = 5.0
+EXPECTED = (-2.6556, -2.3444)  # REFERENCE.md section 2, 4 decimals
+CONVERGED = 1e-10  # |x_n - x_{n-1}| below this: converged
+DISTINCT = 1e-6  # attractors closer than this are the same
+
+
+def iterate(b: np.ndarray, x0: np.ndarray, n: int):
+    """x_n of the map from every (b, x0) pair (broadcast) and whether it converged."""
+    x = np.broadcast_to(x0, np.broadcast_shapes(b.shape, x0.shape)).astype(float)
+    for _ in range(n):
+        prev, x = x, W * expit(x) + b
+    return x, np.abs(x - prev) < CONVERGED
+
+
+def attractors(x_inf: np.ndarray, ok: np.ndarray) -> list[np.ndarray]:
+    """Distinct converged, stable (|w sigmoid'(x)| < 1) end states per row (one row per b). The
+    stability test drops an unstable fixed point hit exactly (x_0 = 0 at b = -2.5 is one)."""
+    out = []
+    ok = ok & (W * expit(x_inf) * (1 - expit(x_inf)) < 1)
+    for row, good in zip(x_inf, ok):
+        vals = np.sort(row[good])
+        out.append(vals[np.r_[True, np.diff(vals) > DISTINCT]] if vals.size else vals)
+    return out
+
+
+def saddle_nodes() -> list[float]:
+    """b at the saddle-node points: x = w s(x) + b and w s'(x) = 1, by brentq in x on each side
+    of the inflection point x = 0 (w s'(x) peaks there at w/4 > 1)."""
+    tangency = lambda x: W * expit(x) * (1 - expit(x)) - 1  # noqa: E731
+    xs = [brentq(tangency, 0.0, 20.0, xtol=1e-15), brentq(tangency, -20.0, 0.0, xtol=1e-15)]
+    return sorted(x - W * expit(x) for x in xs)
+
+
+def run(out_dir: Path, quick: bool = False) -> list[dict]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. bifurcation points by root-finding
+    b_lo, b_hi = saddle_nodes()
+
+    # 2. simulated attractors over a b grid from several x_0. Near a saddle-node the approach is
+    #    slow (the multiplier tends to 1), so runs that have not converged are left out.
+    n_b, n_iter = (801, 4000) if quick else (4001, 20000)
+    b = np.linspace(-3.5, -1.5, n_b)
+    x0 = np.linspace(-6.0, 6.0, 13)
+    x_inf, ok = iterate(b[:, None], x0[None, :], n_iter)
+    found = attractors(x_inf, ok)
+    n_att = np.array([len(a) for a in found])
+    bistable = b[n_att == 2]
+    edges = (bistable.min(), bistable.max()) if bistable.size else (np.nan, np.nan)
+    db = b[1] - b[0]
+
+    # 3. the two attractors at b = -2.5 from a wide spread of initial states
+    x_mid, ok_mid = iterate(np.array([[-2.5]]), np.linspace(-10, 10, 41)[None, :], 20000)
+    at_mid = attractors(x_mid, ok_mid)[0]
+    fixed = lambda x: W * expit(x) - 2.5 - x  # noqa: E731  outer fixed points at b = -2.5
+    roots = [brentq(fixed, -10.0, -1.0, xtol=1e-15), brentq(fixed, 1.0, 10.0, xtol=1e-15)]
+
+    # 4. table: attractors per b
+    pd.DataFrame({"b": b, "n_attractors": n_att,
+                  "x_inf_low": [a[0] if len(a) else np.nan for a in found],
+                  "x_inf_high": [a[-1] if len(a) else np.nan for a in found],
+                  "n_not_converged": (~ok).sum(1)}).to_csv(out_dir / "bifurcation.csv",
+                                                           index=False)
+
+    # 5. figure: theory curve (lines) and simulated end states (markers)
+    xs = np.linspace(-6, 6, 4001)
+    b_of_x = xs - W * expit(xs)
+    stable = W * expit(xs) * (1 - expit(xs)) < 1
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for mask, style, label in [(stable, "-", "stable fixed points (theory)"),
+                               (~stable, "--", "unstable fixed points (theory)")]:
+        ax.plot(np.where(mask, b_of_x, np.nan), xs, style, color="k", lw=1.0, label=label,
+                zorder=3)
+    thin = slice(None, None, max(1, n_b // 200))
+    bb = np.broadcast_to(b[:, None], x_inf.shape)
+    ax.scatter(bb[thin][ok[thin]], x_inf[thin][ok[thin]], s=14, color="C0", alpha=0.6,
+               label=r"$x_\infty$ iterated from $x_0 \in [-6, 6]$")
+    for value, name in zip(EXPECTED, ["expected", None]):
+        ax.axvline(value, color="C3", lw=0.8, ls=":",
+                   label=None if name is None else "expected bifurcations (REFERENCE.md)")
+    if bistable.size:
+        ax.axvspan(*edges, color="C1", alpha=0.15,
+                   label=f"bistable (simulated): [{edges[0]:.4f}, {edges[1]:.4f}]")
+    ax.set_xlim(b[0], b[-1])
+    ax.set_ylim(-6, 6)
+    ax.set_xlabel("b (bias, dimensionless)")
+    ax.set_ylabel(r"$x_\infty$ (state, dimensionless)")
+    ax.set_title(r"Pascanu et al. 2013 Fig. 3: $x_t = 5\,\sigma(x_{t-1}) + b$")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.savefig(out_dir / "bifurcation.png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+    # 6. comparisons. The expected values are given to 4 decimals (rounding error <= 5e-5), so
+    # 1e-4 bounds root-finding (xtol 1e-15) plus rounding. The simulated edges are only located
+    # to within one grid step db (plus the same rounding). Iteration and root-finding agree to
+    # the convergence threshold (1e-10; tolerance 1e-8 for the contraction near 1 - slope).
+    rows = [comparison(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4),
+            comparison(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4),
+            comparison(FIGURE, "bistable range lower edge, simulated", EXPECTED[0],
+                       edges[0], db + 5e-5),
+            comparison(FIGURE, "bistable range upper edge, simulated", EXPECTED[1],
+                       edges[1], db + 5e-5),
+            comparison(FIGURE, "stable fixed points at b = -2.5 (distinct attractors)", 2,
+                       len(at_mid), 0)]
+    two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]  # NaN fails: not bistable there
+    return rows + [comparison(FIGURE, f"{name} attractor at b = -2.5 (iterated) vs root", r, a,
+                              1e-8) for name, r, a in zip(["low", "high"], roots, two)]

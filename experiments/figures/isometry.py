@@ -1,0 +1,243 @@
+"""Dynamical isometry: the singular-value spectrum of a product of L Jacobians at criticality.
+
+Figure: Pennington, Schoenholz, Ganguli 2017 (arXiv:1711.04735), Figs. 1-2 and eqs. 12-14;
+REFERENCE.md sections 5 and 8. Singular-value density of ``J = dh_L/dh_0 = prod_l D_l W_l``,
+``D_l = diag(phi'(a_l))``, for orthogonal vs Gaussian W and linear, relu and tanh units, each at
+its critical gain (chi = 1): linear sigma_w = 1, relu sqrt 2, tanh sigma_w = 1.1934 with fresh
+bias variance sigma_b^2 = 0.01 per factor (q* = 0.273; REFERENCE.md section 3).
+
+EXPECTED (REFERENCE.md section 5; rnnlab.theory.isometry_variance): the eigenvalues of J J^T have
+mean chi^L = 1 and variance L (mu_2/mu_1^2 - 1 - s_1), s_1 = 0 orthogonal, -1 Gaussian:
+linear orthogonal exactly 0, linear Gaussian L, relu orthogonal L, relu Gaussian 2L, tanh
+orthogonal 0.153 L (near isometry, the paper's point: only orthogonal tanh is well conditioned),
+tanh Gaussian 1.153 L. The largest singular value of a critical linear Gaussian product tends to
+the Fuss-Catalan edge sqrt((L+1)^(L+1)/L^L): 2.00, 3.49, 6.69 for L = 1, 4, 16.
+
+Setting reproduced: the paper's, a deep feed-forward product with a FRESH W_l (and fresh bias
+b_l) per factor, the D_l taken from a signal propagated forward through the same layers from
+a_0 ~ N(0, q*). For the record the CSV also holds the tied-weight (RNN: one W for every step, bias
+still fresh, like input noise) spectral variance; the theory is not claimed for it and it is
+not compared. The variance is reported scale-free, var(lambda)/mean(lambda)^2 (equal to the
+paper's variance at mean 1), because the global scale of one finite product fluctuates by
+several percent and would otherwise dominate the spread between draws.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from rnnlab import theory  # noqa: E402
+from rnnlab.init import haar_orthogonal  # noqa: E402
+from rnnlab.model import phi, phi_prime_from_h  # noqa: E402
+from rnnlab.tables import comparison  # noqa: E402
+
+FIGURE = "isometry"
+TANH_S2 = 0.01  # sigma_b^2 for tanh; relu and linear need no bias at their critical gain
+ACTIVATIONS = ("linear", "relu", "tanh")
+WEIGHTS = ("orthogonal", "gaussian")
+DEPTHS = (1, 2, 4, 8, 16)  # L at which the spectral moments are recorded
+EDGE_DEPTHS = (1, 4, 16)
+
+
+def critical(activation: str) -> tuple[float, float]:
+    """(sigma_w, s2) on the critical line chi = 1."""
+    s2 = TANH_S2 if activation == "tanh" else 0.0
+    return theory.critical_gain(activation, s2), s2
+
+
+def draw_weight(N: int, weights: str, sigma_w: float, g: torch.Generator) -> torch.Tensor:
+    if weights == "orthogonal":
+        return sigma_w * haar_orthogonal(N, g)
+    return torch.randn(N, N, generator=g, dtype=torch.float64) * (sigma_w / math.sqrt(N))
+
+
+def product(activation: str, weights: str, N: int, g: torch.Generator, tied: bool = False,
+            svd_at=(max(DEPTHS),)) -> tuple[dict, dict]:
+    """Propagate a_l = W_l phi(a_{l-1}) + b_l and build J_l = D_l W_l J_{l-1} for l = 1..L.
+
+    Returns {L: (mean, scale-free variance) of the eigenvalues of J J^T} at DEPTHS, from
+    m1 = ||J||_F^2 / N and m2 = ||J^T J||_F^2 / N, and {L: singular values of J} at svd_at."""
+    sigma_w, s2 = critical(activation)
+    q = theory.q_star(activation, sigma_w, s2) if activation == "tanh" else 1.0  # relu: any q
+    a = torch.randn(N, generator=g, dtype=torch.float64) * math.sqrt(q)
+    J = torch.eye(N, dtype=torch.float64)
+    W = draw_weight(N, weights, sigma_w, g)
+    moments, svals = {}, {}
+    for l in range(1, max(DEPTHS + tuple(svd_at)) + 1):
+        if l > 1 and not tied:
+            W = draw_weight(N, weights, sigma_w, g)
+        bias = torch.randn(N, generator=g, dtype=torch.float64) * math.sqrt(s2)
+        a = W @ phi(a, activation) + bias
+        J = phi_prime_from_h(phi(a, activation), activation)[:, None] * (W @ J)
+        if l in DEPTHS:
+            m1 = float(torch.linalg.matrix_norm(J) ** 2) / N
+            m2 = float(torch.linalg.matrix_norm(J.T @ J) ** 2) / N
+            moments[l] = (m1, m2 / m1**2 - 1)
+        if l in svd_at:
+            svals[l] = torch.linalg.svdvals(J).numpy()
+    return moments, svals
+
+
+def extrapolate(Ns, means, ses) -> tuple[float, float]:
+    """Intercept and its standard error of the weighted least-squares line mean = a + c N^(-2/3)
+    (the Tracy-Widom scale of the soft edge), i.e. the N -> infinity limit."""
+    A = np.c_[np.ones(len(Ns)), np.asarray(Ns, float) ** (-2 / 3)]
+    w = 1 / np.asarray(ses) ** 2
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    return float((cov @ (A.T @ (w * np.asarray(means))))[0]), float(math.sqrt(cov[0, 0]))
+
+
+def run(out_dir: Path, quick: bool = False) -> list[dict]:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    N, draws = (128, 16) if quick else (1000, 8)
+    # edge: draws per N chosen so that every N costs about the same
+    edge_sizes = {64: 32, 128: 16, 256: 8} if quick else {250: 48, 500: 24, 1000: 12, 2000: 6}
+    L = max(DEPTHS)
+
+    # 1. spectral moments per depth and singular values at L, fresh and tied weights
+    rows, spectra = [], {}
+    for seed, (activation, weights, tied) in enumerate(
+            (a, w, t) for t in (False, True) for a in ACTIVATIONS for w in WEIGHTS):
+        g = torch.Generator().manual_seed(1000 + seed)
+        sigma_w, s2 = critical(activation)
+        runs = [product(activation, weights, N, g, tied) for _ in range(draws)]
+        if not tied:
+            spectra[activation, weights] = np.concatenate([r[1][L] for r in runs])
+        for depth in DEPTHS:
+            m = np.array([r[0][depth] for r in runs])  # (draws, 2): mean, variance
+            mean_th, var_th = theory.isometry_variance(activation, sigma_w, s2, depth, weights)
+            rows.append({"activation": activation, "weights": weights,
+                         "setting": "tied (RNN)" if tied else "fresh (paper)", "L": depth,
+                         "N": N, "draws": draws, "sigma_w": sigma_w, "s2": s2,
+                         "mean_theory": mean_th, "mean": m[:, 0].mean(),
+                         "mean_se": m[:, 0].std(ddof=1) / math.sqrt(draws),
+                         "variance_theory": var_th, "variance": m[:, 1].mean(),
+                         "variance_se": m[:, 1].std(ddof=1) / math.sqrt(draws)})
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / "isometry_moments.csv", index=False)
+
+    # 2. largest singular value of critical linear Gaussian products at several N, and its
+    #    N -> infinity limit by extrapolation in N^(-2/3)
+    edge = []
+    for N_edge, n in edge_sizes.items():
+        g = torch.Generator().manual_seed(N_edge)
+        tops = np.array([[s[0] for _, s in sorted(
+            product("linear", "gaussian", N_edge, g, svd_at=EDGE_DEPTHS)[1].items())]
+            for _ in range(n)])  # (draws, len(EDGE_DEPTHS))
+        edge += [{"L": depth, "N": N_edge, "draws": n, "sigma_max_mean": tops[:, j].mean(),
+                  "sigma_max_se": tops[:, j].std(ddof=1) / math.sqrt(n)}
+                 for j, depth in enumerate(EDGE_DEPTHS)]
+    for depth in EDGE_DEPTHS:
+        sel = [r for r in edge if r["L"] == depth]
+        limit, se = extrapolate([r["N"] for r in sel], [r["sigma_max_mean"] for r in sel],
+                                [r["sigma_max_se"] for r in sel])
+        edge.append({"L": depth, "N": math.inf, "draws": sum(r["draws"] for r in sel),
+                     "sigma_max_mean": limit, "sigma_max_se": se})
+    edge = pd.DataFrame(edge).assign(edge_theory=lambda d: theory.fuss_catalan_edge(d["L"]))
+    edge.to_csv(out_dir / "isometry_edge.csv", index=False)
+
+    # 3. figure: densities at L (markers), variance and mean vs depth (theory lines), edge
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9), gridspec_kw={"hspace": 0.35})
+    bins = np.linspace(-6, 1.5, 76)
+    fresh = table[table["setting"] == "fresh (paper)"]
+    tied = table[table["setting"] == "tied (RNN)"]
+    for ax, activation in zip(axes[0], ACTIVATIONS):
+        for weights, marker in zip(WEIGHTS, "os"):
+            s = spectra[activation, weights]
+            r = fresh[(fresh["activation"] == activation) & (fresh["weights"] == weights)
+                      & (fresh["L"] == L)].iloc[0]
+            logs = np.log10(np.clip(s, 1e-300, None))
+            dens, _ = np.histogram(np.clip(logs, bins[0], bins[-1]), bins=bins, density=True)
+            centre = 0.5 * (bins[1:] + bins[:-1])
+            ax.plot(centre[dens > 0], dens[dens > 0], marker, ms=3.5, ls="none",
+                    label=f"{weights}: var {r['variance']:.2f} (theory {r['variance_theory']:.2f})")
+        ax.axvline(0, color="k", lw=0.8, label=r"isometry $\sigma = 1$")
+        if activation == "linear":
+            ax.axvline(np.log10(theory.fuss_catalan_edge(L)), color="C1", lw=0.8,
+                       label="Fuss-Catalan edge (Gaussian)")
+        sigma_w, _ = critical(activation)
+        ax.set_title(f"{activation}, sigma_w = {sigma_w:.4g}, L = {L}, N = {N}", fontsize=10)
+        ax.set_xlabel(r"$\log_{10}\sigma$ (singular value of $\partial h_L/\partial h_0$)")
+        ax.set_ylabel(r"density per unit $\log_{10}\sigma$")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, title=f"leftmost bin: all sigma <= 1e{bins[0]:.0f} (exact zeros: "
+                  "relu's dead units)", title_fontsize=6)
+    depth_line = np.linspace(0, L, 50)
+    for i, (activation, weights) in enumerate((a, w) for a in ACTIVATIONS for w in WEIGHTS):
+        color = f"C{i}"
+        sel = (fresh["activation"] == activation) & (fresh["weights"] == weights)
+        f, t = fresh[sel], tied[(tied["activation"] == activation) & (tied["weights"] == weights)]
+        per_layer = f["variance_theory"].iloc[0] / f["L"].iloc[0]
+        axes[1, 0].plot(depth_line, per_layer * depth_line, color=color, lw=1)
+        axes[1, 0].errorbar(f["L"], f["variance"], 2 * f["variance_se"], fmt="o", color=color,
+                            ms=4, label=f"{activation} {weights}")
+        axes[1, 0].plot(t["L"], t["variance"], "x", color=color, ms=6)
+        axes[1, 1].errorbar(f["L"] * 2 ** (0.05 * (i - 2.5)), f["mean"], 2 * f["mean_se"],
+                            fmt="o", color=color, ms=4,
+                            label=f"{activation} {weights}")
+    axes[1, 0].set_xlabel("L (number of factors)")
+    axes[1, 0].set_ylabel(r"var($\lambda$)/mean($\lambda$)$^2$, $\lambda$ eig. of $JJ^T$")
+    axes[1, 0].set_title("spectral variance: lines theory, o fresh W (+-2 SE), x tied W",
+                         fontsize=9)
+    axes[1, 0].legend(fontsize=7)
+    axes[1, 1].axhline(1.0, color="k", lw=1, label=r"theory $\chi^L = 1$")
+    axes[1, 1].set_xscale("log", base=2)
+    axes[1, 1].set_xlabel("L (number of factors)")
+    axes[1, 1].set_ylabel(r"mean($\lambda$) (dimensionless)")
+    axes[1, 1].set_title("mean eigenvalue of JJ^T, fresh W (+-2 SE)", fontsize=9)
+    axes[1, 1].legend(fontsize=7)
+    depth_line = np.linspace(1, L, 100)
+    axes[1, 2].plot(depth_line, theory.fuss_catalan_edge(depth_line), "k-", lw=1,
+                    label=r"$\sqrt{(L+1)^{L+1}/L^L}$ (N $\to\infty$)")
+    for (N_edge, e), marker in zip(edge.groupby("N"), "v^<>os"):
+        name = (r"extrapolated N $\to\infty$ (+-2 SE)" if N_edge == math.inf
+                else f"N = {int(N_edge)}")
+        axes[1, 2].errorbar(e["L"], e["sigma_max_mean"], 2 * e["sigma_max_se"], fmt=marker,
+                            ms=5, label=name, color="k" if N_edge == math.inf else None)
+    axes[1, 2].set_xlabel("L (number of factors)")
+    axes[1, 2].set_ylabel(r"$\sigma_{max}$ (dimensionless)")
+    axes[1, 2].set_title("largest singular value, critical linear Gaussian product", fontsize=9)
+    axes[1, 2].legend(fontsize=7)
+    fig.suptitle("Dynamical isometry (Pennington, Schoenholz, Ganguli 2017): "
+                 "J = prod D_l W_l at criticality, fresh W_l per factor")
+    fig.savefig(out_dir / "isometry.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    # 4. comparisons at L = 16, fresh weights (the paper's setting). "k SE" below is the Student-t
+    # multiple with the coverage of 3 sigma (99.73%, two-sided) for that number of draws.
+    # Variance: k standard errors over the draws (sampling), plus L^2/N for the finite width: the
+    # O(1/N) correction of a linear Gaussian product is L(L+1)/(2N) (from E tr(W A W^T)^2 =
+    # (1 + 1/N) tr A^2 + (tr A)^2 / N per factor); L^2/N bounds it with room for the relu/tanh
+    # masks' own 1/N terms. Linear orthogonal is exact: float64 rounding only (1e-12).
+    # Mean: k standard errors (1e-12 floor for the exact linear orthogonal case).
+    # Edge: at finite N the top singular value sits below the edge by O(N^(-2/3)) (Tracy-Widom
+    # scale; a few percent at L = 16, N = 2000), so the comparison is the N -> inf
+    # extrapolation, with 3 standard errors of the fitted intercept (propagated from the per-N
+    # standard errors of the mean) as tolerance.
+    k = stats.t.ppf(0.99865, draws - 1)
+    out = []
+    for _, r in fresh[fresh["L"] == L].iterrows():
+        exact = r["activation"] == "linear" and r["weights"] == "orthogonal"
+        name = f"{r['activation']} {r['weights']}, L={L}, N={N}"
+        out.append(comparison(FIGURE, f"var(eig JJ^T)/mean^2, {name}", r["variance_theory"],
+                              r["variance"], 1e-12 if exact else
+                              k * r["variance_se"] + L**2 / N))
+        out.append(comparison(FIGURE, f"mean eig JJ^T, {name}", r["mean_theory"], r["mean"],
+                              max(k * r["mean_se"], 1e-12)))
+    sizes = ",".join(map(str, edge_sizes))
+    for _, r in edge[edge["N"] == math.inf].iterrows():
+        out.append(comparison(FIGURE, f"sigma_max linear Gaussian, L={int(r['L'])}, "
+                              f"N->inf from N={sizes}", r["edge_theory"], r["sigma_max_mean"],
+                              3 * r["sigma_max_se"]))
+    return out

@@ -1,0 +1,176 @@
+"""Walls of the one-unit error surface, with clipped and unclipped gradient steps.
+
+Figure: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), Fig. 6; REFERENCE.md sections 2 and 8.
+The one-unit recurrent model ``x_t = w sigmoid(x_{t-1}) + b``, ``x_0 = 0.5``, with the error
+``E_50 = (sigmoid(x_50) - 0.7)^2``, over (w, b) in [-10, 10]^2 on a 401 x 401 grid (step 0.05).
+
+EXPECTED (REFERENCE.md section 2, checked on exactly this grid): the gradient norm
+``||dE_50/d(w, b)||`` has median 4.6e-3 and maximum 26, and 0.26% of the grid lies above 100x the
+median: flat plateaus cut by thin walls of huge gradient. The walls lie where x_0 = 0.5 sits on
+the basin boundary of the bistable map (x = 0.5 is the unstable fixed point, ``b = 0.5 - w
+sigmoid(0.5)``) inside the saddle-node wedge ``w sigmoid'(x) = 1``, ``b = x - w sigmoid(x)``;
+both curves are drawn as theory lines. A plain gradient-descent step that lands on a wall is
+thrown far away (here out of the plotted square); with gradient-norm clipping (Pascanu: if
+``||g|| > threshold``, ``g <- threshold g / ||g||``, threshold 1) every step is at most
+``lr * threshold`` long and the trajectory stays local.
+
+The grid costs well under a second, so quick mode uses the same 401 x 401 grid and the same
+tolerances as the full mode.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from rnnlab.tables import comparison  # noqa: E402
+
+FIGURE = "walls"
+STEPS, X0, TARGET = 50, 0.5, 0.7
+GRID = 401  # 401 x 401 over [-10, 10]^2: the grid REFERENCE.md's values were computed on
+LR, THRESHOLD, N_STEPS = 0.2, 1.0, 40  # gradient descent; clipping threshold as in Pascanu 2013
+
+
+def error_and_grad(w: torch.Tensor, b: torch.Tensor):
+    """E_50 and dE_50/dw, dE_50/db by autograd, elementwise over any shape, float64."""
+    w = w.detach().clone().requires_grad_()
+    b = b.detach().clone().requires_grad_()
+    x = torch.full_like(w, X0)
+    for _ in range(STEPS):
+        x = w * torch.sigmoid(x) + b
+    E = (torch.sigmoid(x) - TARGET) ** 2
+    gw, gb = torch.autograd.grad(E.sum(), (w, b))  # E of each point depends on its own w, b only
+    return E.detach(), gw, gb
+
+
+def descend(start, clip: bool) -> pd.DataFrame:
+    """N_STEPS of gradient descent on (w, b), optionally with Pascanu's norm clipping."""
+    p, rows = torch.tensor(start, dtype=torch.float64), []
+    for k in range(N_STEPS + 1):
+        E, gw, gb = error_and_grad(p[0], p[1])
+        g = torch.stack([gw, gb])
+        norm = float(torch.linalg.vector_norm(g))
+        if clip and norm > THRESHOLD:
+            g = g * (THRESHOLD / norm)
+        step = -LR * g
+        rows.append({"clipped": clip, "step": k, "w": float(p[0]), "b": float(p[1]),
+                     "E": float(E), "grad_norm": norm,
+                     "step_length": float(torch.linalg.vector_norm(step)) if k < N_STEPS else 0.0})
+        p = p + step
+    return pd.DataFrame(rows)
+
+
+def theory_curves():
+    """Bifurcation curves of the fixed points x = w sigma(x) + b, parametrised by x: saddle-node
+    (w sigma'(x) = 1) and period doubling (w sigma'(x) = -1); and the basin-boundary line
+    through x_0 (x_0 itself the unstable fixed point)."""
+    x = np.linspace(-6, 6, 2001)
+    s = 1 / (1 + np.exp(-x))
+    w_sn, w_pd = 1 / (s * (1 - s)), -1 / (s * (1 - s))
+    curves = [(w_sn, x - w_sn * s), (w_pd, x - w_pd * s)]
+    s0 = 1 / (1 + math.exp(-X0))
+    w_line = np.linspace(1 / (s0 * (1 - s0)), 10, 200)  # x_0 is a fixed point with slope > 1
+    b_line = X0 - w_line * s0
+    return curves, (w_line, b_line)
+
+
+def run(out_dir: Path, quick: bool = False) -> list[dict]:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. gradient norm over the whole grid, one vectorised autograd pass
+    axis = torch.linspace(-10, 10, GRID, dtype=torch.float64)
+    W, B = torch.meshgrid(axis, axis, indexing="ij")
+    E, gw, gb = error_and_grad(W, B)
+    norm = torch.hypot(gw, gb).numpy()
+    median = float(np.median(norm))
+    peak = float(norm.max())
+    wall_pct = 100 * float((norm > 100 * median).mean())
+    i, j = np.unravel_index(norm.argmax(), norm.shape)
+    w_wall, b_wall = float(W[i, j]), float(B[i, j])
+
+    # 2. descent from two grid cells above the steepest wall point, where the descent direction
+    #    points into the wall (low-error side of the cliff), with and without clipping
+    start = (w_wall, b_wall + 0.1)
+    traj = pd.concat([descend(start, clip=False), descend(start, clip=True)], ignore_index=True)
+    plain, clipped = traj[~traj["clipped"]], traj[traj["clipped"]]
+    longest_plain = float(plain["step_length"].max())
+    longest_clipped = float(clipped["step_length"].max())
+
+    # 3. tables
+    pd.DataFrame([
+        {"quantity": "grid", "value": GRID}, {"quantity": "median_grad_norm", "value": median},
+        {"quantity": "max_grad_norm", "value": peak},
+        {"quantity": "pct_above_100x_median", "value": wall_pct},
+        {"quantity": "argmax_w", "value": w_wall}, {"quantity": "argmax_b", "value": b_wall},
+        {"quantity": "longest_unclipped_step", "value": longest_plain},
+        {"quantity": "longest_clipped_step", "value": longest_clipped},
+    ]).to_csv(out_dir / "walls_grid.csv", index=False)
+    traj.to_csv(out_dir / "walls_descent.csv", index=False)
+
+    # 4. figure: E_50, log10 ||grad|| with theory curves and both descents, and a zoom
+    curves, (w_line, b_line) = theory_curves()
+    zoom = (w_wall - 0.6, w_wall + 0.6, b_wall - 0.4, b_wall + 0.4)
+    zw, zb = torch.meshgrid(torch.linspace(zoom[0], zoom[1], 241, dtype=torch.float64),
+                            torch.linspace(zoom[2], zoom[3], 241, dtype=torch.float64),
+                            indexing="ij")
+    zE, zgw, zgb = error_and_grad(zw, zb)
+    fig, axes = plt.subplots(1, 3, figsize=(19, 5.4), gridspec_kw={"wspace": 0.3})
+    extent = (-10, 10, -10, 10)
+    panels = [(axes[0], E.numpy(), extent, r"$E_{50}$", "viridis"),
+              (axes[1], np.log10(norm), extent, r"$\log_{10}\|\nabla_{(w,b)} E_{50}\|$", "magma"),
+              (axes[2], zE.numpy(), zoom, r"$E_{50}$ (zoom)", "viridis")]
+    for ax, img, ext, label, cmap in panels:
+        im = ax.imshow(img.T, origin="lower", extent=ext, aspect="auto", cmap=cmap)
+        fig.colorbar(im, ax=ax, label=label)
+        for (w_c, b_c), color, name in zip(curves, ["cyan", "deepskyblue"],
+                                           [r"saddle-node: $w\sigma'(x^*)=1$",
+                                            r"period doubling: $w\sigma'(x^*)=-1$"]):
+            ax.plot(w_c, b_c, color=color, lw=1, label=name)
+        ax.plot(w_line, b_line, color="white", lw=1, ls="--",
+                label=r"basin boundary at $x_0$: $b = x_0 - w\sigma(x_0)$")
+        for data, color, ms, name in [(plain, "red", 6, "plain GD"),
+                                      (clipped, "lime", 3, f"clipped GD (threshold {THRESHOLD})")]:
+            ax.plot(data["w"], data["b"], "o-", ms=ms, lw=0.8, color=color,
+                    label=f"{name}, lr {LR}")
+        ax.set_xlim(ext[:2])
+        ax.set_ylim(ext[2:])
+        ax.set_xlabel("w (recurrent weight, dimensionless)")
+        ax.set_ylabel("b (bias, dimensionless)")
+    jump = int(plain["step_length"].idxmax())
+    axes[2].text(0.98, 0.03, f"plain GD, step {plain.loc[jump, 'step']}: ||g|| = "
+                 f"{plain.loc[jump, 'grad_norm']:.3g}, step length {longest_plain:.1f},\n"
+                 f"lands at ({plain.loc[jump + 1, 'w']:.1f}, {plain.loc[jump + 1, 'b']:.1f}) "
+                 f"and stays there (E = {plain['E'].iloc[-1]:.3f}); clipped GD stays local",
+                 transform=axes[2].transAxes, ha="right", va="bottom", color="red", fontsize=7,
+                 bbox=dict(facecolor="white", alpha=0.8))
+    axes[0].set_title(f"error surface, {GRID}x{GRID} grid")
+    axes[1].set_title(f"gradient norm: median {median:.2g}, max {peak:.3g}, "
+                      f"{wall_pct:.2f}% > 100x median", fontsize=9)
+    axes[2].set_title("zoom on the steepest wall: descent with and without clipping", fontsize=9)
+    axes[1].legend(loc="lower left", fontsize=7)
+    fig.suptitle(r"Pascanu et al. 2013 Fig. 6: $x_t = w\,\sigma(x_{t-1}) + b$, $x_0 = 0.5$, "
+                 r"$E_{50} = (\sigma(x_{50}) - 0.7)^2$")
+    fig.savefig(out_dir / "walls.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    # 5. comparisons. REFERENCE.md's values were computed on exactly this grid in float64, so the
+    # only legitimate difference is their rounding to two significant digits (half a unit:
+    # 1.1% of 4.6e-3, 1.9% of 26, 0.005 points of 0.26%); 2% relative and 0.01 percentage points
+    # cover that and nothing else. The clipped descent must never step farther than
+    # lr * threshold (exact up to float64 rounding, 1e-12).
+    return [
+        comparison(FIGURE, "median gradient norm", 4.6e-3, median, 0.02 * 4.6e-3),
+        comparison(FIGURE, "max gradient norm", 26.0, peak, 0.02 * 26.0),
+        comparison(FIGURE, "% of grid above 100x median", 0.26, wall_pct, 0.01),
+        comparison(FIGURE, "longest clipped step beyond lr*threshold", 0.0,
+                   max(0.0, longest_clipped - LR * THRESHOLD), 1e-12),
+    ]
