@@ -28,6 +28,8 @@ COLUMNS = ["figure", "quantity", "expected", "measured", "tolerance", "passed"]
 
 
 def load(name: str):
+    if str(FIGURES_DIR) not in sys.path:  # the scripts share experiments/figures/_measure.py
+        sys.path.insert(0, str(FIGURES_DIR))
     path = FIGURES_DIR / f"{name.replace('-', '_')}.py"
     spec = importlib.util.spec_from_file_location(f"figures.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
