@@ -230,13 +230,17 @@ def run_from_hydra(cfg) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode != RunMode.MULTIRUN:
         m = execute(spec, run_dir)
+        if m["outcome"] == "locked":
+            raise RuntimeError(f"{run_dir} is being computed by another process "
+                               f"({run_dir / '.lock'}); delete the lock if that process is gone")
         note = " (already complete there: not recomputed)" if m["outcome"] == "skipped" else ""
         rate, err = (v if v is not None else math.nan
                      for v in (m["decay_rate"], m["decay_rate_stderr"]))
         print(f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({m['regime']}), "
               f"{m['seconds']:.2f} s -> {run_dir}{note}")
-        from . import plots
-        plots.single_run_figures(run_dir)
+        if m["outcome"] == "computed":
+            from . import plots
+            plots.single_run_figures(run_dir)
         return m
     launcher = hc.launcher.get("_target_", "")
     if spec.measure.threads is None and ("Joblib" in launcher or "Ray" in launcher):
