@@ -56,7 +56,7 @@ def test_named_sweeps_compose(name):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("decay", overrides=[f"sweep={name}"], return_hydra_config=True)
     assert cfg.sweep.name == name
-    assert cfg.hydra.sweeper.params, "a named sweep carries its grid"
+    assert name == "custom" or cfg.hydra.sweeper.params, "a named sweep carries its grid"
     spec_from_config(cfg)
     for key, values in cfg.hydra.sweeper.params.items():
         for value in str(values).split(","):
