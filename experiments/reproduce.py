@@ -54,9 +54,9 @@ def main(argv=None) -> int:
         figure_rows = load(name).run(args.out / name, quick=args.quick)
         rows += figure_rows
         failed = [r["quantity"] for r in figure_rows if not r["passed"]]
+        verdict = f": FAILED {', '.join(failed)}" if failed else ""
         print(f"[{name}] {len(figure_rows) - len(failed)}/{len(figure_rows)} comparisons pass "
-              f"({time.perf_counter() - start:.0f} s){': FAILED ' + ', '.join(failed) if failed else ''}",
-              flush=True)
+              f"({time.perf_counter() - start:.0f} s){verdict}", flush=True)
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = args.out / "summary.csv"
     if summary.exists() and args.names:  # a partial run updates its own figures' rows only

@@ -23,7 +23,8 @@ def _weighted_slope(x, w, y):
         xbar = (w * x).sum(0) / W
         ybar = (w * y).sum(0) / W
         sxx = (w * (x - xbar) ** 2).sum(0)
-        return (w * (x - xbar) * (y - ybar)).sum(0) / np.where(sxx > 0, sxx, np.nan), xbar, ybar, sxx
+        slope = (w * (x - xbar) * (y - ybar)).sum(0) / np.where(sxx > 0, sxx, np.nan)
+    return slope, xbar, ybar, sxx
 
 
 def fit_decay(lag: np.ndarray, moments: dict, fit_min_lag: int = 1, fit_max_lag: int | None = None,
@@ -42,8 +43,9 @@ def fit_decay(lag: np.ndarray, moments: dict, fit_min_lag: int = 1, fit_max_lag:
         window = lag <= hi
     count, mean, M2 = (moments[k][window] for k in ("count", "mean", "M2"))
     x = lag[window][:, None]
-    result = {"decay_rate": math.nan, "decay_rate_stderr": math.nan, "fit_min_lag": int(lag[window].min()),
-              "fit_max_lag": int(lag[window].max()), "fit_points": int(count.sum())}
+    result = {"decay_rate": math.nan, "decay_rate_stderr": math.nan,
+              "fit_min_lag": int(lag[window].min()), "fit_max_lag": int(lag[window].max()),
+              "fit_points": int(count.sum())}
     if count.sum() == 0:
         zeros = moments["nonfinite"][window].sum() > 0
         result["regime"] = "vanishing" if zeros else "undefined"

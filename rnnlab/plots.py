@@ -71,7 +71,8 @@ def rate_vs_gain(runs: pd.DataFrame, rates: pd.DataFrame, x_key: str, path: Path
     if "mean_field_rate" in ok:
         # theory at each network's own sigma_w = ||W||_F / sqrt N, which is close to rho only
         # for large N
-        theory_line = ok.groupby(["model.activation", x_key], as_index=False)["mean_field_rate"].mean()
+        theory_line = ok.groupby(["model.activation", x_key],
+                                 as_index=False)["mean_field_rate"].mean()
         for act, group in theory_line.groupby("model.activation"):
             ax.plot(group[x_key], group["mean_field_rate"], color=palette[act], lw=1,
                     label=rf"mean field $\frac{{1}}{{2}}\log\chi$, {act}")

@@ -302,7 +302,8 @@ def validate_jobs(config, jobs: list[list[str]]) -> None:
             for item in job:
                 key, _, value = item.partition("=")
                 key = key.lstrip("+~")
-                if "/" in key or key in ("sweep", "model", "data", "measure") or key.startswith("hydra"):
+                group = key in ("sweep", "model", "data", "measure")
+                if "/" in key or group or key.startswith("hydra"):
                     continue  # a config-group choice: Hydra itself rejects unknown ones
                 OmegaConf.update(cfg, key, _parse_value(value), force_add=True)
         try:

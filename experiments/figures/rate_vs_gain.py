@@ -14,7 +14,6 @@ N = 200 and looser tolerances (finite-size errors there reach 0.05 near sigma_w 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
