@@ -9,9 +9,14 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+from .cells import CELLS
 from .model import ACTIVATIONS, LOSSES, check_choice as _choice
 
-INIT_NAMES = ("gaussian", "orthogonal", "identity")
+INIT_NAMES = ("gaussian", "orthogonal", "identity", "pytorch", "chrono")
+# inits that draw the weights themselves and take no scale key: pytorch draws everything as
+# torch.nn.GRU / LSTM do; chrono adds Tallec & Ollivier's gate biases to that
+_OWN_SCALE = ("pytorch", "chrono")
+_INIT_CELLS = {"pytorch": ("gru", "lstm"), "chrono": ("gru", "lstm")}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("pairs", "profile")
@@ -34,6 +39,7 @@ def _number(key, value, positive=False, optional=False):
 
 @dataclass(frozen=True)
 class ModelSpec:
+    cell: str = "elman"
     activation: str = "tanh"
     hidden_size: int = 64
     input_size: int = 8
@@ -43,15 +49,18 @@ class ModelSpec:
     gain: float | None = None
     input_gain: float = 1.0
     bias_std: float = 0.0
+    gate_bias: float = 0.0
     loss: str = "mse"
 
     def validate(self):
+        _choice("model.cell", self.cell, CELLS)
         _choice("model.activation", self.activation, ACTIVATIONS)
         _choice("model.init", self.init, INIT_NAMES)
         _choice("model.loss", self.loss, LOSSES)
+        self._validate_cell()
         for key in ("hidden_size", "input_size", "output_size"):
             _int(f"model.{key}", getattr(self, key), 1)
-        if (self.spectral_radius is None) == (self.gain is None):
+        if self.init not in _OWN_SCALE and (self.spectral_radius is None) == (self.gain is None):
             raise ValueError(
                 f"model.spectral_radius={self.spectral_radius!r} and model.gain={self.gain!r}: "
                 "set exactly one of them and the other to null")
@@ -63,6 +72,33 @@ class ModelSpec:
                              f"'{self.init}' set model.spectral_radius and model.gain=null")
         _number("model.input_gain", self.input_gain)
         _number("model.bias_std", self.bias_std)
+
+    def _validate_cell(self):
+        """Keys that make no sense for the chosen cell are errors naming both keys."""
+        g = self.gate_bias
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or g != g or abs(g) == float("inf"):
+            raise ValueError(f"model.gate_bias={g!r} is not allowed; it must be a finite number")
+        if self.cell == "elman":
+            if g != 0:
+                raise ValueError(f"model.gate_bias={g!r} with model.cell='elman': the Elman RNN "
+                                 "has no gate; use model.cell in ['gru', 'lstm', 'minimal'] or "
+                                 "model.gate_bias=0")
+            if self.init in _OWN_SCALE:
+                raise ValueError(f"model.init={self.init!r} with model.cell='elman' is not "
+                                 f"allowed; it applies to model.cell in {list(_INIT_CELLS[self.init])}")
+            return
+        if self.activation != "tanh":
+            raise ValueError(f"model.activation={self.activation!r} with model.cell="
+                             f"{self.cell!r}: a gated cell's nonlinearities are fixed (sigmoid "
+                             "gates, tanh); leave model.activation=tanh or use model.cell=elman")
+        if self.init in _OWN_SCALE:
+            if self.cell not in _INIT_CELLS[self.init]:
+                raise ValueError(f"model.init={self.init!r} with model.cell={self.cell!r} is not "
+                                 f"allowed; it applies to model.cell in {list(_INIT_CELLS[self.init])}")
+            if self.gain is not None:
+                raise ValueError(f"model.gain={self.gain!r} with model.init={self.init!r}: this "
+                                 "init draws the weights at PyTorch's own scale; set model.gain=null "
+                                 "or use model.init in ['gaussian', 'orthogonal', 'identity']")
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,13 @@ def regime(rate: float, stderr: float, neutral_tol: float = 1e-3, z: float = Z95
 
 def lag_table(profile) -> dict:
     """Columns of lags.parquet from a ``gradients.PairProfile``: log10 mean and std over the batch
-    and all pairs at each lag (population std; non-finite values left out and counted)."""
+    and all pairs at each lag (population std; non-finite values left out and counted); a part
+    of the state (the LSTM's c) adds ``log10_ratio_c_mean/std`` and ``log10_grad_c_mean/std``."""
     out = {"lag": profile.lag, "n_pairs": profile.n_pairs}
-    for name, m in (("ratio", profile.ln_ratio), ("grad", profile.ln_grad)):
+    series = [("ratio", profile.ln_ratio), ("grad", profile.ln_grad)]
+    for part, (ln_grad, ln_ratio) in getattr(profile, "parts", {}).items():
+        series += [(f"ratio_{part}", ln_ratio), (f"grad_{part}", ln_grad)]
+    for name, m in series:
         n = m["count"].sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = (m["count"] * m["mean"]).sum(1) / n

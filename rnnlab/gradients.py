@@ -20,7 +20,7 @@ relu(c a) = c relu(a) for c > 0. The loss gradient g_t is carried as a direction
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -28,8 +28,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs, phi,
-                    phi_prime_from_h)
+from . import cells
+from .model import (ElmanParams, hidden_states, loss_grad_h, phi, phi_prime_from_h,
+                    readout_losses)
 
 HOMOGENEOUS = ("relu", "linear")
 # states and drives are kept within e^+-30 (~1e13) of each other and of 1: far from float32's
@@ -44,10 +45,12 @@ _SATURATED = 1e-3
 class Trajectory:
     """A forward pass, time-major: h_t = exp(log_scale_t) u_t and g_t = exp(g_log_norm_t) g_dir_t.
 
-    u (T, B, N) in the compute dtype; log_scale (T, B) float64 (zero for bounded activations,
-    and for relu and linear while ||h|| stays within e^+-30);
-    g_dir (T, B, N) unit vectors (zero where g_t = 0); g_log_norm (T, B) float64 ln ||g_t||;
-    h0 (B, N) float64, the state entering measured step 0.
+    u (T, B, N) the (top layer's) hidden state in the compute dtype; log_scale (T, B) float64
+    (zero for bounded cells, and for relu and linear while ||h|| stays within e^+-30);
+    g_dir (T, B, S) unit vectors dL_t/ds_t on the whole measured state s (S = N for Elman, GRU
+    and minimalRNN, 2N for LSTM's (h, c), every layer's state for a stack; zero where g_t = 0);
+    g_log_norm (T, B) float64 ln ||g_t||; h0 (B, S) float64, the state entering measured step 0;
+    maps: the step Jacobians (``rnnlab.cells.Stack``), the engine's only view of the cell.
     """
 
     u: Tensor
@@ -55,15 +58,12 @@ class Trajectory:
     g_dir: Tensor
     g_log_norm: Tensor
     h0: Tensor
-    activation: str
-
-    def dphi(self, t: int) -> Tensor:
-        """phi'(a_t), (B, N); exact from u because phi' of relu and linear is scale-free."""
-        return phi_prime_from_h(self.u[t], self.activation)
+    maps: cells.Stack
 
     @property
     def shape(self):
-        return tuple(self.u.shape)
+        """(T, B, S): steps, batch, measured state size."""
+        return tuple(self.g_dir.shape)
 
 
 def _unit(v: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,14 +104,21 @@ def _scaled_states(p: ElmanParams, drive: Tensor, h0: Tensor) -> tuple[Tensor, T
     return torch.stack(us), torch.stack(ss)
 
 
-def forward(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
+def forward(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
             loss: str = "mse") -> Trajectory:
     """Run burn_in unmeasured steps, then the measured ones; no autograd graph.
 
-    x (B, burn_in + T, D), h0 (B, N), y_target (B, T, C), all on the compute device and dtype.
-    g_t is formed in float64 and split into direction and log-norm before any cast, so a tiny
-    loss gradient does not underflow in float32.
+    ``p``: ElmanParams, or a gated cell's ``cells.GatedParams`` / ``cells.MinimalParams``.
+    x (B, burn_in + T, D), h0 (B, S) (LSTM: (h, c) side by side), y_target (B, T, C), all on
+    the compute device and dtype. g_t is formed in float64 and split into direction and log-norm
+    before any cast, so a tiny loss gradient does not underflow in float32.
     """
+    if not isinstance(p, ElmanParams):
+        N = p.hidden_size
+        state0 = [(h0[:, :N], h0[:, N:])] if p.cell == "lstm" else [(h0,)]
+        with torch.no_grad():
+            run = cells.run_layers(cells.cell_layers(p), x, state0, burn_in)
+        return stack_trajectory(run, p, y_target, loss)
     with torch.no_grad():
         if p.activation in HOMOGENEOUS:
             u_all, s_all = _scaled_states(p, torch.matmul(x, p.U.T) + p.b, h0)
@@ -125,7 +132,22 @@ def forward(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: in
         u, s = u_all[burn_in:], s_all[burn_in:]
         g_dir, g_log_norm = loss_grad_log(p.to(dtype=torch.float64), u.double(), s,
                                           y_target.transpose(0, 1).double(), loss)
-    return Trajectory(u, s, g_dir.to(u.dtype), g_log_norm, h_in, p.activation)
+    maps = cells.Stack([cells.ElmanLayer(p.W, phi_prime_from_h(u, p.activation))])
+    return Trajectory(u, s, g_dir.to(u.dtype), g_log_norm, h_in, maps)
+
+
+def stack_trajectory(run: cells.StackTrajectory, readout, y_target: Tensor,
+                     loss: str) -> Trajectory:
+    """The Trajectory of a recorded cell or stack: g_t = dL_t/ds_t is the readout's gradient
+    on the top layer's h and zero on every other part of the state."""
+    with torch.no_grad():
+        u = run.h_top
+        s = torch.zeros(u.shape[:2], dtype=torch.float64, device=u.device)
+        g_top, g_log_norm = loss_grad_log(readout.to(dtype=torch.float64), u.double(), s,
+                                          y_target.transpose(0, 1).double(), loss)
+        g_dir = u.new_zeros(u.shape[:2] + (run.maps.state_size,))
+        g_dir[..., run.maps.top] = g_top.to(u.dtype)
+    return Trajectory(u, s, g_dir, g_log_norm, run.state_in.double(), run.maps)
 
 
 def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: str):
@@ -137,8 +159,10 @@ def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: 
     exp(s) itself, is beyond float64: the ratios stay finite although ||g|| underflows. Where
     sigma >= 1e-3 the direct formula (autograd's order) is used.
     """
-    z = u @ p.V.T  # logits are exp(s) z + c
     big = torch.exp(s).unsqueeze(-1)
+    if loss == "mse_linear":  # no softmax to saturate; a state beyond e^690 is clamped
+        return _unit(loss_grad_h(p, big.clamp(max=1e300) * u, y_target, loss))
+    z = u @ p.V.T  # logits are exp(s) z + c
     o = torch.where(torch.isfinite(big), big * z + p.c, z)
     top = o.argmax(-1, keepdim=True)
     d = big * (z - z.gather(-1, top)) + (p.c - p.c[top])  # o_i - o_m, -inf where exp(s) = inf
@@ -184,35 +208,37 @@ def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: 
 # --------------------------------------------------------------------------------------------
 # The triangle of pairs (t, k)
 # --------------------------------------------------------------------------------------------
-Visit = Callable[[int, Tensor], None]
+Visit = Callable[[int, Tensor, dict], None]
 
 
-def sweep_pairs(traj: Trajectory, W: Tensor, max_lag: int | None, visit: Visit,
+def sweep_pairs(traj: Trajectory, max_lag: int | None, visit: Visit,
                 progress: bool = False) -> None:
-    """Call ``visit(k, ln_ratio)`` for k = T-1 down to 0.
+    """Call ``visit(k, ln_ratio, parts)`` for k = T-1 down to 0.
 
-    ln_ratio[l, b] = ln (||dL_{k+l}/dh_k|| / ||dL_{k+l}/dh_{k+l}||) for lags l = 0..min(T-1-k,
+    ln_ratio[l, b] = ln (||dL_{k+l}/ds_k|| / ||dL_{k+l}/ds_{k+l}||) for lags l = 0..min(T-1-k,
     max_lag), (m, B) float64, valid only during the call; add ``traj.g_log_norm[k + l]`` for
-    ln ||dL_{k+l}/dh_k||. Carrying the ratio keeps it finite where ||g_t|| is below float64's
-    range; an exactly zero g_t has no ratio (NaN).
+    ln ||dL_{k+l}/ds_k||. Carrying the ratio keeps it finite where ||g_t|| is below float64's
+    range; an exactly zero g_t has no ratio (NaN). ``parts`` maps each named part of the state
+    (the LSTM's c) to the same ratio for that part alone (-inf at lag 0, where dL_t/dc_t = 0).
     """
-    T, B, N = traj.shape
+    T, B, S_size = traj.shape
     K = T - 1 if max_lag is None else min(max_lag, T - 1)
     # row t of D is first read at k = t, so every target can be injected up front
     D = traj.g_dir.clone()
     S = torch.where(traj.g_dir.abs().amax(-1) > 0, 0.0, math.nan).to(torch.float64)
-    work = torch.empty_like(D)
-    dphi = phi_prime_from_h(traj.u, traj.activation)
+    maps = traj.maps
     tiny = torch.finfo(D.dtype).tiny
     for k in tqdm(range(T - 1, -1, -1), desc="adjoint sweep", disable=None if progress else True,
                   leave=False, mininterval=1.0):
-        visit(k, S[k:min(T, k + K + 1)])
+        top = min(T, k + K + 1)
+        parts = {name: S[k:top] + torch.log(torch.linalg.vector_norm(
+            D[k:top][..., idx], dim=-1).double()) for name, idx in maps.parts.items()}
+        visit(k, S[k:top], parts)
         hi = min(T, k + K)  # targets still within max_lag at step k-1
         if k == 0 or hi <= k:
             continue
-        m, Dk = hi - k, D[k:hi]
-        torch.mul(Dk, dphi[k], out=work[:m])
-        torch.mm(work[:m].view(-1, N), W, out=Dk.view(-1, N))
+        Dk = D[k:hi]
+        maps.vjp_(k, Dk)
         n = torch.linalg.vector_norm(Dk, dim=-1)
         S[k:hi] += torch.log(n)
         Dk /= n.clamp(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln n = -inf)
@@ -240,7 +266,8 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 class LagStats:
-    """Per-(lag, sample) moments of the ln ratio and the ln gradient norm over every pair.
+    """Per-(lag, sample) moments of the ln ratio and the ln gradient norm over every pair, for
+    the whole state ("") and each named part of it ("c" for the LSTM).
 
     The sweep's values are buffered for a chunk of steps and merged in one batched update, so
     the per-step cost is a single copy; non-finite values (an exact zero gradient has
@@ -251,17 +278,24 @@ class LagStats:
         T, B, _ = traj.shape
         self.T, self.L, self.g_log_norm = T, L, traj.g_log_norm
         dev = traj.g_log_norm.device
-        self.chunk = max(1, min(256, 2 ** 20 // (L * B)))
-        self.buf = torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
+        self.names = [""] + list(traj.maps.parts)
+        self.chunk = max(1, min(256, 2 ** 20 // (L * B * len(self.names))))
+        self.buf = {n: torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
+                    for n in self.names}
         self.steps: list[int] = []
         zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)  # noqa: E731
-        self.ratio = {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
-        self.grad = {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
+        self.ratio = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
+                      for n in self.names}
+        self.grad = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
+                     for n in self.names}
         self.matrix = torch.full((T, T), math.nan, dtype=torch.float64, device=dev) \
             if keep_matrix else None
 
-    def __call__(self, k: int, ln_ratio: Tensor) -> None:
-        self.buf[len(self.steps), :ln_ratio.shape[0]] = ln_ratio
+    def __call__(self, k: int, ln_ratio: Tensor, parts: dict | None = None) -> None:
+        i = len(self.steps)
+        self.buf[""][i, :ln_ratio.shape[0]] = ln_ratio
+        for name, v in (parts or {}).items():
+            self.buf[name][i, :v.shape[0]] = v
         self.steps.append(k)
         if len(self.steps) == self.chunk:
             self.flush()
@@ -269,18 +303,19 @@ class LagStats:
     def flush(self) -> None:
         if not self.steps:
             return
-        c, dev = len(self.steps), self.buf.device
+        c, dev = len(self.steps), self.g_log_norm.device
         k = torch.tensor(self.steps, device=dev)[:, None]
         t = k + torch.arange(self.L, device=dev)  # (c, L) target of each entry
         valid = t < self.T
-        ratio = self.buf[:c]
-        grad = ratio + self.g_log_norm[t.clamp(max=self.T - 1)]
-        self.ratio = _merge(self.ratio, _moments(ratio, valid))
-        self.grad = _merge(self.grad, _moments(grad, valid))
-        if self.matrix is not None:
-            cols = k.expand_as(t)
-            self.matrix[t[valid], cols[valid]] = grad.mean(-1)[valid] / math.log(10)
-        self.buf[:c] = math.nan
+        for name in self.names:
+            ratio = self.buf[name][:c]
+            grad = ratio + self.g_log_norm[t.clamp(max=self.T - 1)]
+            self.ratio[name] = _merge(self.ratio[name], _moments(ratio, valid))
+            self.grad[name] = _merge(self.grad[name], _moments(grad, valid))
+            if name == "" and self.matrix is not None:
+                cols = k.expand_as(t)
+                self.matrix[t[valid], cols[valid]] = grad.mean(-1)[valid] / math.log(10)
+            self.buf[name][:c] = math.nan
         self.steps.clear()
 
     @staticmethod
@@ -290,10 +325,11 @@ class LagStats:
 
 @dataclass
 class PairProfile:
-    """Per-lag moments of ln ||dL_t/dh_k|| and of the ln ratio, per sample: arrays (L, B).
+    """Per-lag moments of ln ||dL_t/ds_k|| and of the ln ratio, per sample: arrays (L, B).
 
-    ``log10_grad`` is the (T, T) batch mean of log10 ||dL_t/dh_k|| (row t, column k; NaN where
-    k > t or t - k > max_lag) when requested.
+    ``log10_grad`` is the (T, T) batch mean of log10 ||dL_t/ds_k|| (row t, column k; NaN where
+    k > t or t - k > max_lag) when requested. ``parts`` maps a named part of the state (the
+    LSTM's "c") to its own ``(ln_grad, ln_ratio)`` moments.
     """
 
     lag: np.ndarray
@@ -301,65 +337,77 @@ class PairProfile:
     ln_grad: dict
     ln_ratio: dict
     log10_grad: np.ndarray | None = None
+    parts: dict = field(default_factory=dict)
 
 
-def pair_profile(traj: Trajectory, W: Tensor, max_lag: int | None = None,
-                 keep_matrix: bool = False, progress: bool = False) -> PairProfile:
-    """The per-lag summaries of DESIGN.md from one adjoint sweep."""
+def pair_profile(traj: Trajectory, max_lag: int | None = None, keep_matrix: bool = False,
+                 progress: bool = False) -> PairProfile:
+    """The per-lag summaries of lags.parquet from one adjoint sweep."""
     T = traj.shape[0]
     L = T if max_lag is None else min(max_lag, T - 1) + 1
     stats = LagStats(traj, L, keep_matrix)
-    sweep_pairs(traj, W, max_lag, stats, progress)
+    sweep_pairs(traj, max_lag, stats, progress)
     stats.flush()
     lag = np.arange(L)
-    return PairProfile(lag, T - lag, stats.numpy(stats.grad), stats.numpy(stats.ratio),
-                       None if stats.matrix is None else stats.matrix.cpu().numpy())
+    parts = {n: (stats.numpy(stats.grad[n]), stats.numpy(stats.ratio[n]))
+             for n in stats.names if n}
+    return PairProfile(lag, T - lag, stats.numpy(stats.grad[""]), stats.numpy(stats.ratio[""]),
+                       None if stats.matrix is None else stats.matrix.cpu().numpy(), parts)
 
 
-def log_grad_norms(traj: Trajectory, W: Tensor, max_lag: int | None = None,
-                   ratio: bool = False) -> Tensor:
-    """Every ln ||dL_t/dh_k|| (or, with ``ratio``, ln ||dL_t/dh_k|| / ||dL_t/dh_t||) as a
-    (T, T, B) float64 tensor, NaN outside the measured triangle. Take ratios from here rather
-    than by subtracting ln norms: ln ||g_t|| can be so large (-1e28 for an exploding linear RNN
-    with a saturated softmax) that the difference loses every digit."""
+def log_grad_norms(traj: Trajectory, max_lag: int | None = None, ratio: bool = False,
+                   part: str | None = None) -> Tensor:
+    """Every ln ||dL_t/ds_k|| (or, with ``ratio``, ln ||dL_t/ds_k|| / ||dL_t/ds_t||) as a
+    (T, T, B) float64 tensor, NaN outside the measured triangle; ``part`` ("c" for the LSTM)
+    takes that part of the state alone. Take ratios from here rather than by subtracting ln
+    norms: ln ||g_t|| can be so large (-1e28 for an exploding linear RNN with a saturated
+    softmax) that the difference loses every digit."""
     T, B, _ = traj.shape
-    out = torch.full((T, T, B), float("nan"), dtype=torch.float64, device=W.device)
+    out = torch.full((T, T, B), float("nan"), dtype=torch.float64, device=traj.u.device)
 
-    def visit(k, ln_ratio):
-        m = ln_ratio.shape[0]
-        out[k:k + m, k] = ln_ratio if ratio else ln_ratio + traj.g_log_norm[k:k + m]
+    def visit(k, ln_ratio, parts):
+        v = ln_ratio if part is None else parts[part]
+        m = v.shape[0]
+        out[k:k + m, k] = v if ratio else v + traj.g_log_norm[k:k + m]
 
-    sweep_pairs(traj, W, max_lag, visit)
+    sweep_pairs(traj, max_lag, visit)
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # O(T) profiles: the last loss and the summed loss L = sum_t L_t (what BPTT differentiates)
 # --------------------------------------------------------------------------------------------
-def loss_profiles(traj: Trajectory, W: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _step_back(maps, k: int, v: Tensor) -> Tensor:
+    """J_k^T v for one cotangent per sample, v (B, S)."""
+    v = v.clone().unsqueeze(0)
+    maps.vjp_(k, v)
+    return v[0]
+
+
+def loss_profiles(traj: Trajectory) -> tuple[Tensor, Tensor, Tensor]:
     """The O(T) profiles, each (T, B) and indexed by the lag T-1-k: the ln ratio
-    ln ||dL_{T-1}/dh_k|| / ||g_{T-1}||, ln ||dL_{T-1}/dh_k||, and ln ||dL/dh_k|| of the summed
-    loss L = sum_t L_t. The summed cotangent obeys delta_k = g_k + W^T (phi'(a_{k+1}) delta_{k+1});
+    ln ||dL_{T-1}/ds_k|| / ||g_{T-1}||, ln ||dL_{T-1}/ds_k||, and ln ||dL/ds_k|| of the summed
+    loss L = sum_t L_t. The summed cotangent obeys delta_k = g_k + J_{k+1}^T delta_{k+1};
     the sum is taken in log scale (log-sum-exp of the two scales) so neither term overflows."""
     T, B, N = traj.shape
+    dev = traj.u.device
     last_dir = traj.g_dir[T - 1].clone()
-    last_s = torch.zeros(B, dtype=torch.float64, device=W.device)
+    last_s = torch.zeros(B, dtype=torch.float64, device=dev)
     sum_dir, sum_s = last_dir.clone(), traj.g_log_norm[T - 1].clone()
-    ln_last = torch.empty(T, B, dtype=torch.float64, device=W.device)
+    ln_last = torch.empty(T, B, dtype=torch.float64, device=dev)
     last_s = torch.where(last_dir.abs().amax(-1) > 0, last_s, math.nan)
     ln_sum = torch.empty_like(ln_last)
     for k in range(T - 1, -1, -1):
         if k < T - 1:
-            d = traj.dphi(k + 1)
-            last_dir, n_last = _unit((last_dir * d) @ W)
+            last_dir, n_last = _unit(_step_back(traj.maps, k + 1, last_dir))
             last_s = last_s + n_last
-            prop_dir, n_sum = _unit((sum_dir * d) @ W)
+            prop_dir, n_sum = _unit(_step_back(traj.maps, k + 1, sum_dir))
             prop_s = sum_s + n_sum
             g_s = traj.g_log_norm[k]
             top = torch.maximum(prop_s, g_s)
             top = torch.where(torch.isfinite(top), top, 0.0)
-            mixed = (torch.exp(prop_s - top).to(d.dtype).unsqueeze(-1) * prop_dir
-                     + torch.exp(g_s - top).to(d.dtype).unsqueeze(-1) * traj.g_dir[k])
+            mixed = (torch.exp(prop_s - top).to(prop_dir.dtype).unsqueeze(-1) * prop_dir
+                     + torch.exp(g_s - top).to(prop_dir.dtype).unsqueeze(-1) * traj.g_dir[k])
             sum_dir, n_mix = _unit(mixed)
             sum_s = top + n_mix
         ln_last[T - 1 - k] = last_s
@@ -368,31 +416,33 @@ def loss_profiles(traj: Trajectory, W: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 # --------------------------------------------------------------------------------------------
-# Jacobian products dh_{T-1}/dh_{T-1-l} = J_{T-1} ... J_{T-l}
+# Jacobian products ds_{T-1}/ds_{T-1-l} = J_{T-1} ... J_{T-l}
 # --------------------------------------------------------------------------------------------
-def jacobian_norms(traj: Trajectory, W: Tensor, max_lag: int,
-                   svd_lags: tuple[int, ...] = ()) -> dict:
-    """ln ||dh_{T-1}/dh_{T-1-l}||_2 and ln ||.||_F for l = 0..max_lag, each (L+1, B), and the ln
-    singular values (B, N) at ``svd_lags``. Lag T reaches h0 (= h_{-1}). The product is
-    renormalised by its Frobenius norm every step and its log scale kept."""
+def jacobian_norms(traj: Trajectory, max_lag: int, svd_lags: tuple[int, ...] = ()) -> dict:
+    """ln ||ds_{T-1}/ds_{T-1-l}||_2 and ln ||.||_F for l = 0..max_lag, each (L+1, B), and the ln
+    singular values (B, S) at ``svd_lags``. Lag T reaches h0 (= s_{-1}). The product's rows are
+    carried as cotangents through the cell's map, renormalised by the Frobenius norm every step
+    with the log scale kept."""
     T, B, N = traj.shape
     if not 0 <= max_lag <= T:
         raise ValueError(f"max_lag={max_lag} is not allowed; it must be in [0, T={T}]")
     bad = [l for l in svd_lags if not 0 <= l <= max_lag]
     if bad:
         raise ValueError(f"svd_lags {bad} are not allowed; each must be in [0, max_lag={max_lag}]")
-    M = torch.eye(N, dtype=W.dtype, device=W.device).expand(B, N, N).clone()
-    scale = torch.zeros(B, dtype=torch.float64, device=W.device)
-    ln_spec = torch.empty(max_lag + 1, B, dtype=torch.float64, device=W.device)
+    dev, dtype = traj.g_dir.device, traj.g_dir.dtype
+    # rows of M are cotangents: (N rows, B, N) so one step is the sweep's block map
+    M = torch.eye(N, dtype=dtype, device=dev).unsqueeze(1).expand(N, B, N).contiguous()
+    scale = torch.zeros(B, dtype=torch.float64, device=dev)
+    ln_spec = torch.empty(max_lag + 1, B, dtype=torch.float64, device=dev)
     ln_frob = torch.empty_like(ln_spec)
     svals = {}
     for l in range(max_lag + 1):
         if l > 0:
-            M = (M * traj.dphi(T - l).unsqueeze(1)) @ W
-            n = torch.linalg.matrix_norm(M)
+            traj.maps.vjp_(T - l, M)
+            n = torch.linalg.vector_norm(M, dim=(0, 2))
             scale = scale + torch.log(n.double())
-            M = M / torch.where(n > 0, n, 1)[:, None, None]
-        s = torch.linalg.svdvals(M).double()
+            M /= torch.where(n > 0, n, 1)[None, :, None]
+        s = torch.linalg.svdvals(M.transpose(0, 1)).double()
         ln_spec[l] = scale + torch.log(s[:, 0])
         ln_frob[l] = scale + torch.log(torch.linalg.vector_norm(s, dim=-1))
         if l in svd_lags:
@@ -423,7 +473,7 @@ def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Te
     out = torch.full((T, T, x.shape[0]), float("nan"), dtype=torch.float64)
     for t in range(T):
         k0 = 0 if max_lag is None else max(0, t - max_lag)
-        L_t = losses(outputs(p, hs[t]), y_target[:, t], loss).sum()
+        L_t = readout_losses(p, hs[t], y_target[:, t], loss).sum()
         grads = torch.autograd.grad(L_t, hs[k0:t + 1], retain_graph=t < T - 1)
         for k, gk in zip(range(k0, t + 1), grads):
             out[t, k] = torch.log(torch.linalg.vector_norm(gk.double(), dim=-1)).cpu()

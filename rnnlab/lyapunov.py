@@ -118,3 +118,27 @@ def lyapunov_spectrum(p: ElmanParams, x: Tensor, h0: Tensor, k: int, transient: 
         h = hidden_states(p, x, h0)
         dphi = phi_prime_from_h(h, p.activation)
         return lyapunov_from_jacobians(p.W, dphi, k, transient, Q0=Q0, generator=generator)
+
+
+def lyapunov_from_maps(maps, T: int, k: int, transient: int = 0, Q0: Tensor | None = None,
+                       generator: torch.Generator | None = None, batch: int | None = None,
+                       dtype=None, device=None) -> Tensor:
+    """The k leading Lyapunov exponents of any cell's step Jacobians (natural log per step).
+
+    ``maps``: a trajectory's ``rnnlab.cells.Stack`` (``Trajectory.maps``), whose ``jvp(t, Q)``
+    applies J_t to a (B, S, k) frame; steps t = 0..T-1. For Elman it performs exactly the
+    arithmetic of :func:`lyapunov_from_jacobians`. Returns (B, k).
+    """
+    S = maps.state_size
+    if not 1 <= k <= S:
+        raise ValueError(f"k={k} must be in 1..S={S} (the measured state size)")
+    if transient >= T:
+        raise ValueError(f"transient={transient} leaves no steps to average out of T={T}")
+    Q = Q0 if Q0 is not None else random_frame(S, k, (batch,), dtype=dtype, device=device,
+                                                 generator=generator)
+    total = torch.zeros(Q.shape[0], k, dtype=Q.dtype, device=Q.device)
+    for t in range(T):
+        Q, log_r = _qr_step(maps.jvp(t, Q))
+        if t >= transient:
+            total += log_r
+    return total / (T - transient)

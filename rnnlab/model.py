@@ -24,7 +24,9 @@ ACTIVATIONS = {
 }
 # gamma = sup |phi'| (Pascanu et al. 2013, section 3).
 GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "linear": 1.0}
-LOSSES = ("mse", "xent")
+# mse: the tutorial's 1/2 ||softmax(o) - y*||^2; xent: -sum y* log softmax(o); mse_linear:
+# 1/2 ||o - y*||^2 on the raw readout o = V h + c (regression tasks)
+LOSSES = ("mse", "xent", "mse_linear")
 
 
 def check_choice(key: str, value, allowed) -> None:
@@ -57,6 +59,9 @@ class ElmanParams:
     @property
     def hidden_size(self) -> int:
         return self.W.shape[0]
+
+    def tensors(self) -> dict:
+        return {k: getattr(self, k) for k in "UWbVc"}
 
     def to(self, device=None, dtype=None) -> "ElmanParams":
         move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
@@ -94,19 +99,27 @@ def outputs(p: ElmanParams, h: Tensor) -> Tensor:
 
 
 def losses(y: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
-    """L_t per step and sample: 1/2 ||y - y*||^2 (mse) or -sum y* log y (xent)."""
+    """L_t per step and sample from the softmax output y: 1/2 ||y - y*||^2 (mse) or
+    -sum y* log y (xent); for mse_linear pass the raw readout o as y: 1/2 ||o - y*||^2."""
     check_choice("model.loss", loss, LOSSES)
-    if loss == "mse":
+    if loss in ("mse", "mse_linear"):
         return 0.5 * ((y - y_target) ** 2).sum(-1)
     return -(y_target * torch.log(y)).sum(-1)
 
 
-def loss_grad_h(p: ElmanParams, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
-    """g_t = dL_t/dh_t = V^T (diag(y) - y y^T)(y - y*) for mse, V^T (y - y*) for xent.
+def readout_losses(p, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
+    """L_t of the readout o = V h + c (``p`` any object with V and c), per step and sample."""
+    o = torch.matmul(h, p.V.T) + p.c
+    return losses(o if loss == "mse_linear" else torch.softmax(o, dim=-1), y_target, loss)
 
-    REFERENCE.md section 1; h and y_target share their leading shape.
+
+def loss_grad_h(p: ElmanParams, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
+    """g_t = dL_t/dh_t = V^T (diag(y) - y y^T)(y - y*) for mse, V^T (y - y*) for xent,
+    V^T (o - y*) for mse_linear; h and y_target share their leading shape.
     """
     check_choice("model.loss", loss, LOSSES)
+    if loss == "mse_linear":
+        return torch.matmul(torch.matmul(h, p.V.T) + p.c - y_target, p.V)
     y = outputs(p, h)
     e = y - y_target
     if loss == "mse":

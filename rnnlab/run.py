@@ -15,8 +15,9 @@ from . import gradients, theory
 from .config import RunSpec
 from .fit import fit_decay, lag_table
 from .init import draw, spectral_radius
-from .lyapunov import lyapunov_from_jacobians
-from .model import phi_prime_from_h
+from .cells import KEEP_GATE, GatedParams
+from .lyapunov import lyapunov_from_maps
+from .model import ElmanParams
 
 
 @dataclass
@@ -57,29 +58,31 @@ def measure(spec: RunSpec) -> Measurement:
                              net.y_target.to(device, dtype), burn_in=d.burn_in, loss=m.loss)
     matrix = ln_last = None
     if ms.mode == "pairs":
-        profile = gradients.pair_profile(traj, p.W, ms.max_lag, keep_matrix=ms.save_tensors,
+        profile = gradients.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
                                          progress=ms.progress)
         lags, matrix = lag_table(profile), profile.log10_grad
         fit = fit_decay(profile.lag, profile.ln_ratio, ms.fit_min_lag, ms.fit_max_lag,
                         ms.neutral_tol)
     else:
-        lags, fit, ln_last = _profile_mode(traj, p.W, spec)
+        lags, fit, ln_last = _profile_mode(traj, spec)
     predictions = predict(net.params, spec)
     if ms.lyapunov:
-        dphi = phi_prime_from_h(traj.u, p.activation)
-        lam = lyapunov_from_jacobians(p.W, dphi, k=1, generator=torch.Generator(device)
-                                      .manual_seed(spec.seed))
+        T, B, _ = traj.shape
+        lam = lyapunov_from_maps(traj.maps, T, k=1, generator=torch.Generator(device)
+                                 .manual_seed(spec.seed), batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
-    jac = _jacobian_table(traj, p.W, spec) if ms.jacobian else None
+    jac = _jacobian_table(traj, spec) if ms.jacobian else None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     tensors = {}
     if ms.save_tensors:
         T = d.seq_len
-        tensors = {"U": net.params.U, "W": net.params.W, "b": net.params.b, "V": net.params.V,
-                   "c": net.params.c, "h0": traj.h0, "x": net.x[:, d.burn_in:],
+        tensors = {**net.params.tensors(), "h0": traj.h0, "x": net.x[:, d.burn_in:],
                    "y_target": net.y_target}
+        if m.cell == "lstm":  # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
+            N = m.hidden_size
+            tensors["h0"], tensors["c0"] = traj.h0[:, :N], traj.h0[:, N:]
         tensors = {k: v.detach().cpu().double().numpy() for k, v in tensors.items()}
         if matrix is None:  # profile mode measures only the last row of the triangle
             matrix = np.full((T, T), np.nan)
@@ -89,12 +92,12 @@ def measure(spec: RunSpec) -> Measurement:
     return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac)
 
 
-def _jacobian_table(traj, W, spec: RunSpec) -> dict:
+def _jacobian_table(traj, spec: RunSpec) -> dict:
     """Per-lag batch mean and std of log10 ||dh_{T-1}/dh_{T-1-l}|| (spectral and Frobenius),
     l = 0..max_lag (or T: lag T reaches h0)."""
     T = spec.data.seq_len
     L = T if spec.measure.max_lag is None else min(spec.measure.max_lag, T)
-    norms = gradients.jacobian_norms(traj, W, L)
+    norms = gradients.jacobian_norms(traj, L)
     out = {"lag": np.arange(L + 1)}
     for name in ("spec", "frob"):
         v = norms[f"ln_{name}"] / math.log(10)
@@ -113,6 +116,8 @@ def predict(params, spec: RunSpec) -> dict:
     ``pascanu_log_eta`` = ln(gamma sigma_max(W)) bounds every rate from above.
     """
     m, d = spec.model, spec.data
+    if not isinstance(params, ElmanParams):
+        return predict_gated(params, spec)
     W = params.W
     sigma_w = float(torch.linalg.matrix_norm(W).item() / math.sqrt(W.shape[0]))
     s2 = (m.input_gain * d.input_std) ** 2 + m.bias_std ** 2
@@ -126,9 +131,33 @@ def predict(params, spec: RunSpec) -> dict:
     return out
 
 
-def _profile_mode(traj, W, spec: RunSpec):
+def predict_gated(params, spec: RunSpec) -> dict:
+    """Theory for a gated run, nats per step. GRU and LSTM: ``keep_gate_rate`` = ln s(b) of the
+    largest keep-gate bias (b_z, b_f = bias_ih + bias_hh): the exact long-lag rate when every
+    weight matrix is zero, a reference line otherwise. minimalRNN: ``mean_field_rate`` = 1/2 ln
+    chi of Chen et al. 2018 at the network's sigma_w = ||W||_F / sqrt N, mu_b = gate_bias and
+    R = (input_gain input_std)^2 (the embedding's per-unit variance for input_size >= N)."""
+    m, d = spec.model, spec.data
+    if isinstance(params, GatedParams):
+        N = params.hidden_size
+        keep = slice(KEEP_GATE[m.cell] * N, (KEEP_GATE[m.cell] + 1) * N)
+        b = (params.bias_ih[keep] + params.bias_hh[keep]).max().item()
+        return {"keep_gate_bias": b, "keep_gate_rate": theory.keep_gate_rate(b)}
+    W = params.W
+    sigma_w = float(torch.linalg.matrix_norm(W).item() / math.sqrt(W.shape[0]))
+    R = (m.input_gain * d.input_std) ** 2
+    out = {"sigma_w": sigma_w, "R": R}
+    try:
+        out["mean_field_chi"] = theory.minimal_chi(sigma_w, m.gate_bias, R)
+        out["mean_field_rate"] = 0.5 * math.log(out["mean_field_chi"])
+    except (ValueError, ArithmeticError):
+        out["mean_field_chi"] = out["mean_field_rate"] = math.nan
+    return out
+
+
+def _profile_mode(traj, spec: RunSpec):
     ms = spec.measure
-    ln_ratio, ln_last, ln_sum = gradients.loss_profiles(traj, W)
+    ln_ratio, ln_last, ln_sum = gradients.loss_profiles(traj)
     T = ln_last.shape[0]
     L = T if ms.max_lag is None else min(ms.max_lag, T - 1) + 1
     ln_ratio, ln_last, ln_sum = ln_ratio[:L], ln_last[:L], ln_sum[:L]

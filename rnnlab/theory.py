@@ -266,3 +266,54 @@ def isometry_variance(activation: str, sigma_w: float, s2: float, L: int,
     mu_1 = phi_prime_moment(activation, q, 1)
     mu_2 = phi_prime_moment(activation, q, 2)
     return chi(activation, sigma_w, s2) ** L, L * (mu_2 / mu_1**2 - 1 - s_1)
+
+
+# --------------------------------------------------------------------------------------------
+# Gated cells (Gilboa et al. 2019, arXiv:1901.08987; Chen, Pennington, Schoenholz 2018,
+# arXiv:1806.05394). s is the logistic sigmoid; rates are natural log per step.
+# --------------------------------------------------------------------------------------------
+def keep_gate_rate(bias) -> float:
+    """ln s(b): the exact per-step rate of ||dc_t/dc_k|| (LSTM, b = b_f) or ||dh_t/dh_k|| (GRU,
+    b = b_z) when every weight matrix is zero, so the kept fraction is s(b) at every step."""
+    return float(-np.logaddexp(0.0, -np.asarray(bias, dtype=float)))
+
+
+def gate_noise_rate(mu: float, s: float) -> float:
+    """1/2 ln E[f^2], f = s(a), a ~ N(mu, s^2) fresh each step: the norm rate of a product of
+    independent diagonal gates (recurrent path off)."""
+    return 0.5 * math.log(gaussian_mean(lambda a: _sigmoid(mu + a) ** 2, s * s))
+
+
+def _minimal_moments(mu_b: float, q_e: float):
+    """E[u^2], E[(1 - u)^2], E[s'(e)^2] for u = s(e), e ~ N(mu_b, q_e)."""
+    Eu2 = gaussian_mean(lambda a: _sigmoid(mu_b + a) ** 2, q_e)
+    E1u2 = gaussian_mean(lambda a: (1 - _sigmoid(mu_b + a)) ** 2, q_e)
+    Eds2 = gaussian_mean(lambda a: (_sigmoid(mu_b + a) * (1 - _sigmoid(mu_b + a))) ** 2, q_e)
+    return Eu2, E1u2, Eds2
+
+
+def minimal_q_star(sigma_w: float, mu_b: float, R: float = 1.0, sigma_v: float = 1.0) -> float:
+    """Fixed point Q* of the minimalRNN's state variance (Chen et al. 2018, section 4):
+
+        Q* = R E[(1 - u)^2] / (1 - E[u^2]),   u = s(e),  e ~ N(mu_b, sigma_w^2 Q* + sigma_v^2 R),
+
+    for input z_t ~ N(0, R) per unit, fresh each step. Solved by Brent's method on the excess.
+    """
+    if R <= 0:
+        return 0.0
+
+    def excess(Q):
+        Eu2, E1u2, _ = _minimal_moments(mu_b, sigma_w ** 2 * Q + sigma_v ** 2 * R)
+        return R * E1u2 / (1 - Eu2) - Q
+
+    # (1 - u)^2 <= 1 - u^2 for u in [0, 1], so Q* <= R brackets the root
+    return brentq(excess, 0.0, R, xtol=1e-14, rtol=1e-13)
+
+
+def minimal_chi(sigma_w: float, mu_b: float, R: float = 1.0, sigma_v: float = 1.0) -> float:
+    """chi = E[u^2] + sigma_w^2 (Q* + R) E[s'(e)^2] at the fixed point (Chen et al. 2018);
+    the predicted norm rate is 1/2 ln chi per step (the tests check Q* and chi against an
+    independently computed table)."""
+    Q = minimal_q_star(sigma_w, mu_b, R, sigma_v)
+    Eu2, _, Eds2 = _minimal_moments(mu_b, sigma_w ** 2 * Q + sigma_v ** 2 * R)
+    return Eu2 + sigma_w ** 2 * (Q + R) * Eds2

@@ -35,7 +35,7 @@ CASES = [
 def test_pairs_match_autograd(case):
     K, bi, loss = case.pop("max_lag"), case["burn_in"], case["loss"]
     net, p, traj = make(seed=3, spectral_radius=1.1, bias_std=0.2, h0_std=0.5, **case)
-    fast = gradients.log_grad_norms(traj, p.W, K)
+    fast = gradients.log_grad_norms(traj, K)
     ref = gradients.reference_log_grad_norms(p, net.x, net.h0, net.y_target, bi, loss, K)
     measured = ~torch.isnan(ref)
     assert torch.equal(measured, ~torch.isnan(fast))
@@ -49,8 +49,8 @@ def test_pair_profile_matches_pairs():
     """The streamed per-lag moments equal mean and std computed from all pairs at once."""
     net, p, traj = make(seed=1, activation="tanh", hidden_size=10, seq_len=30, batch_size=4,
                         spectral_radius=1.3)
-    full = gradients.log_grad_norms(traj, p.W)
-    prof = gradients.pair_profile(traj, p.W, keep_matrix=True)
+    full = gradients.log_grad_norms(traj)
+    prof = gradients.pair_profile(traj, keep_matrix=True)
     T = 30
     for lag in (0, 1, 7, 29):
         vals = torch.stack([full[t, t - lag] for t in range(lag, T)])  # (pairs, B)
@@ -69,7 +69,7 @@ def test_loss_profiles_match_autograd(activation):
     net, p, traj = make(seed=2, activation=activation, hidden_size=9, input_size=4,
                         output_size=3, seq_len=20, batch_size=3, spectral_radius=1.1,
                         burn_in=3, h0_std=1.0)
-    ln_ratio, ln_last, ln_sum = gradients.loss_profiles(traj, p.W)
+    ln_ratio, ln_last, ln_sum = gradients.loss_profiles(traj)
     h = traj.h0.clone().requires_grad_()
     hs = []
     for t in range(20):
@@ -91,12 +91,12 @@ def test_jacobian_norms_match_explicit_products(activation):
     N, T = 7, 12
     net, p, traj = make(seed=4, activation=activation, hidden_size=N, seq_len=T, batch_size=2,
                         spectral_radius=1.2, h0_std=1.0)
-    out = gradients.jacobian_norms(traj, p.W, max_lag=T, svd_lags=(0, 5, T))
+    out = gradients.jacobian_norms(traj, max_lag=T, svd_lags=(0, 5, T))
     for b in range(2):
         M = torch.eye(N, dtype=torch.float64)
         for lag in range(T + 1):
             if lag > 0:
-                M = M @ (torch.diag(traj.dphi(T - lag)[b]) @ p.W)
+                M = M @ (torch.diag(traj.maps.layers[0].dphi[T - lag][b]) @ p.W)
             s = torch.linalg.svdvals(M)
             assert abs(out["ln_spec"][lag, b] - s[0].log()) < TOL
             assert abs(out["ln_frob"][lag, b] - M.norm().log()) < TOL
@@ -105,7 +105,7 @@ def test_jacobian_norms_match_explicit_products(activation):
                 big = s > 1e-8 * s[0]
                 assert torch.allclose(out["ln_svals"][lag][b][big], s[big].log(), atol=1e-7)
     with pytest.raises(ValueError, match="max_lag"):
-        gradients.jacobian_norms(traj, p.W, max_lag=T + 1)
+        gradients.jacobian_norms(traj, max_lag=T + 1)
 
 
 def test_tutorial_rnn_weights_measured_like_unrolled():
@@ -120,7 +120,7 @@ def test_tutorial_rnn_weights_measured_like_unrolled():
     y = torch.nn.functional.one_hot(torch.randint(3, (2, 10)), 3).double()
     h0 = torch.zeros(2, 6, dtype=torch.float64)
     traj = gradients.forward(p, x, h0, y)
-    fast = gradients.log_grad_norms(traj, p.W)
+    fast = gradients.log_grad_norms(traj)
     ref = gradients.reference_log_grad_norms(p, x, h0, y)
     ok = ~torch.isnan(ref)
     assert log_diff(fast[ok], ref[ok]) < TOL

@@ -227,3 +227,35 @@ def test_isometry_linear_gaussian_monte_carlo():
     mean, var = th.isometry_variance("linear", 1.0, 0.0, L, "gaussian")
     assert eig.mean() == pytest.approx(mean, abs=0.05)
     assert eig.var() == pytest.approx(var, abs=0.25)
+
+
+# --------------------------------------------------------------------------------------------
+# Gated cells: closed forms and the minimalRNN's mean field (docs/cells.md)
+# --------------------------------------------------------------------------------------------
+def test_keep_gate_rate_is_ln_sigmoid():
+    for mu, rate in [(0, -0.6931), (1, -0.3133), (2, -0.1269), (3, -0.0486), (5, -0.0067)]:
+        assert abs(th.keep_gate_rate(mu) - rate) < 6e-5  # table rounded to 4 decimals
+    assert th.keep_gate_rate(-800.0) == -800.0  # no overflow far into the tail
+
+
+def test_gate_noise_rate_table():
+    for mu, rate in [(2, -0.1582), (3, -0.0691), (5, -0.0108)]:
+        assert abs(th.gate_noise_rate(mu, 1.0) - rate) < 6e-5
+    assert abs(th.gate_noise_rate(2.0, 1e-9) - th.keep_gate_rate(2.0)) < 1e-9
+
+
+@pytest.mark.parametrize("sigma_w,mu_b,Q,chi", [(0.5, 0, 0.4216, 0.3121), (2, 0, 0.5061, 0.5300),
+                                                (4, 0, 0.6542, 0.8885), (8, 0, 0.8071, 1.4937),
+                                                (4, 4, 0.1445, 0.9967)])
+def test_minimal_mean_field_table(sigma_w, mu_b, Q, chi):
+    """Q* and chi of the minimalRNN (sigma_v = 1, R = 1), a table computed independently and
+    rounded to 4 decimals."""
+    assert abs(th.minimal_q_star(sigma_w, mu_b) - Q) < 6e-5
+    assert abs(th.minimal_chi(sigma_w, mu_b) - chi) < 6e-5
+
+
+def test_minimal_q_star_is_a_fixed_point():
+    Q = th.minimal_q_star(3.0, 1.0, R=0.5)
+    u2 = th.gaussian_mean(lambda a: th._sigmoid(1.0 + a) ** 2, 9.0 * Q + 0.5)
+    one_minus_u2 = th.gaussian_mean(lambda a: (1 - th._sigmoid(1.0 + a)) ** 2, 9.0 * Q + 0.5)
+    assert abs(Q - 0.5 * one_minus_u2 / (1 - u2)) < 1e-12

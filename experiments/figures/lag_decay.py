@@ -52,7 +52,7 @@ def mean_log10_ratio(prof):
 
 def max_bound_excess(p, traj):
     """max over pairs, lag >= 1, of ln r(t, k) - (t - k) ln(gamma sigma_max(W)) (nats; <= 0)."""
-    ln_r = gradients.log_grad_norms(traj, p.W, max_lag=MAX_LAG, ratio=True)  # (T, T, B)
+    ln_r = gradients.log_grad_norms(traj, max_lag=MAX_LAG, ratio=True)  # (T, T, B)
     T = ln_r.shape[0]
     lag = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).double().unsqueeze(-1)
     excess = ln_r - lag * math.log(theory.pascanu_eta(p.W, p.activation))
@@ -87,7 +87,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
         row = {"panel": act, "rho": rho, "decay_rate": rate, "mean_field_rate": math.log(rho)}
         if act == "linear":
-            ln_r = gradients.log_grad_norms(traj, p.W, max_lag=MAX_LAG, ratio=True)
+            ln_r = gradients.log_grad_norms(traj, max_lag=MAX_LAG, ratio=True)
             lag = torch.arange(ln_r.shape[0])
             lag = (lag[:, None] - lag[None, :]).double().unsqueeze(-1)
             row["max_abs_ln_ratio_error"] = float((ln_r - lag * math.log(rho)).abs().nan_to_num(

@@ -65,7 +65,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     p, traj = network(seed=4, activation="tanh", gain=1.5, spectral_radius=None,
                       seq_len=T, batch_size=2, burn_in=300, **full_rank_noise(N, 0.1))
     lam = lambda_1(p, traj)
-    ln_ratio, _, _ = gradients.loss_profiles(traj, p.W)
+    ln_ratio, _, _ = gradients.loss_profiles(traj)
     lags = np.arange(T)
     window = lags >= 50  # past the transient of the direction of g_t
     backward = np.polyfit(lags[window], ln_ratio.mean(1).numpy()[window], 1)[0]

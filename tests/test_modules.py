@@ -1,0 +1,129 @@
+"""``rnnlab.measure_module`` on a user's own torch RNN.
+
+- multi-layer GRU and LSTM (either batch_first), multi-layer relu nn.RNN, a one-layer nn.RNN
+  (which takes the Elman path) and the tutorial's class: every log10 ||dL_t/ds_k|| (state = every
+  layer's h and c) equals the per-target autograd loop through per-layer torch cells to 1e-10
+  in float64, and so does the LSTM's c part;
+- the decay rate equals the fit of the engine's own run on the same weights;
+- unsupported modules and bad arguments are clear errors naming what is wrong.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnnlab import measure_module
+from rnnlab.model import RNN
+from rnnlab.modules import module_reference
+
+TOL = 1e-10
+
+
+def _data(batch_first, T=14, B=3, D=4, C=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (B, T) if batch_first else (T, B)
+    return (torch.randn(*shape, D, generator=g, dtype=torch.float64),
+            torch.randint(C, shape, generator=g))
+
+
+def _max_diff(fast, ref):
+    ok = np.isfinite(ref)
+    assert np.array_equal(ok, np.isfinite(fast))
+    return np.abs(fast[ok] - ref[ok]).max()
+
+
+MODULES = [
+    ("gru-2", lambda bf: nn.GRU(4, 6, num_layers=2, batch_first=bf), "xent"),
+    ("lstm-2", lambda bf: nn.LSTM(4, 6, num_layers=2, batch_first=bf), "mse"),
+    ("lstm-3-nobias", lambda bf: nn.LSTM(4, 5, num_layers=3, bias=False, batch_first=bf),
+     "mse_linear"),
+    ("relu-rnn-2", lambda bf: nn.RNN(4, 6, num_layers=2, nonlinearity="relu", batch_first=bf),
+     "xent"),
+    ("tanh-rnn-1", lambda bf: nn.RNN(4, 6, batch_first=bf), "mse"),
+]
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("name,build,loss", MODULES, ids=[m[0] for m in MODULES])
+def test_module_matches_autograd(name, build, loss, batch_first):
+    torch.manual_seed(1)
+    rnn = build(batch_first).double()
+    head = nn.Linear(rnn.hidden_size, 5).double()
+    x, y = _data(batch_first)
+    got = measure_module(rnn, x, y, head=head, loss=loss, keep_matrix=True, max_lag=9)
+    ref = module_reference(rnn, x, y, head=head, loss=loss, max_lag=9)
+    assert _max_diff(got.log10_grad, (ref[""] / math.log(10)).mean(-1).numpy()) < TOL
+    if isinstance(rnn, nn.LSTM):  # the c part, lag by lag, against the reference's pairs
+        ln_c = ref["c"]
+        for lag in (1, 4, 9):
+            vals = torch.stack([ln_c[t, t - lag] for t in range(lag, 14)])
+            assert abs(got.lags["log10_grad_c_mean"][lag] - vals.mean().item() / math.log(10)) \
+                < TOL
+    assert math.isfinite(got.decay_rate) and got.regime in ("vanishing", "neutral", "exploding")
+    assert list(got.lags["lag"]) == list(range(10))
+
+
+def test_tutorial_class_goes_through_the_same_path():
+    torch.manual_seed(2)
+    model = RNN(4, 5, 6, n_layers=2).double()
+    x, y = _data(True)
+    got = measure_module(model, x, y, loss="mse", keep_matrix=True)
+    ref = module_reference(model, x, y, loss="mse")
+    assert _max_diff(got.log10_grad, (ref[""] / math.log(10)).mean(-1).numpy()) < TOL
+
+
+def test_one_layer_rnn_equals_the_engines_elman_run():
+    """A one-layer nn.RNN is the Elman RNN with U = W_ih, W = W_hh, b = b_ih + b_hh: the
+    module's rate is the rate of rnnlab's own measurement of those weights."""
+    from rnnlab import gradients
+    from rnnlab.fit import fit_decay
+    from rnnlab.model import ElmanParams
+
+    torch.manual_seed(3)
+    rnn, head = nn.RNN(4, 8, nonlinearity="relu").double(), nn.Linear(8, 5).double()
+    x, y = _data(False, T=30)
+    got = measure_module(rnn, x, y, head=head)
+    p = ElmanParams(rnn.weight_ih_l0.detach(), rnn.weight_hh_l0.detach(),
+                    (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach(), head.weight.detach(),
+                    head.bias.detach(), "relu")
+    yb = nn.functional.one_hot(y.transpose(0, 1), 5).double()
+    traj = gradients.forward(p, x.transpose(0, 1), torch.zeros(3, 8, dtype=torch.float64), yb,
+                             loss="xent")
+    prof = gradients.pair_profile(traj)
+    assert got.decay_rate == fit_decay(prof.lag, prof.ln_ratio)["decay_rate"]
+
+
+@pytest.mark.parametrize("module,x_shape,needle", [
+    (lambda: nn.GRU(4, 6, bidirectional=True), (5, 2, 4), "bidirectional=True"),
+    (lambda: nn.LSTM(4, 6, proj_size=3), (5, 2, 4), "proj_size=3"),
+    (lambda: nn.GRU(4, 6, num_layers=2, dropout=0.5).train(), (5, 2, 4), "dropout=0.5"),
+    (lambda: nn.GRU(4, 6), (5, 2, 3), "input_size=4"),
+    (lambda: nn.Linear(4, 6), (5, 2, 4), "torch.nn.RNN, torch.nn.GRU"),
+])
+def test_unsupported_modules_are_named(module, x_shape, needle):
+    rnn = module()
+    x = torch.randn(*x_shape)
+    with pytest.raises((ValueError, TypeError)) as err:
+        measure_module(rnn, x, torch.zeros(x_shape[:2], dtype=torch.long))
+    assert needle in str(err.value)
+
+
+def test_packed_sequences_are_refused():
+    rnn = nn.GRU(4, 6)
+    packed = nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 4), [5, 3])
+    with pytest.raises(ValueError, match="PackedSequence"):
+        measure_module(rnn, packed, torch.zeros(5, 2, dtype=torch.long))
+
+
+def test_head_and_target_mismatches_are_named():
+    rnn = nn.GRU(4, 6, batch_first=True).double()
+    x, y = _data(True)
+    with pytest.raises(ValueError, match="head.in_features=7"):
+        measure_module(rnn, x, y, head=nn.Linear(7, 5).double())
+    with pytest.raises(ValueError, match="y_target"):
+        measure_module(rnn, x, torch.zeros(3, 14, 4, dtype=torch.float64),
+                       head=nn.Linear(6, 5).double())
+    with pytest.raises(ValueError, match="loss='hinge'"):
+        measure_module(rnn, x, y, head=nn.Linear(6, 5).double(), loss="hinge")
