@@ -183,12 +183,12 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
     from .sweep import plan_jobs, spec_from_config, validate_jobs
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(Path(conf_dir).absolute()), version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
         loader = hydra.config_loader
-        base = loader.load_configuration(config_name, [], run_mode=RunMode.RUN)
-        groups = set(loader.list_groups("")) | {"hydra"}
-        check_keys(parsed, base, groups)
+        if any(not o.is_hydra_override() for o in parsed):
+            base = loader.load_configuration(config_name, [], run_mode=RunMode.RUN)
+            check_keys(parsed, base, set(loader.list_groups("")) | {"hydra"})
         mode = RunMode.MULTIRUN if multirun else RunMode.RUN
         cfg = loader.load_configuration(config_name, overrides, run_mode=mode)
         if not multirun:

@@ -206,7 +206,7 @@ def _dodge(levels, xs) -> dict:
     xs = np.unique(np.asarray(xs, dtype=float))
     step = np.diff(xs).min() if xs.size > 1 else 1.0
     n = len(levels)
-    return {v: (i - (n - 1) / 2) * 0.12 * step for i, v in enumerate(levels)}
+    return {v: (i - (n - 1) / 2) * 0.25 * step / max(n - 1, 1) for i, v in enumerate(levels)}
 
 
 def rate_figure(runs: pd.DataFrame, lay: Layout):
@@ -239,7 +239,7 @@ def rate_figure(runs: pd.DataFrame, lay: Layout):
             g = g.sort_values(xcol)
             xs = g[xcol].to_numpy(float) + offset[sv]
             c = palette[net]
-            ax.errorbar(xs, g["decay_rate"], yerr=g["half"], fmt=marker[sv], color=c, ms=5,
+            ax.errorbar(xs, g["decay_rate"], yerr=g["half"], fmt=marker[sv], color=c, ms=4,
                         lw=0.8, capsize=2, ls="-" if lay.x else "none", zorder=3)
             if lay.x and g["mean_field_rate"].notna().any():
                 ax.plot(g[xcol], g["mean_field_rate"], color=c, lw=0.9, ls="--", alpha=0.7,
@@ -285,7 +285,8 @@ def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
     panels = _groups(pts, panel_keys)
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False,
+    height = 3.3 if lay.style else 1.6 + 0.45 * pts["network"].nunique()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False,
                              constrained_layout=True)
     vmax = float(np.nanmax(np.abs(pts["decay_rate"]))) or 1.0
     annotate = pts[lay.x].nunique() <= 10
@@ -299,9 +300,8 @@ def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
         ax.set_xlabel(name(lay.x))
         ax.set_ylabel(name(rows))
         ax.set_xticklabels([f"{v:g}" for v in table.columns], rotation=0)
-        if rows != "network":
-            ax.set_yticklabels([f"{v:g}" if isinstance(v, (int, float)) else str(v)
-                                for v in table.index], rotation=0)
+        ax.set_yticklabels([f"{v:g}" if isinstance(v, (int, float)) else str(v)
+                            for v in table.index], rotation=0)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=RATE_LABEL, shrink=0.9)

@@ -72,9 +72,10 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
     pngs = sorted({Path(p) for p in figures if str(p).endswith(".png")})
     problems = "".join(f'<li class="bad">{html.escape(p)}</li>' for p in agg.problems)
     prov = _provenance(sweep_dir, runs)
+    def cell(v):
+        return html.escape(json.dumps(v) if isinstance(v, dict) else str(v))
     prov_rows = "".join(f'<tr><th class="l">{html.escape(str(k))}</th>'
-                        f'<td class="l">{html.escape(json.dumps(v) if isinstance(v, dict) else str(v))}'
-                        "</td></tr>" for k, v in prov.items())
+                        f'<td class="l">{cell(v)}</td></tr>' for k, v in prov.items())
     swept = ", ".join(f"<code>{html.escape(k)}</code>" for k in agg.swept) or "(nothing)"
     command = plan.get("command") or "(not recorded)"
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -84,8 +85,8 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
 <style>{_STYLE}</style></head>
 <body>
 <h1>rnnlab sweep <code>{html.escape(sweep_dir.name)}</code></h1>
-<p>{n_ok} completed of {len(runs)} run directories ({plan.get('total', '?')} planned); swept: {swept}.
-Rates in nats per step (negative: vanishing, positive: exploding). Report written {now}.</p>
+<p>{n_ok} completed of {len(runs)} run directories ({plan.get('total', '?')} planned);
+swept: {swept}. Rates in nats per step (negative: vanishing, positive: exploding). Report written {now}.</p>
 <p>Command: <code>{html.escape(command)}</code></p>
 <h2>Failed, missing and unreadable runs</h2>
 {f"<ul>{problems}</ul>" if problems else '<p class="ok">none</p>'}

@@ -276,9 +276,9 @@ def discard_if_empty(run_dir: Path) -> bool:
 def start_sweep(sweep_dir: Path, names: list[str]) -> None:
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(sweep_dir / PLAN_FILE, {"total": len(names), "runs": names,
-                                       "command": " ".join(sys.argv),
-                                       "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                       "command": " ".join(sys.argv), "utc": now})
     (sweep_dir / PROGRESS_FILE).write_text("")
 
 

@@ -146,31 +146,45 @@ def plan_jobs(config) -> tuple[list[list[str]], list[str]]:
 def validate_jobs(base, jobs: list[list[str]], load_job=None) -> list[RunSpec]:
     """The RunSpec of every job, or a ConfigError naming the first bad job.
 
-    A job of plain ``key=value`` overrides is checked by setting them on the composed base config;
-    a job that chooses a config group (``model=...``) is composed by ``load_job(job)``, Hydra's
-    own sweep-config loader."""
+    Values (``key=value``) are set on a plain copy of the composed base config; a job that also
+    chooses config groups (``model=...``) starts from Hydra's composition of those choices
+    (``load_job(choices)``, Hydra's own sweep-config loader), composed once per distinct choice.
+    Hydra's own keys do not reach the RunSpec and are left out."""
+    import copy
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
 
     parser = OverridesParser.create()
-    plain = OmegaConf.masked_copy(base, [k for k in base if k != "hydra"])
+
+    def plain(cfg) -> dict:
+        return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                      resolve=True)
+
+    composed = {(): plain(base)}
     specs = []
     for job in jobs:
-        overrides = parser.parse_overrides(job)
-        if any(o.is_hydra_override() or not _is_value(base, o) for o in overrides) and load_job:
-            cfg = load_job(job)
-        else:
-            cfg = plain.copy()
-            with open_dict(cfg):
-                for o in overrides:
-                    if o.is_delete():
-                        OmegaConf.update(cfg, o.key_or_group, None, force_add=True)
-                    elif not o.is_hydra_override():
-                        OmegaConf.update(cfg, o.key_or_group, o.value(), force_add=True)
+        parsed = [(text, parser.parse_override(text)) for text in job]
+        parsed = [(t, o) for t, o in parsed if not o.is_hydra_override()]
+        choices = tuple(t for t, o in parsed if not _is_value(base, o))
+        if choices not in composed:
+            composed[choices] = plain(load_job(list(choices)))
+        cfg = copy.deepcopy(composed[choices])
+        for text, o in parsed:
+            if text in choices:
+                continue
+            *parents, leaf = o.key_or_group.split(".")
+            node = cfg
+            for part in parents:
+                node = node.setdefault(part, {})
+            if o.is_delete():
+                node.pop(leaf, None)
+            else:
+                node[leaf] = o.value()
         try:
             specs.append(spec_from_config(cfg))
         except ConfigError as err:
-            shown = [o for o in job if not o.lstrip("+~").startswith(("sweep=", "hydra"))]
+            shown = [t for t in job if not t.lstrip("+~").startswith(("sweep=", "hydra"))]
             raise ConfigError(f"sweep job {','.join(shown)}: {err}") from None
     return specs
 

@@ -83,7 +83,8 @@ def test_scale_keys_and_explicit_defaults_are_skipped(tmp_path):
     out = decay(tmp_path, f"hydra.run.dir={run}", *SMALL)
     assert out.returncode == 0, out.stderr
     record = json.loads((run / "run.json").read_text())
-    assert record["params"]["model.spectral_radius"] == 1.0 and record["params"]["model.gain"] is None
+    params = record["params"]
+    assert params["model.spectral_radius"] == 1.0 and params["model.gain"] is None
     out = decay(tmp_path, f"hydra.run.dir={run}", *SMALL, "model.spectral_radius=1",
                 "model.gain=null", "seed=0", "measure.threads=1")
     assert out.returncode == 0 and "already complete" in out.stdout, out.stdout + out.stderr
@@ -137,3 +138,36 @@ def test_ctrl_c_reports_once_and_resumes(tmp_path):
     assert outcomes.count("skipped") == len(done) and len(outcomes) == 6
     assert "#0" not in out.stdout + out.stderr and "Launching" not in out.stdout + out.stderr
     assert "[s 6/6:" in out.stdout
+
+
+def test_sweep_shows_a_progress_bar_per_run_on_a_terminal(tmp_path):
+    """On a terminal (a pseudo-terminal 120 columns wide) each job shows its bar, cleared when
+    the run ends, then rnnlab's tally line; no Hydra job lines."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    cmd = [sys.executable, str(ROOT / "experiments" / "decay.py"), "-m", "sweep=custom",
+           "model.spectral_radius=0.5,1.0", "data.seq_len=400", "model.hidden_size=8",
+           "data.batch_size=2", f"hydra.sweep.dir={tmp_path / 's'}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert text.count("adjoint sweep:") >= 2, text[-2000:]
+    assert "[s 1/2:" in text and "[s 2/2:" in text
+    assert "#0" not in text and "Launching" not in text

@@ -16,7 +16,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,4 +172,3 @@ window.addEventListener('load', () => {
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,2400",
                     page.as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
-    shutil.copy(shot, d / "report_screenshot.png")
