@@ -2,14 +2,14 @@
 
     python experiments/aggregate.py results/default
 
-Writes runs.parquet, lags.parquet, rates.csv, summary.csv and figures/ in the sweep directory;
-names missing, failed and unreadable runs and carries on.
+Writes runs.parquet, lags.parquet, rates.csv, summary.csv, figures/ and report.html in the sweep
+directory; names missing, failed and unreadable runs and carries on.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from rnnlab import plots, tables
+from rnnlab import plots, report, tables
 
 
 def main(argv=None) -> int:
@@ -24,8 +24,8 @@ def main(argv=None) -> int:
     except FileNotFoundError as err:
         print(f"aggregate: {err}", file=sys.stderr)
         return 1
-    if not args.no_figures:
-        plots.sweep_figures(args.sweep_dir, agg)
+    figures = [] if args.no_figures else plots.sweep_figures(args.sweep_dir, agg)
+    print(f"report: {report.write(args.sweep_dir, agg, figures)}")
     return 0
 
 

@@ -5,8 +5,12 @@
 
 Expected: for a linear RNN with W = rho Q every ratio ||dL_t/dh_k|| / ||dL_t/dh_t|| is exactly
 rho^(t-k), so decay_rate = ln rho; for tanh and relu the rate crosses 0 near rho ~ 1 (vanishing
-below, exploding above). Keys and outputs: README.md.
+below, exploding above). Keys and outputs: README.md. A bad key or value exits 2 with one line
+before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says what finished.
 """
+import sys
+from pathlib import Path
+
 import torch
 
 # before torch starts its worker threads, which inherit the setting: denormals in a vanishing
@@ -15,7 +19,10 @@ torch.set_flush_denormal(True)
 
 import hydra  # noqa: E402
 
+from rnnlab import cli  # noqa: E402
 from rnnlab.sweep import run_from_hydra  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="decay")
@@ -24,4 +31,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # the checks Hydra cannot swallow run before it dispatches (rnnlab.cli)
+    sys.exit(cli.main(main, CONF, "decay"))

@@ -196,9 +196,21 @@ class LSTMLayer:
         self.W, self.W_ih, self.f, self.k_h, self.C = W_hh, W_ih, f, k_h, C
         self.hidden = W_hh.shape[1]
         self.size = 2 * self.hidden
+        self.work: Tensor | None = None
 
     def vjp_(self, k: int, D: Tensor) -> None:
-        D.copy_(self.vjp(k, D, False)[0])
+        m, (B, N) = D.shape[0], self.f.shape[1:]
+        if self.work is None or self.work.shape[0] < m:
+            rows = max(m, self.f.shape[0])
+            self.work = torch.empty((rows, B, 4, N), dtype=D.dtype, device=D.device)
+            self.tmp = torch.empty((rows, B, N), dtype=D.dtype, device=D.device)
+        Dh, Dc, G, C = D[..., :N], D[..., N:], self.work[:m], self.C[k].view(B, 4, N)
+        tot = torch.addcmul(Dc, self.k_h[k], Dh, out=self.tmp[:m])
+        torch.mul(tot.unsqueeze(2), C[:, :3], out=G[:, :, :3])
+        torch.mul(Dh, C[:, 3], out=G[:, :, 3])
+        torch.mul(tot, self.f[k], out=Dc)
+        torch.mm(G.view(-1, 4 * N), self.W, out=self.tmp[:m].view(-1, N))  # tot is spent
+        Dh.copy_(self.tmp[:m])
 
     def vjp(self, k: int, D: Tensor, need_input: bool):
         B, N = self.f.shape[1:]

@@ -5,12 +5,14 @@ edge, and ``validate`` rejects a bad one before any compute, naming the key and 
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
 from .cells import CELLS
-from .model import ACTIVATIONS, LOSSES, check_choice as _choice
+from .model import ACTIVATIONS, LOSSES, check_choice
+from .store import params_hash
 
 INIT_NAMES = ("gaussian", "orthogonal", "identity", "pytorch", "chrono")
 # inits that draw the weights themselves and take no scale key: pytorch draws everything as
@@ -22,9 +24,26 @@ DEVICES = ("auto", "cpu", "cuda")
 MODES = ("pairs", "profile")
 
 
+class ConfigError(ValueError):
+    """A bad configuration key or value: reported in one line, before any compute."""
+
+
+def suggest(key: str, allowed) -> str:
+    """``; did you mean 'x'?`` for the allowed key nearest to a misspelt one, else ''."""
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _choice(key, value, allowed):
+    try:
+        check_choice(key, value, allowed)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _int(key, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{key}={value!r} is not allowed; it must be an integer >= {low}")
+        raise ConfigError(f"{key}={value!r} is not allowed; it must be an integer >= {low}")
 
 
 def _number(key, value, positive=False, optional=False):
@@ -33,8 +52,17 @@ def _number(key, value, positive=False, optional=False):
     bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
     if bad or value < 0 or (positive and value == 0) or value == float("inf"):
         kind = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{key}={value!r} is not allowed; it must be {kind}"
+        raise ConfigError(f"{key}={value!r} is not allowed; it must be {kind}"
                          + (" or null" if optional else ""))
+
+
+def _floats(spec) -> None:
+    """An integer given for a real-valued key is that real number (rho=1 is rho=1.0), so both
+    spellings give one configuration, one hash and one params record."""
+    for f in fields(spec):
+        v = getattr(spec, f.name)
+        if "float" in str(f.type) and isinstance(v, int) and not isinstance(v, bool):
+            object.__setattr__(spec, f.name, float(v))
 
 
 @dataclass(frozen=True)
@@ -45,12 +73,17 @@ class ModelSpec:
     input_size: int = 8
     output_size: int = 8
     init: str = "gaussian"
-    spectral_radius: float | None = 1.0
+    spectral_radius: float | None = None  # neither this nor gain set: rho = 1
     gain: float | None = None
     input_gain: float = 1.0
     bias_std: float = 0.0
     gate_bias: float = 0.0
     loss: str = "mse"
+
+    def __post_init__(self):
+        _floats(self)
+        if self.spectral_radius is None and self.gain is None and self.init not in _OWN_SCALE:
+            object.__setattr__(self, "spectral_radius", 1.0)
 
     def validate(self):
         _choice("model.cell", self.cell, CELLS)
@@ -60,14 +93,14 @@ class ModelSpec:
         self._validate_cell()
         for key in ("hidden_size", "input_size", "output_size"):
             _int(f"model.{key}", getattr(self, key), 1)
-        if self.init not in _OWN_SCALE and (self.spectral_radius is None) == (self.gain is None):
-            raise ValueError(
-                f"model.spectral_radius={self.spectral_radius!r} and model.gain={self.gain!r}: "
-                "set exactly one of them and the other to null")
+        if self.spectral_radius is not None and self.gain is not None:
+            raise ConfigError(
+                f"model.spectral_radius={self.spectral_radius!r} and model.gain={self.gain!r} "
+                "are both set; set one of them (the other null), or neither for rho = 1")
         _number("model.spectral_radius", self.spectral_radius, positive=True, optional=True)
         _number("model.gain", self.gain, positive=True, optional=True)
         if self.gain is not None and self.init != "gaussian":
-            raise ValueError(f"model.gain={self.gain!r} with model.init={self.init!r}: a gain "
+            raise ConfigError(f"model.gain={self.gain!r} with model.init={self.init!r}: a gain "
                              "(sigma_w) applies to model.init='gaussian' only; for "
                              f"'{self.init}' set model.spectral_radius and model.gain=null")
         _number("model.input_gain", self.input_gain)
@@ -77,28 +110,32 @@ class ModelSpec:
         """Keys that make no sense for the chosen cell are errors naming both keys."""
         g = self.gate_bias
         if isinstance(g, bool) or not isinstance(g, (int, float)) or g != g or abs(g) == float("inf"):
-            raise ValueError(f"model.gate_bias={g!r} is not allowed; it must be a finite number")
+            raise ConfigError(f"model.gate_bias={g!r} is not allowed; it must be a finite number")
         if self.cell == "elman":
             if g != 0:
-                raise ValueError(f"model.gate_bias={g!r} with model.cell='elman': the Elman RNN "
+                raise ConfigError(f"model.gate_bias={g!r} with model.cell='elman': the Elman RNN "
                                  "has no gate; use model.cell in ['gru', 'lstm', 'minimal'] or "
                                  "model.gate_bias=0")
             if self.init in _OWN_SCALE:
-                raise ValueError(f"model.init={self.init!r} with model.cell='elman' is not "
+                raise ConfigError(f"model.init={self.init!r} with model.cell='elman' is not "
                                  f"allowed; it applies to model.cell in {list(_INIT_CELLS[self.init])}")
             return
         if self.activation != "tanh":
-            raise ValueError(f"model.activation={self.activation!r} with model.cell="
+            raise ConfigError(f"model.activation={self.activation!r} with model.cell="
                              f"{self.cell!r}: a gated cell's nonlinearities are fixed (sigmoid "
                              "gates, tanh); leave model.activation=tanh or use model.cell=elman")
         if self.init in _OWN_SCALE:
             if self.cell not in _INIT_CELLS[self.init]:
-                raise ValueError(f"model.init={self.init!r} with model.cell={self.cell!r} is not "
+                raise ConfigError(f"model.init={self.init!r} with model.cell={self.cell!r} is not "
                                  f"allowed; it applies to model.cell in {list(_INIT_CELLS[self.init])}")
-            if self.gain is not None:
-                raise ValueError(f"model.gain={self.gain!r} with model.init={self.init!r}: this "
-                                 "init draws the weights at PyTorch's own scale; set model.gain=null "
-                                 "or use model.init in ['gaussian', 'orthogonal', 'identity']")
+            for key in ("spectral_radius", "gain"):
+                value = getattr(self, key)
+                if value is not None:
+                    raise ConfigError(
+                        f"model.{key}={value!r} with model.init={self.init!r}: this init draws "
+                        "the weights at PyTorch's own scale; leave model.spectral_radius and "
+                        "model.gain unset or use model.init in ['gaussian', 'orthogonal', "
+                        "'identity']")
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,9 @@ class DataSpec:
     input_std: float = 1.0
     burn_in: int = 0
     h0_std: float = 0.0
+
+    def __post_init__(self):
+        _floats(self)
 
     def validate(self):
         _int("data.seq_len", self.seq_len, 1)
@@ -132,6 +172,9 @@ class MeasureSpec:
     lyapunov: bool = False
     jacobian: bool = False
 
+    def __post_init__(self):
+        _floats(self)
+
     def validate(self):
         if self.threads is not None:
             _int("measure.threads", self.threads, 1)
@@ -146,10 +189,10 @@ class MeasureSpec:
         _number("measure.neutral_tol", self.neutral_tol)
         for key in ("save_tensors", "progress", "lyapunov", "jacobian"):
             if not isinstance(getattr(self, key), bool):
-                raise ValueError(f"measure.{key}={getattr(self, key)!r} is not allowed; "
+                raise ConfigError(f"measure.{key}={getattr(self, key)!r} is not allowed; "
                                  "choose one of [true, false]")
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("measure.device='cuda' but no CUDA device is available; "
+            raise ConfigError("measure.device='cuda' but no CUDA device is available; "
                              "choose one of ['auto', 'cpu'] on this machine")
 
     def torch_device(self) -> torch.device:
@@ -174,11 +217,11 @@ class RunSpec:
         parts = {}
         for name, spec in (("model", ModelSpec), ("data", DataSpec), ("measure", MeasureSpec)):
             given = dict(cfg.get(name) or {})
-            known = {f.name for f in fields(spec)}
-            unknown = sorted(set(given) - known)
+            known = sorted(f"{name}.{f.name}" for f in fields(spec))
+            unknown = sorted(f"{name}.{k}" for k in set(given) - {f.name for f in fields(spec)})
             if unknown:
-                raise ValueError(f"unknown key {name}.{unknown[0]}; allowed: "
-                                 f"{sorted(f'{name}.{k}' for k in known)}")
+                raise ConfigError(f"unknown key {unknown[0]}{suggest(unknown[0], known)} "
+                                  f"(allowed: {', '.join(known)})")
             parts[name] = spec(**given)
         return cls(seed=cfg.get("seed", 0), **parts)
 
@@ -195,3 +238,42 @@ class RunSpec:
         for name in ("model", "data", "measure"):
             out.update({f"{name}.{k}": v for k, v in asdict(getattr(self, name)).items()})
         return out
+
+    def config_hash(self) -> str:
+        """The hash of what determines this run's numbers and files (``hashed_params``)."""
+        return params_hash(hashed_params(self.flat()))
+
+
+# keys that change how a run is shown or scheduled, not what it computes
+UNHASHED = ("measure.progress", "measure.threads")
+# Every key of the first hashed configuration. A key added since then is left out of the hash
+# while it holds its default (a new key's default must reproduce the earlier behaviour), so
+# adding a key never invalidates finished runs; a key of this list is always hashed by value.
+HASH_BASE = frozenset((
+    "seed", "model.activation", "model.hidden_size", "model.input_size", "model.output_size",
+    "model.init", "model.spectral_radius", "model.gain", "model.input_gain", "model.bias_std",
+    "model.loss", "data.seq_len", "data.batch_size", "data.input_std", "data.burn_in",
+    "data.h0_std", "measure.max_lag", "measure.dtype", "measure.device", "measure.save_tensors",
+    "measure.mode", "measure.fit_min_lag", "measure.fit_max_lag", "measure.neutral_tol",
+    "measure.lyapunov", "measure.jacobian"))
+
+
+def hashed_params(flat: dict) -> dict:
+    """The part of a flat configuration that the hash covers: display and scheduling keys out,
+    keys newer than HASH_BASE out while at their default. Works on the ``params`` of run.json
+    too, so runs stored under an earlier hash recipe are recognised by what they computed."""
+    defaults = RunSpec().flat()
+    return {k: v for k, v in flat.items()
+            if k not in UNHASHED and (k in HASH_BASE or k not in defaults or v != defaults[k])}
+
+
+def rehash(params: dict) -> str:
+    """config_hash of a stored ``params`` record, normalised as a fresh run's would be."""
+    nested: dict = {}
+    for key, value in params.items():
+        head, _, tail = key.partition(".")
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            nested[head] = value
+    return RunSpec.from_dict(nested).config_hash()

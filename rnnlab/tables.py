@@ -22,6 +22,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import store
+
+# CSV floats to 12 significant digits: the same measurement repeated can differ in the last bit or
+# two (summation order), and equal numbers must give equal bytes; 12 digits are far below any
+# decay rate's standard error.
+CSV_FLOAT = "%.12g"
 RUN_COLUMNS = ["decay_rate", "decay_rate_stderr", "regime", "seconds", "status"]
 # theory beside each measurement (run.json "theory"; rnnlab.run.predict), nats per step
 THEORY_COLUMNS = ["mean_field_rate", "log_rho", "pascanu_log_eta", "lyapunov_1", "sigma_w", "s2"]
@@ -48,7 +54,7 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     sweep_dir = Path(sweep_dir)
     problems, rows, lag_frames = [], [], []
     planned = []
-    plan = sweep_dir / ".plan.json"
+    plan = sweep_dir / store.PLAN_FILE
     if plan.exists():
         try:
             planned = json.loads(plan.read_text()).get("runs", [])
@@ -131,10 +137,13 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> Aggregate:
     index = [k for k in keys if k != "data.seq_len"]
     summary = rates.pivot_table(index=index, columns="data.seq_len", values="decay_rate") \
         if not rates.empty else pd.DataFrame()
-    runs.to_parquet(sweep_dir / "runs.parquet", index=False)
-    lags.to_parquet(sweep_dir / "lags.parquet", index=False)
-    rates.to_csv(sweep_dir / "rates.csv", index=False)
-    summary.to_csv(sweep_dir / "summary.csv")
+    for name, table in (("runs", runs), ("lags", lags)):
+        store.atomic_write(sweep_dir / f"{name}.parquet",
+                           lambda p, t=table: t.to_parquet(p, index=False))
+    for name, table, index in (("rates", rates, False), ("summary", summary, True)):
+        # unchanged tables are not rewritten: committed results stay byte-identical
+        store.write_if_changed(sweep_dir / f"{name}.csv",
+                               table.to_csv(index=index, float_format=CSV_FLOAT).encode())
     if not quiet:
         report(sweep_dir, runs, summary, problems)
     return Aggregate(runs, lags, rates, summary, swept, problems)

@@ -7,7 +7,7 @@
   ||dc_t/dc_k|| = s(b_f)^(t-k) to 1e-12 (relative), and the fitted rate ln s(b) to 1e-12;
 - float32 at T = 3000 for vanishing and exploding settings: every ratio finite;
 - the Elman path through the seam is bit-identical to the pre-seam arithmetic, and the committed
-  default sweep's numbers are reproduced (1e-13 nats/step);
+  default sweep's numbers are reproduced (1e-11 nats/step: the CSV keeps 12 digits);
 - Lyapunov exponents through the seam: Elman bit-identical to the Jacobian form; gated lambda_1
   equal to the engine's backward long-lag rate (0.01 nats/step, finite T);
 - Jacobian-product norms of an LSTM against explicit products of torch.func Jacobians (1e-10);
@@ -29,6 +29,16 @@ from conftest import log_diff, make
 
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def one_thread():
+    """Thousands of tiny steps: a second torch thread only spins against the first (and against
+    any other load on a 2-core machine), so these run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 CASES = [
     dict(cell="gru", init="gaussian", spectral_radius=1.3, loss="mse", max_lag=None, burn_in=0),
@@ -117,7 +127,7 @@ def test_lstm_zero_weights_is_exact():
     ("minimal", dict(gain=12.0, spectral_radius=None)),   # exploding: chi > 1 (rate ~ +0.3)
     ("lstm", dict(init="orthogonal", spectral_radius=8.0, gate_bias=6.0)),
 ])
-def test_float32_long_sequences_stay_finite(cell, keys):
+def test_float32_long_sequences_stay_finite(cell, keys, one_thread):
     net, p, traj = make(cell=cell, hidden_size=8, input_size=8, seq_len=3000, batch_size=1,
                         dtype=torch.float32, **keys)
     prof = gradients.pair_profile(traj, max_lag=2999)
@@ -156,7 +166,7 @@ def test_committed_default_sweep_is_reproduced(activation, rho, T):
     spec = RunSpec(model=ModelSpec(activation=activation, spectral_radius=rho),
                    data=DataSpec(seq_len=T), measure=MeasureSpec(progress=False, device="cpu"))
     rate = measure(spec).fit["decay_rate"]
-    assert abs(rate - float(rows[(activation, rho)][str(T)])) < 1e-13
+    assert abs(rate - float(rows[(activation, rho)][str(T)])) < 1e-11  # 12 digits in the CSV
 
 
 def test_lyapunov_through_the_seam():
@@ -170,7 +180,7 @@ def test_lyapunov_through_the_seam():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "minimal"])
-def test_gated_lyapunov_equals_backward_rate(cell):
+def test_gated_lyapunov_equals_backward_rate(cell, one_thread):
     """lambda_1 (forward QR) and the slope of ln ||dL_{T-1}/ds_k|| at long lags are the same
     number for a long trajectory; 0.01 nats/step covers the finite-T transients (measured
     differences here: below 0.003)."""

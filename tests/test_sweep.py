@@ -5,6 +5,7 @@
   runs.parquet, lags.parquet, summary.csv, rates.csv and figures;
 - a sweep killed after a few runs and re-run computes only the missing ones, leaves finished ones
   byte-for-byte untouched, and a third invocation computes nothing;
+- a run whose stored hash came from an earlier hashing recipe is recognised by its stored params;
 - a changed configuration under the same sweep name is recomputed, the old results set aside;
 - the aggregator names a corrupt and a missing run and still aggregates the rest;
 - several seeds give a mean and a 95% Student-t interval;
@@ -104,11 +105,17 @@ def test_quick_sweep_end_to_end_and_resume(tmp_path):
     assert set(outcomes(tmp_path)) == {"skipped"}
     assert completed(tmp_path) == second
 
-    # a run computed under another configuration (say, an edited default) in the same place:
-    # recomputed, and its earlier results set aside rather than mixed or overwritten
+    # a run hashed under an earlier recipe is recognised by its stored params, not recomputed
     name = names[0]
     record = json.loads((tmp_path / name / "run.json").read_text())
     record["config_hash"] = "0123456789abcdef"
+    (tmp_path / name / "run.json").write_text(json.dumps(record))
+    sweep(tmp_path)
+    assert set(outcomes(tmp_path)) == {"skipped"}
+
+    # a run computed under another configuration (say, an edited default) in the same place:
+    # recomputed, and its earlier results set aside rather than mixed or overwritten
+    record["params"]["model.input_gain"] = 0.5
     (tmp_path / name / "run.json").write_text(json.dumps(record))
     sweep(tmp_path)
     assert sorted(outcomes(tmp_path)) == ["computed"] + ["skipped"] * (QUICK_RUNS - 1)

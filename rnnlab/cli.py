@@ -1,0 +1,304 @@
+"""The command line around Hydra: what ``experiments/decay.py`` does before, and after, Hydra runs.
+
+Hydra 1.3 turns an exception raised in a callback into a warning and prints every other error with
+a traceback, so the checks that must stop a run live here, before ``hydra.main`` dispatches:
+
+1. every override key is checked against the configuration (a misspelt one is named with the
+   nearest valid key), the configuration is composed with Hydra's own loader, and in a sweep every
+   job's values are validated; a bad one exits 2 with one line, before any directory exists;
+2. the output directory is checked to be creatable (an OS error is named with its path);
+3. a sweep's plan is written, Hydra runs the jobs (any launcher), then the sweep is aggregated
+   (tables, figures, report.html); a failed aggregation or failed runs exit 1;
+4. Ctrl-C ends with one line: what finished and that re-running the same command resumes.
+
+``RNNLAB_TRACEBACK=1`` (or Hydra's ``HYDRA_FULL_ERROR=1``) shows the full traceback instead.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import store
+from .config import ConfigError, RunSpec
+
+TRACEBACK_ENV = "RNNLAB_TRACEBACK"
+EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+# Hydra flags that print something instead of running: left to Hydra unchecked
+_INFO_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion",
+               "experimental_rerun")
+
+
+class RunError(RuntimeError):
+    """A run or sweep that could not be done (locked, failed): one line, exit 1."""
+
+
+@dataclass
+class Plan:
+    multirun: bool
+    out_dir: Path  # the run directory, or the sweep directory
+    names: list[str] = field(default_factory=list)
+    specs: list[RunSpec] = field(default_factory=list)
+
+
+_state: dict = {}  # what an interrupt report needs: the plan, and a single run's directory
+
+
+class _Interrupt:
+    """Ctrl-C stops a run's computation at once, but never Hydra halfway through composing the
+    next job's config (that surfaces as an unrelated OmegaConf error): outside a run it is noted
+    and raised when the next run starts (or when Hydra returns). A second Ctrl-C is immediate."""
+    pending = False
+    armed = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        again = cls.pending
+        cls.pending = True
+        if cls.armed or again:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible():
+    """Around a run's computation: Ctrl-C raises KeyboardInterrupt here."""
+    if _Interrupt.pending:
+        raise KeyboardInterrupt
+    _Interrupt.armed = True
+    try:
+        yield
+    finally:
+        _Interrupt.armed = False
+
+
+def _debug() -> bool:
+    return any(os.environ.get(k, "") not in ("", "0") for k in (TRACEBACK_ENV, "HYDRA_FULL_ERROR"))
+
+
+def _say(message: str) -> None:
+    print(f"rnnlab: {message}", file=sys.stderr, flush=True)
+
+
+def os_error_text(err: OSError) -> str:
+    """``permission denied: /path`` (strerror lower-cased, then where)."""
+    what = err.strerror or str(err)
+    what = what[:1].lower() + what[1:]
+    return f"{what}: {err.filename}" if err.filename is not None else what
+
+
+@contextmanager
+def reported():
+    """Turn configuration errors, OS errors and run errors into one line and an exit status."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if _debug():
+        yield
+        return
+    try:
+        yield
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        lines = lines[:next((i for i, x in enumerate(lines) if x.startswith("Config search")),
+                            len(lines))]
+        _say(f"error: {lines[0]}" + (f" ({' '.join(lines[1:4])})" if lines[1:] else ""))
+        raise SystemExit(EXIT_CONFIG) from None
+    except OSError as err:
+        _say(f"error: {os_error_text(err)}")
+        raise SystemExit(EXIT_FAILED) from None
+    except RunError as err:
+        _say(f"error: {err}")
+        raise SystemExit(EXIT_FAILED) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Before Hydra: keys, composition, every job of the grid, the output directory
+# --------------------------------------------------------------------------------------------
+def _known_keys(cfg) -> list[str]:
+    from omegaconf import OmegaConf
+
+    flat = []
+
+    def walk(node, prefix):
+        for k in node:
+            v = node[k]
+            if OmegaConf.is_dict(v):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat.append(f"{prefix}{k}")
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    walk(plain, "")
+    return flat
+
+
+def check_keys(overrides, cfg, groups) -> None:
+    """Every overridden key exists (``+key`` too: rnnlab has no free-form keys); a misspelt one
+    is named with the nearest valid key."""
+    from .config import suggest
+
+    known = _known_keys(cfg)
+    for o in overrides:
+        key = o.key_or_group
+        if o.is_hydra_override() or o.is_delete() or "/" in key or key in groups:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r}{suggest(key, known)} "
+                              "(every key is listed in the README and conf/)")
+
+
+def _writable(path: Path) -> None:
+    """Raise the OSError that creating ``path`` would meet (permission denied, read-only file
+    system, not a directory...), naming the path; leaves nothing behind."""
+    path = path.absolute()
+    first_missing = None
+    probe = path
+    while not probe.exists():
+        first_missing, probe = probe, probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+    if first_missing is None:
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return
+    try:  # the real test (root passes os.access on a read-only mount)
+        os.mkdir(first_missing)
+        os.rmdir(first_missing)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot create the output directory {path}: "
+                        f"{(err.strerror or '').lower()} at {first_missing}") from None
+
+
+def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool) -> Plan:
+    """Compose and validate the command line as Hydra will run it; nothing is written."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from .sweep import plan_jobs, spec_from_config, validate_jobs
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    with initialize_config_dir(config_dir=str(Path(conf_dir).absolute()), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        loader = hydra.config_loader
+        if any(not o.is_hydra_override() for o in parsed):
+            base = loader.load_configuration(config_name, [], run_mode=RunMode.RUN)
+            check_keys(parsed, base, set(loader.list_groups("")) | {"hydra"})
+        mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        cfg = loader.load_configuration(config_name, overrides, run_mode=mode)
+        if not multirun:
+            spec = spec_from_config(cfg)
+            out = Path(OmegaConf.select(cfg, "hydra.run.dir"))
+            _writable(out)
+            return Plan(False, out, specs=[spec])
+        jobs, names = plan_jobs(cfg)
+        specs = validate_jobs(cfg, jobs, lambda job: loader.load_sweep_config(cfg, list(job)))
+        out = Path(OmegaConf.select(cfg, "hydra.sweep.dir"))
+        _writable(out)
+        return Plan(True, out, names, specs)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole command
+# --------------------------------------------------------------------------------------------
+def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> int:
+    """Check, run ``hydra_main`` (the ``@hydra.main`` function), finish the sweep. Exit status:
+    0 done, 1 failed runs / aggregation / OS error, 2 bad configuration, 130 interrupted."""
+    from hydra._internal.utils import get_args_parser
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args, _ = get_args_parser().parse_known_args(argv)
+    except SystemExit:  # let Hydra print its own usage message
+        return _hydra(hydra_main)
+    if any(getattr(args, f, None) for f in _INFO_FLAGS):
+        return _hydra(hydra_main)
+    config_name = args.config_name or config_name
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _Interrupt.handler)
+    try:
+        with reported():
+            plan = check(Path(conf_dir), config_name, args.overrides, args.multirun)
+            _state["plan"] = plan
+            if plan.multirun:
+                store.start_sweep(plan.out_dir, plan.names)
+                print(f"rnnlab: sweep of {len(plan.names)} runs into {plan.out_dir}", flush=True)
+            _hydra(hydra_main)
+            if _Interrupt.pending:
+                raise KeyboardInterrupt
+            if plan.multirun:
+                return finish_sweep(plan.out_dir)
+        return 0
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        _say(interrupted_line())
+        return EXIT_INTERRUPTED
+
+
+def _hydra(hydra_main) -> int:
+    hydra_main()
+    return 0
+
+
+def finish_sweep(sweep_dir: Path) -> int:
+    """Aggregate a finished sweep: tables, figures, report.html. 1 when runs failed."""
+    from . import plots, report, tables
+
+    result = tables.aggregate(sweep_dir)
+    figures = plots.sweep_figures(sweep_dir, result)
+    page = report.write(sweep_dir, result, figures)
+    print(f"report: {page}")
+    failed = [p for p in result.problems if p.startswith("failed")]
+    if failed:
+        _say(f"{len(failed)} run(s) failed (named above, and in {page}); "
+             "re-running the same command computes them again")
+        return EXIT_FAILED
+    return 0
+
+
+def interrupted_line() -> str:
+    plan = _state.get("plan")
+    if plan is not None and plan.multirun:
+        counts, total = store.tally(plan.out_dir)
+        return (f"interrupted: {store.tally_text(counts, total)} in {plan.out_dir}; "
+                "run the same command again to resume (finished runs are kept)")
+    run_dir = _state.get("run_dir")
+    where = f" ({run_dir} removed: nothing was written)" if _state.get("discarded") else \
+        (f" in {run_dir}" if run_dir else "")
+    return f"interrupted before the run finished{where}; run the same command again to start over"
+
+
+# --------------------------------------------------------------------------------------------
+# A single run (inside Hydra's task function)
+# --------------------------------------------------------------------------------------------
+def single_run(spec: RunSpec, run_dir: Path) -> dict:
+    """Measure one configuration into ``run_dir`` and print its rate; figures when computed."""
+    from . import plots
+    from .sweep import describe, execute
+
+    _state["run_dir"] = run_dir
+    try:
+        with reported():
+            with interruptible():
+                record = execute(spec, run_dir, raise_errors=False)
+            if record["outcome"] == "locked":
+                raise RunError(f"{run_dir} is being computed by another process "
+                               f"({run_dir / '.lock'}); delete the lock if that process is gone")
+            if record["outcome"] == "failed":
+                raise RunError(f"the run failed: {record['error']} (recorded in "
+                               f"{run_dir / 'run.json'}; {TRACEBACK_ENV}=1 for the traceback)")
+            note = " (already complete there: not recomputed)" \
+                if record["outcome"] == "skipped" else ""
+            print(f"{describe(record)}, {record['seconds']:.2f} s -> {run_dir}{note}")
+            if record["outcome"] == "computed":
+                plots.single_run_figures(run_dir)
+            return record
+    except BaseException:
+        _state["discarded"] = store.discard_if_empty(run_dir)
+        raise
