@@ -293,8 +293,12 @@ class TrainResult:
     """What a run reports. ``curve`` has one row per evaluation point: step, train_loss (mean
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
     eval_loss, eval_error_rate, eval_count (validation), decay_rate (the ``measure`` hook, NaN
-    without one). ``eval_*`` and ``final_loss`` are the test set's score of ``rnn``/``head``;
-    losses are in the task's units (mse: target units squared; xent: nats)."""
+    without one). ``eval_*`` and ``final_loss`` are the test set's score of ``rnn``/``head``
+    (``eval_count`` predictions: sequences, or 10 recalled symbols per copy sequence); losses are
+    in the task's units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
+    evaluation step (a multiple of ``eval_every``) at which the validation sequences and then the
+    test set showed fewer than 1% errors; None when unsolved. ``initial_decay_rate`` is the
+    ``measure`` hook's value at step 0."""
 
     config: dict
     status: str  # "completed" or "failed"
