@@ -5,8 +5,8 @@ clip and optimiser step; one thread), to size training sweeps on this machine.
     python benchmarks/bench_train.py --hidden 32 64 --lengths 25 50 100 200 --batch 32 --steps 60
 
 Each cell is timed on ``--steps`` updates after a 5-update warm-up, with evaluation off; the wall
-time of a real run adds its evaluations (eval_size sequences every eval_every steps, test_size at the
-end). Other processes on the machine slow these numbers down: the load average is printed.
+time of a real run adds its evaluations (eval_size sequences every eval_every steps, test_size at
+the end). Other processes on the machine slow these numbers down: the load average is printed.
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"task={args.task} batch={args.batch} threads=1 load={os.getloadavg()[0]:.1f}")
-    print("updates/s  " + "  ".join(f"{c}:N={n}".rjust(12) for c in args.cells for n in args.hidden))
+    heads = [f"{c}:N={n}".rjust(12) for c in args.cells for n in args.hidden]
+    print("updates/s  " + "  ".join(heads))
     for T in args.lengths:
         row = [updates_per_second(args.task, T, n, args.batch, args.steps, **CELLS[c])
                for c in args.cells for n in args.hidden]

@@ -1,7 +1,7 @@
 """Initial decay rate of ||dL_t/dh_k|| on a task's own inputs, by plain autograd through the torch
 modules of ``rnnlab.train`` (a small reference, not the exact engine).
 
-    python experiments/initial_decay.py                 # temporal order, L = 200, 50 units, 10 seeds
+    python experiments/initial_decay.py          # temporal order, L = 200, 50 units, 10 seeds
     python experiments/initial_decay.py --task adding_pascanu --length 100 --seeds 5
 
 Each step is run as its own module call and a zero leaf z_k is added to the state it hands on

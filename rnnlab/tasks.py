@@ -13,8 +13,8 @@ sequences bit for bit:
 - ``temporal_order`` (their ``tempOrder.py``): x (B, length, 6) one-hot, channels A = 0, B = 1 and
   distractors 2..5; A or B at p0 in [0.1 L, 0.2 L) and at p1 in [0.5 L, 0.6 L); y (B, 4) one-hot of
   the class v0 + 2 v1 (AA, BA, AB, BB).
-- ``adding_le`` (Le, Jaitly, Hinton 2015; two markers as in Arjovsky, Shah, Bengio 2016): x (B, T, 2),
-  marker first as for Pascanu's adding, values U[0, 1); one marker in [0, T//2), one in
+- ``adding_le`` (Le, Jaitly, Hinton 2015; two markers as in Arjovsky, Shah, Bengio 2016):
+  x (B, T, 2), marker first as for Pascanu's adding, values U[0, 1); one marker in [0, T//2), one in
   [T//2, 2 (T//2)); target y (B, 1) = a + b. Draw order of Arjovsky's code: values (T, B), then the
   two positions (B, 2).
 - ``copy`` (Arjovsky et al. 2016): 10 symbols from {1..8}, T - 1 blanks (0), the delimiter 9 at

@@ -210,7 +210,7 @@ def _pascanu_init(cfg: TrainConfig, rnn, head):
 
 
 def build(cfg: TrainConfig):
-    """The initial (rnn, head) of a run, in ``cfg.dtype``; the same config gives the same weights."""
+    """The initial (rnn, head) of a run in ``cfg.dtype``; the same config gives the same weights."""
     task = tasks.spec(cfg.task)
     N = cfg.hidden_size
     with torch.random.fork_rng(devices=[]):

@@ -1,8 +1,8 @@
 """Training core: models, inits, clipping, evaluation, failure and the saved model.
 
-- the reported ``eval_error_rate`` (and loss) is exactly what the saved model, loaded into plain torch
-  modules, scores on the test stream's fresh sequences (error counted by hand here), for tanh RNN,
-  GRU, LSTM and Pascanu's sigmoid RNN;
+- the reported ``eval_error_rate`` (and loss) is exactly what the saved model, loaded into plain
+  torch modules, scores on the test stream's fresh sequences (error counted by hand here), for a
+  tanh RNN, GRU, LSTM and Pascanu's sigmoid RNN;
 - clipping: the joint norm after ``clip_joint_norm`` is the threshold when it was above (rtol 1e-12
   in float64), untouched at or below it (strict ``>``), and one SGD step moves the parameters by
   exactly lr * clip;
@@ -20,7 +20,6 @@
 import math
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
