@@ -11,11 +11,11 @@ Recurrent inits (``init``): ``pytorch`` leaves every weight as torch draws it; `
 (W_ij ~ N(0, 1/N) times ``gain``, or rescaled to ``spectral_radius`` exactly), ``orthogonal``
 (Haar Q times rho) and ``identity`` (rho I) set each gate's recurrent block as the measurement
 runs do (``rnnlab.init.recurrent_matrix``) and zero every bias; the input weights and the head
-keep torch's draws. Pascanu et al. 2013, section 5 and their ``RNN.py``: ``pascanu_sigmoid`` (every
-weight N(0, 0.01^2), sigmoid units), ``pascanu_basic_tanh`` (every weight N(0, 0.1^2), tanh),
-``pascanu_smart_tanh`` (input and output N(0, 0.01^2); W with 15 non-zeros per row of their
-h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to spectral radius 0.95), all
-biases zero, drawn in their order from one ``RandomState``.
+keep torch's draws. Pascanu et al. 2013 (arXiv:1211.5063, their ``RNN.py``):
+``pascanu_sigmoid`` (every weight N(0, 0.01^2), sigmoid units), ``pascanu_basic_tanh`` (every
+weight N(0, 0.1^2), tanh), ``pascanu_smart_tanh`` (input and output N(0, 0.01^2); W with 15
+non-zeros per row of their h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to
+spectral radius 0.95), all biases zero, drawn in their order from one ``RandomState``.
 
 Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step; gradient clipping
 by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| > clip`` (strict, as
@@ -275,7 +275,8 @@ def evaluate(rnn, head, task_name: str, length: int, rng, n: int, chunk: int) ->
 def clip_joint_norm(parameters, clip: float | None) -> float:
     """The joint gradient norm ||g|| over all parameters (Pascanu's norm_theta); when ``clip`` is
     set and ``||g|| > clip`` (strict), every gradient is scaled by clip / ||g||. Returns ||g||
-    before clipping."""
+    before clipping. Not ``torch.nn.utils.clip_grad_norm_``: it divides by ||g|| + 1e-6, so it
+    leaves the norm slightly below the threshold and also rescales gradients just under it."""
     grads = [p.grad for p in parameters if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     norm = norm.item()
@@ -298,7 +299,8 @@ class TrainResult:
     in the task's units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
     evaluation step (a multiple of ``eval_every``) at which the validation sequences and then the
     test set showed fewer than 1% errors; None when unsolved. ``initial_decay_rate`` is the
-    ``measure`` hook's value at step 0."""
+    ``measure`` hook's value at step 0. A failed run's test set is not scored (eval_error_rate and
+    final_loss NaN, eval_count 0): its weights are those before the step that failed."""
 
     config: dict
     status: str  # "completed" or "failed"
