@@ -8,13 +8,14 @@ the configuration, ``solved``, ``steps_to_solve``, the test-set ``eval_error_rat
 ``final_loss`` beside the no-memory ``baseline_loss``, the last validation error, wall seconds and
 updates per second (evaluations included). One thread per process.
 
-``benchmarks/trainability_trials.csv`` holds the 108 trial runs behind the sizing of the
+``benchmarks/trainability_trials.csv`` holds the 132 trial runs behind the sizing of the
 trainability sweep (N = 32, batch 32, seed 0 unless stated; two trial processes at a time on a
 2-core machine shared with other jobs, its load average in ``load``), from these invocations:
 
 - Adam lr 1e-3, clip 1, 3000 steps: adding_pascanu and temporal_order, T = 25, 50, 100, cells
   tanh irnn gru lstm; tanh at T = 10, 15 with clips 1 and none, seeds 0 1; irnn gru lstm at
-  T = 50 with clip none; lstm at T = 50 with lr 3e-3;
+  T = 50 with clip none; lstm at T = 50 with lr 3e-3; temporal_order, T = 25, 50, 100, cells
+  tanh irnn gru lstm, clip 1, seeds 1 2 with 2000 steps;
 - SGD lr 0.1, 2000 steps: both tasks, T = 10, 25, 50, cells tanh irnn smart_tanh, clips 1 none;
   temporal_order with gru lstm at T = 10, 25, 50; tanh irnn smart_tanh at T = 25, seeds 1 2.
 """
