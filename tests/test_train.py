@@ -2,7 +2,7 @@
 
 - the reported ``eval_error_rate`` (and loss) is exactly what the saved model, loaded into plain
   torch modules, scores on the test stream's fresh sequences (error counted by hand here), for a
-  tanh RNN, GRU, LSTM and Pascanu's sigmoid RNN;
+  tanh RNN, GRU, LSTM and Pascanu's sigmoid RNN, trained with Adam, RMSProp and SGD;
 - clipping: the joint norm after ``clip_joint_norm`` is the threshold when it was above (rtol 1e-12
   in float64), untouched at or below it (strict ``>``), and one SGD step moves the parameters by
   exactly lr * clip;
@@ -41,14 +41,15 @@ SMALL = dict(hidden_size=8, steps=40, eval_every=20, eval_size=200, test_size=60
              eval_batch=250, batch_size=16, lr=1e-2)
 
 
-@pytest.mark.parametrize("task,cell,activation,init", [
-    ("adding_pascanu", "elman", "tanh", "pytorch"),
-    ("temporal_order", "gru", "tanh", "orthogonal"),
-    ("copy", "lstm", "tanh", "pytorch"),
-    ("temporal_order", "elman", "sigmoid", "pascanu_sigmoid"),
+@pytest.mark.parametrize("task,cell,activation,init,optimizer", [
+    ("adding_pascanu", "elman", "tanh", "pytorch", "adam"),
+    ("temporal_order", "gru", "tanh", "orthogonal", "rmsprop"),
+    ("copy", "lstm", "tanh", "pytorch", "adam"),
+    ("temporal_order", "elman", "sigmoid", "pascanu_sigmoid", "sgd"),
 ])
-def test_saved_model_scores_what_was_reported(tmp_path, task, cell, activation, init):
-    cfg = TrainConfig(task=task, length=12, cell=cell, activation=activation, init=init, **SMALL)
+def test_saved_model_scores_what_was_reported(tmp_path, task, cell, activation, init, optimizer):
+    cfg = TrainConfig(task=task, length=12, cell=cell, activation=activation, init=init,
+                      optimizer=optimizer, **SMALL)
     result = train(cfg, progress=False)
     assert result.status == "completed" and result.eval_count > 0
     save_model(tmp_path / "model.pt", result.rnn, result.head, result.config)
