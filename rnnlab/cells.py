@@ -123,8 +123,12 @@ class ElmanLayer:
         torch.mul(D, self.dphi[k], out=self.work[:m])
         torch.mm(self.work[:m].view(-1, N), self.W, out=D.view(-1, N))
 
+    def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
+        """dL/da_k, the cotangent of W h_{k-1}: dL/dW = sum over pairs of it times h_{k-1}^T."""
+        return D * self.dphi[k]
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
-        G = D * self.dphi[k]
+        G = self.recurrent_cotangent(k, D)
         return G @ self.W, (G @ self.W_ih if need_input else None)
 
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
@@ -159,6 +163,10 @@ class GRULayer:
         G = self._gates(k, D, out=self.work[:m])
         D.mul_(self.z[k])
         D.view(-1, N).addmm_(G.view(-1, 3 * N), self.W)
+
+    def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
+        """The cotangent of W_hh h_{k-1} (r, z, n blocks; the n block through r)."""
+        return self._gates(k, D)
 
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G = self._gates(k, D)
@@ -212,13 +220,19 @@ class LSTMLayer:
         torch.mm(G.view(-1, 4 * N), self.W, out=self.tmp[:m].view(-1, N))  # tot is spent
         Dh.copy_(self.tmp[:m])
 
-    def vjp(self, k: int, D: Tensor, need_input: bool):
+    def _gate_cotangent(self, k: int, D: Tensor):
         B, N = self.f.shape[1:]
         Dh, Dc = D[..., :N], D[..., N:]
         Dc_tot = Dc + self.k_h[k] * Dh
-        C = self.C[k].view(B, 4, N)
-        G = torch.stack([Dc_tot, Dc_tot, Dc_tot, Dh], -2) * C
-        G = G.view(*D.shape[:-1], 4 * N)
+        G = torch.stack([Dc_tot, Dc_tot, Dc_tot, Dh], -2) * self.C[k].view(B, 4, N)
+        return G.view(*D.shape[:-1], 4 * N), Dc_tot
+
+    def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
+        """The cotangent of W_hh h_{k-1} (i, f, g, o blocks)."""
+        return self._gate_cotangent(k, D)[0]
+
+    def vjp(self, k: int, D: Tensor, need_input: bool):
+        G, Dc_tot = self._gate_cotangent(k, D)
         prev = torch.cat([G @ self.W, self.f[k] * Dc_tot], -1)
         return prev, (G @ self.W_ih if need_input else None)
 
@@ -253,10 +267,14 @@ class MinimalLayer:
         D.mul_(self.u[k])
         D.view(-1, N).addmm_(self.work[:m].view(-1, N), self.W)
 
+    def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
+        """The cotangent of W h_{k-1} in the gate's pre-activation."""
+        return D * self.c_u[k]
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
         if need_input:
             raise ValueError("a minimalRNN is measured as a single layer")
-        return self.u[k] * D + (D * self.c_u[k]) @ self.W, None
+        return self.u[k] * D + self.recurrent_cotangent(k, D) @ self.W, None
 
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
         return self.u[k].unsqueeze(-1) * Q + self.c_u[k].unsqueeze(-1) * torch.matmul(self.W, Q)

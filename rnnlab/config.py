@@ -171,6 +171,7 @@ class MeasureSpec:
     threads: int | None = None
     lyapunov: bool = False
     jacobian: bool = False
+    weight_grad: bool = False
 
     def __post_init__(self):
         _floats(self)
@@ -187,13 +188,16 @@ class MeasureSpec:
         if self.fit_max_lag is not None:
             _int("measure.fit_max_lag", self.fit_max_lag, self.fit_min_lag + 1)
         _number("measure.neutral_tol", self.neutral_tol)
-        for key in ("save_tensors", "progress", "lyapunov", "jacobian"):
+        for key in ("save_tensors", "progress", "lyapunov", "jacobian", "weight_grad"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"measure.{key}={getattr(self, key)!r} is not allowed; "
                                  "choose one of [true, false]")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("measure.device='cuda' but no CUDA device is available; "
                              "choose one of ['auto', 'cpu'] on this machine")
+        if self.weight_grad and self.mode != "pairs":
+            raise ConfigError(f"measure.weight_grad=true with measure.mode={self.mode!r}: the "
+                              "weight gradient by lag needs every pair; use measure.mode=pairs")
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

@@ -208,18 +208,19 @@ def loss_grad_log(p: ElmanParams, u: Tensor, s: Tensor, y_target: Tensor, loss: 
 # --------------------------------------------------------------------------------------------
 # The triangle of pairs (t, k)
 # --------------------------------------------------------------------------------------------
-Visit = Callable[[int, Tensor, dict], None]
+Visit = Callable[[int, Tensor, dict, Tensor], None]
 
 
 def sweep_pairs(traj: Trajectory, max_lag: int | None, visit: Visit,
                 progress: bool = False) -> None:
-    """Call ``visit(k, ln_ratio, parts)`` for k = T-1 down to 0.
+    """Call ``visit(k, ln_ratio, parts, cot)`` for k = T-1 down to 0.
 
     ln_ratio[l, b] = ln (||dL_{k+l}/ds_k|| / ||dL_{k+l}/ds_{k+l}||) for lags l = 0..min(T-1-k,
     max_lag), (m, B) float64, valid only during the call; add ``traj.g_log_norm[k + l]`` for
     ln ||dL_{k+l}/ds_k||. Carrying the ratio keeps it finite where ||g_t|| is below float64's
     range; an exactly zero g_t has no ratio (NaN). ``parts`` maps each named part of the state
     (the LSTM's c) to the same ratio for that part alone (-inf at lag 0, where dL_t/dc_t = 0).
+    ``cot`` (m, B, S) holds the unit cotangents dL_{k+l}/ds_k / ||dL_{k+l}/ds_k|| themselves.
     """
     T, B, S_size = traj.shape
     K = T - 1 if max_lag is None else min(max_lag, T - 1)
@@ -233,7 +234,7 @@ def sweep_pairs(traj: Trajectory, max_lag: int | None, visit: Visit,
         top = min(T, k + K + 1)
         parts = {name: S[k:top] + torch.log(torch.linalg.vector_norm(
             D[k:top][..., idx], dim=-1).double()) for name, idx in maps.parts.items()}
-        visit(k, S[k:top], parts)
+        visit(k, S[k:top], parts, D[k:top])
         hi = min(T, k + K)  # targets still within max_lag at step k-1
         if k == 0 or hi <= k:
             continue
@@ -291,7 +292,7 @@ class LagStats:
         self.matrix = torch.full((T, T), math.nan, dtype=torch.float64, device=dev) \
             if keep_matrix else None
 
-    def __call__(self, k: int, ln_ratio: Tensor, parts: dict | None = None) -> None:
+    def __call__(self, k: int, ln_ratio: Tensor, parts: dict | None = None, cot=None) -> None:
         i = len(self.steps)
         self.buf[""][i, :ln_ratio.shape[0]] = ln_ratio
         for name, v in (parts or {}).items():
@@ -341,12 +342,18 @@ class PairProfile:
 
 
 def pair_profile(traj: Trajectory, max_lag: int | None = None, keep_matrix: bool = False,
-                 progress: bool = False) -> PairProfile:
-    """The per-lag summaries of lags.parquet from one adjoint sweep."""
+                 progress: bool = False, also: Visit | None = None) -> PairProfile:
+    """The per-lag summaries of lags.parquet from one adjoint sweep; ``also`` visits the same
+    sweep (e.g. ``rnnlab.weightgrad.WeightGradStats``)."""
     T = traj.shape[0]
     L = T if max_lag is None else min(max_lag, T - 1) + 1
     stats = LagStats(traj, L, keep_matrix)
-    sweep_pairs(traj, max_lag, stats, progress)
+
+    def visit(k, ln_ratio, parts, cot):
+        stats(k, ln_ratio, parts)
+        also(k, ln_ratio, parts, cot)
+
+    sweep_pairs(traj, max_lag, stats if also is None else visit, progress)
     stats.flush()
     lag = np.arange(L)
     parts = {n: (stats.numpy(stats.grad[n]), stats.numpy(stats.ratio[n]))
@@ -365,7 +372,7 @@ def log_grad_norms(traj: Trajectory, max_lag: int | None = None, ratio: bool = F
     T, B, _ = traj.shape
     out = torch.full((T, T, B), float("nan"), dtype=torch.float64, device=traj.u.device)
 
-    def visit(k, ln_ratio, parts):
+    def visit(k, ln_ratio, parts, cot):
         v = ln_ratio if part is None else parts[part]
         m = v.shape[0]
         out[k:k + m, k] = v if ratio else v + traj.g_log_norm[k:k + m]

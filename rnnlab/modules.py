@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from . import cells, gradients
 from .fit import fit_decay, lag_table
 from .model import LOSSES, RNN, ElmanParams, check_choice
+from .weightgrad import WeightGradStats
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Readout:
 class ModuleMeasurement:
     """What ``measure_module`` returns: ``lags`` (the columns of lags.parquet), the fitted
     ``decay_rate`` (nats per step) with ``decay_rate_stderr`` and ``regime``, the whole ``fit``
-    record, and with ``keep_matrix`` the (T, T) batch mean ``log10_grad`` of log10 ||dL_t/ds_k||."""
+    record, with ``keep_matrix`` the (T, T) batch mean ``log10_grad`` of log10 ||dL_t/ds_k||, and
+    with ``weight_grad`` the part of dL/dW_hh carried by each lag (``rnnlab.weightgrad``)."""
 
     lags: pd.DataFrame
     decay_rate: float
@@ -45,6 +47,7 @@ class ModuleMeasurement:
     regime: str
     fit: dict
     log10_grad: np.ndarray | None = None
+    weight_grad: pd.DataFrame | None = None
 
 
 def _check_module(rnn: nn.Module, x) -> None:
@@ -98,7 +101,8 @@ def _targets(y_target: Tensor, batch_first: bool, C: int, like: Tensor) -> Tenso
 def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
                    loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
                    h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
-                   neutral_tol: float = 1e-3, progress: bool = False) -> ModuleMeasurement:
+                   neutral_tol: float = 1e-3, progress: bool = False,
+                   weight_grad: bool = False) -> ModuleMeasurement:
     """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
 
     ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
@@ -107,6 +111,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
     ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
     raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
     rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.fit.fit_decay``).
+    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep.
     Convert the module with ``.double()`` for reference-quality numbers.
     """
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
@@ -148,11 +153,13 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
         else:
             run = cells.run_layers(layers, x_b, state0)
             traj = gradients.stack_trajectory(run, readout, y, loss)
+        wg = WeightGradStats(traj, max_lag) if weight_grad else None
         profile = gradients.pair_profile(traj, max_lag, keep_matrix=keep_matrix,
-                                         progress=progress)
+                                         progress=progress, also=wg)
     fit = fit_decay(profile.lag, profile.ln_ratio, fit_min_lag, fit_max_lag, neutral_tol)
     return ModuleMeasurement(pd.DataFrame(lag_table(profile)), fit["decay_rate"],
-                             fit["decay_rate_stderr"], fit["regime"], fit, profile.log10_grad)
+                             fit["decay_rate_stderr"], fit["regime"], fit, profile.log10_grad,
+                             None if wg is None else pd.DataFrame(wg.result()))
 
 
 def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,

@@ -391,4 +391,21 @@ def single_run_figures(run_dir: Path) -> list[Path]:
     if npz.exists():
         with np.load(npz) as t:
             paths += grad_heatmap(t["log10_grad"], run_dir / "figures" / "grad_heatmap")
+    if (run_dir / "weight_grad.parquet").exists():
+        paths += weight_grad_figure(pd.read_parquet(run_dir / "weight_grad.parquet"),
+                                    run_dir / "figures" / "weight_grad")
     return paths
+
+
+def weight_grad_figure(wg: pd.DataFrame, stem: Path) -> list[Path]:
+    """Where dL/dW comes from: log10 ||G_lag||_F against the lag (left) and the share of
+    ||dL/dW|| carried by lags >= d, log scale (right; the additive projection share is in the
+    table only: it changes sign)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
+    a.plot(wg["lag"], wg["log10_norm"], "o-", ms=2.5, lw=1)
+    a.set(xlabel="lag t - k (steps; bin start)", ylabel="log10 ||part of dL/dW at this lag||_F",
+          title="the weight gradient, lag by lag")
+    b.semilogy(wg["lag"], wg["share_ge"], "o-", ms=2.5, lw=1)
+    b.set(xlabel="d (steps)", ylabel="||part from lags >= d||_F / ||dL/dW||_F",
+          title="share of the update carried by lags >= d")
+    return save(fig, stem)

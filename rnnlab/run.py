@@ -18,6 +18,7 @@ from .init import draw, spectral_radius
 from .cells import KEEP_GATE, GatedParams
 from .lyapunov import lyapunov_from_maps
 from .model import ElmanParams
+from .weightgrad import WeightGradStats
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Measurement:
     theory: dict = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)
     jacobian: dict | None = None
+    weight_grad: dict | None = None
 
 
 def device_name(device: torch.device) -> str:
@@ -56,10 +58,12 @@ def measure(spec: RunSpec) -> Measurement:
     p = net.params.to(device, dtype)
     traj = gradients.forward(p, net.x.to(device, dtype), net.h0.to(device, dtype),
                              net.y_target.to(device, dtype), burn_in=d.burn_in, loss=m.loss)
-    matrix = ln_last = None
+    matrix = ln_last = wgrad = None
     if ms.mode == "pairs":
+        wg = WeightGradStats(traj, ms.max_lag) if ms.weight_grad else None
         profile = gradients.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
-                                         progress=ms.progress)
+                                         progress=ms.progress, also=wg)
+        wgrad = wg.result() if wg is not None else None
         lags, matrix = lag_table(profile), profile.log10_grad
         fit = fit_decay(profile.lag, profile.ln_ratio, ms.fit_min_lag, ms.fit_max_lag,
                         ms.neutral_tol)
@@ -72,6 +76,7 @@ def measure(spec: RunSpec) -> Measurement:
                                  .manual_seed(spec.seed), batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, spec) if ms.jacobian else None
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -89,7 +94,8 @@ def measure(spec: RunSpec) -> Measurement:
             L = ln_last.shape[0]
             matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
         tensors["log10_grad"] = matrix
-    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac)
+    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac,
+                       wgrad)
 
 
 def _jacobian_table(traj, spec: RunSpec) -> dict:

@@ -19,7 +19,8 @@ from . import store
 from .config import ConfigError, RunSpec, rehash, suggest
 from .run import Measurement, measure
 
-RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "run.json")
+RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "weight_grad.parquet",
+                "run.json")
 TOP_KEYS = ("seed", "model", "data", "measure", "sweep")
 # B N^2 (the flops of one sample's step of the adjoint sweep, over N) below which one torch
 # thread is faster than several: thread start-up and synchronisation cost more than the GEMM
@@ -49,7 +50,8 @@ def _savez(path: Path, arrays: dict) -> None:
 
 
 def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
-    """lags.parquet, tensors.npz and jacobian.parquet; returns run.json's measurement fields."""
+    """lags.parquet, tensors.npz, jacobian.parquet and weight_grad.parquet; returns run.json's
+    measurement fields."""
     store.atomic_write(run_dir / "lags.parquet",
                        lambda p: pd.DataFrame(m.lags).to_parquet(p, index=False))
     if m.tensors:
@@ -57,6 +59,9 @@ def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
     if m.jacobian:
         store.atomic_write(run_dir / "jacobian.parquet",
                            lambda p: pd.DataFrame(m.jacobian).to_parquet(p, index=False))
+    if m.weight_grad:
+        store.atomic_write(run_dir / "weight_grad.parquet",
+                           lambda p: pd.DataFrame(m.weight_grad).to_parquet(p, index=False))
     return {**m.fit, "theory": m.theory, "seconds": m.seconds,
             "provenance": store.provenance(m.device, spec.measure.dtype)}
 
