@@ -169,15 +169,16 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     curve_keys = panel_keys + ([hue] if hue else [])
     mean = lags.groupby(curve_keys + ["lag"], as_index=False, dropna=False)[
         "log10_ratio_mean"].mean()
-    # columns: the networks; rows: every combination of the style and facet keys
+    # columns: the networks (or, for one network, panels wrapped three to a row); rows: every
+    # combination of the style and facet keys
     nets = sorted(mean["network"].unique())
-    row_keys = panel_keys[1:]
-    rows = _groups(mean, row_keys)
-    ncols, nrows = len(nets), len(rows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols + 1.2, 2.8 * nrows),
-                             squeeze=False, constrained_layout=True)
+    rows = _groups(mean, panel_keys[1:])
     panels = [(f"{net}{', ' + label if label else ''}", g[g["network"] == net])
               for label, g in rows for net in nets]
+    ncols = len(nets) if len(nets) > 1 else min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols + 0.6, 2.8 * nrows + 0.6),
+                             squeeze=False, constrained_layout=True)
     levels = sorted(mean[hue].unique()) if hue else []
     palette = colours(ok["network"])
     cmap = plt.get_cmap("viridis")
@@ -192,12 +193,15 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("lag t - k (steps)")
         ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(RATIO_LABEL)
+    fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
-        fig.legend(handles=handles, title=name(hue), loc="outside right upper", fontsize=8)
-    fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
+        fig.legend(handles=handles, title=name(hue), loc="outside lower center",
+                   ncols=min(len(levels), 8), fontsize=8, frameon=False)
     return fig
 
 

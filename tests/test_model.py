@@ -4,7 +4,8 @@
   in float64 (1e-12), batch_first or not, tanh and relu; n_layers > 1 is refused for measuring;
 - spectral-radius scaling is exact (1e-12) for every init; gain gives W_ij ~ N(0, sigma_w^2/N);
 - one seed gives identical networks, data and measurements; another seed does not;
-- every bad configuration fails before compute with an error naming the key and allowed values.
+- every bad configuration fails before compute with an error naming the key and allowed values;
+  neither scale key set means rho = 1, gain alone is allowed.
 """
 import math
 
@@ -73,8 +74,7 @@ BAD = [
     ({"measure": {"dtype": "float16"}}, "measure.dtype='float16'.*float32"),
     ({"measure": {"device": "tpu"}}, "measure.device='tpu'.*auto"),
     ({"measure": {"mode": "fast"}}, "measure.mode='fast'.*pairs"),
-    ({"model": {"spectral_radius": 1.0, "gain": 1.0}}, "set exactly one"),
-    ({"model": {"spectral_radius": None, "gain": None}}, "set exactly one"),
+    ({"model": {"spectral_radius": 1.0, "gain": 1.0}}, "are both set"),
     ({"model": {"init": "identity", "spectral_radius": None, "gain": 1.0}},
      "model.gain=1.0 with model.init='identity'"),
     ({"model": {"spectral_radius": -1.0}}, "model.spectral_radius=-1.0"),
@@ -98,6 +98,13 @@ def test_bad_configuration_fails_before_compute(cfg, message, monkeypatch):
     monkeypatch.setattr(rnnlab.run, "draw", lambda *a: pytest.fail("computed before checking"))
     with pytest.raises(ValueError, match=message):
         measure(RunSpec.from_dict(cfg))
+
+
+def test_scale_keys_neither_means_rho_one():
+    m = RunSpec.from_dict({"model": {"spectral_radius": None, "gain": None}}).validate().model
+    assert m.spectral_radius == 1.0 and m.gain is None
+    m = RunSpec.from_dict({"model": {"gain": 1.5}}).validate().model
+    assert m.spectral_radius is None and m.gain == 1.5
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
