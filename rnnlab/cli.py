@@ -41,7 +41,7 @@ class RunError(RuntimeError):
 class Plan:
     multirun: bool
     out_dir: Path  # the run directory, or the sweep directory
-    names: list[str] = field(default_factory=list)
+    names: list[str] | None = field(default_factory=list)  # None: the sweeper plans the jobs
     specs: list[RunSpec] = field(default_factory=list)
 
 
@@ -184,8 +184,7 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     with initialize_config_dir(config_dir=str(Path(conf_dir).absolute()), version_base="1.3"):
-        hydra = GlobalHydra.instance().hydra
-        loader = hydra.config_loader
+        loader = GlobalHydra.instance().hydra.config_loader
         if any(not o.is_hydra_override() for o in parsed):
             base = loader.load_configuration(config_name, [], run_mode=RunMode.RUN)
             check_keys(parsed, base, set(loader.list_groups("")) | {"hydra"})
@@ -196,9 +195,14 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
             out = Path(OmegaConf.select(cfg, "hydra.run.dir"))
             _writable(out)
             return Plan(False, out, specs=[spec])
+        out = Path(OmegaConf.select(cfg, "hydra.sweep.dir"))
+        if "BasicSweeper" not in str(OmegaConf.select(cfg, "hydra.sweeper._target_")):
+            # another sweeper plugin chooses its own jobs: only the base config can be checked
+            # here; each job is still validated before it computes
+            _writable(out)
+            return Plan(True, out, None, [spec_from_config(cfg)])
         jobs, names = plan_jobs(cfg)
         specs = validate_jobs(cfg, jobs, lambda job: loader.load_sweep_config(cfg, list(job)))
-        out = Path(OmegaConf.select(cfg, "hydra.sweep.dir"))
         _writable(out)
         return Plan(True, out, names, specs)
 
@@ -216,8 +220,8 @@ def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> i
         args, _ = get_args_parser().parse_known_args(argv)
     except SystemExit:  # let Hydra print its own usage message
         return _hydra(hydra_main)
-    if any(getattr(args, f, None) for f in _INFO_FLAGS):
-        return _hydra(hydra_main)
+    if any(getattr(args, f, None) for f in _INFO_FLAGS) or args.config_path or args.config_dir:
+        return _hydra(hydra_main)  # informational, or another config tree: Hydra alone
     config_name = args.config_name or config_name
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _Interrupt.handler)
@@ -227,7 +231,8 @@ def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> i
             _state["plan"] = plan
             if plan.multirun:
                 store.start_sweep(plan.out_dir, plan.names)
-                print(f"rnnlab: sweep of {len(plan.names)} runs into {plan.out_dir}", flush=True)
+                count = "?" if plan.names is None else len(plan.names)
+                print(f"rnnlab: sweep of {count} runs into {plan.out_dir}", flush=True)
             _hydra(hydra_main)
             if _Interrupt.pending:
                 raise KeyboardInterrupt

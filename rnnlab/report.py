@@ -85,7 +85,7 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
 <style>{_STYLE}</style></head>
 <body>
 <h1>rnnlab sweep <code>{html.escape(sweep_dir.name)}</code></h1>
-<p>{n_ok} completed of {len(runs)} run directories ({plan.get('total', '?')} planned);
+<p>{n_ok} completed of {len(runs)} run directories ({plan.get('total') or '?'} planned);
 swept: {swept}. Rates in nats per step (negative: vanishing, positive: exploding). Report written {now}.</p>
 <p>Command: <code>{html.escape(command)}</code></p>
 <h2>Failed, missing and unreadable runs</h2>

@@ -273,11 +273,14 @@ def discard_if_empty(run_dir: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 # A sweep's ledger: the plan and the outcome of each run, in files (works under any launcher)
 # --------------------------------------------------------------------------------------------
-def start_sweep(sweep_dir: Path, names: list[str]) -> None:
+def start_sweep(sweep_dir: Path, names: list[str] | None) -> None:
+    """Write the plan (every run's directory name; None when the sweeper decides them as it
+    goes) and reset the progress file."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(sweep_dir / PLAN_FILE, {"total": len(names), "runs": names,
+    write_json(sweep_dir / PLAN_FILE, {"total": None if names is None else len(names),
+                                       "runs": names or [],
                                        "command": " ".join(sys.argv), "utc": now})
     (sweep_dir / PROGRESS_FILE).write_text("")
 
