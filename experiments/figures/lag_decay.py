@@ -23,6 +23,7 @@ gives its finite-N tolerances for Gaussian W, and relu's mean field fails for si
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -59,97 +60,113 @@ def max_bound_excess(p, traj):
     return float(excess[torch.isfinite(excess) & (lag >= 1)].max())  # lag 0: exactly 0
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    N, T, burn_in = (64, 100, 100) if quick else (256, 200, 300)
-    rows, table, curves = [], [], []
+@contextmanager
+def one_thread():
+    """Run on one thread: on the 2 shared cores, 2 threads spin against other jobs' work (20x
+    slower under load, measured); the caller's setting is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    # tanh and relu, W = rho Q, full-rank input noise s_in^2 = 0.1
-    for act in ("tanh", "relu"):
-        for rho in RHOS:
-            p, traj = network(seed=0, activation=act, init="orthogonal", spectral_radius=rho,
-                              seq_len=T, batch_size=4, burn_in=burn_in,
-                              **full_rank_noise(N, S_IN2))
+
+def run(out_dir: Path, quick: bool = False) -> list[dict]:
+    with one_thread():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        N, T, burn_in = (64, 100, 100) if quick else (256, 200, 300)
+        rows, table, curves = [], [], []
+
+        # tanh and relu, W = rho Q, full-rank input noise s_in^2 = 0.1
+        for act in ("tanh", "relu"):
+            for rho in RHOS:
+                p, traj = network(seed=0, activation=act, init="orthogonal", spectral_radius=rho,
+                                  seq_len=T, batch_size=4, burn_in=burn_in,
+                                  **full_rank_noise(N, S_IN2))
+                rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
+                table.append({"panel": act, "rho": rho, "decay_rate": rate,
+                              "mean_field_rate": float(theory.log_chi_rate(act, rho, S_IN2)),
+                              "pascanu_max_excess": max_bound_excess(p, traj)})
+                curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
+                                            "log10_ratio": mean_log10_ratio(prof)}))
+
+        # exact references: linear W = rho Q (every ratio rho^lag), zero-input ordered tanh
+        for act, rho in (("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
+                         ("tanh, no input", 0.9)):
+            kw = dict(hidden_size=32, seq_len=80, batch_size=2) if act == "linear" else \
+                dict(hidden_size=N, input_std=0.0, h0_std=1.0, seq_len=T, batch_size=4)
+            p, traj = network(seed=0, activation=act.split(",")[0], init="orthogonal",
+                              spectral_radius=rho, **kw)
             rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
-            table.append({"panel": act, "rho": rho, "decay_rate": rate,
-                          "mean_field_rate": float(theory.log_chi_rate(act, rho, S_IN2)),
-                          "pascanu_max_excess": max_bound_excess(p, traj)})
+            row = {"panel": act, "rho": rho, "decay_rate": rate, "mean_field_rate": math.log(rho)}
+            if act == "linear":
+                ln_r = gradients.log_grad_norms(traj, p.W, max_lag=MAX_LAG, ratio=True)
+                lag = torch.arange(ln_r.shape[0])
+                lag = (lag[:, None] - lag[None, :]).double().unsqueeze(-1)
+                row["max_abs_ln_ratio_error"] = float((ln_r - lag * math.log(rho)).abs().nan_to_num(
+                    0.0).max())
+                rows.append(comparison(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| "
+                                       f"over all pairs, lags <= {MAX_LAG}", 0.0,
+                                       row["max_abs_ln_ratio_error"], 1e-12))
+                rows.append(comparison(FIGURE, f"linear W = {rho} Q: rate vs ln rho (nats/step)",
+                                       math.log(rho), rate, 1e-9))
+            else:
+                rows.append(comparison(FIGURE, f"tanh, no input, W = {rho} Q, N = {N}: rate "
+                                       "(lags 1-50) vs ln rho = 1/2 log chi (nats/step)",
+                                       math.log(rho), rate, 0.005))
+            table.append(row)
             curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
                                         "log10_ratio": mean_log10_ratio(prof)}))
+        table, curves = pd.DataFrame(table), pd.concat(curves)
 
-    # exact references: linear W = rho Q (every ratio rho^lag), zero-input ordered tanh
-    for act, rho in (("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
-                     ("tanh, no input", 0.9)):
-        kw = dict(hidden_size=32, seq_len=80, batch_size=2) if act == "linear" else \
-            dict(hidden_size=N, input_std=0.0, h0_std=1.0, seq_len=T, batch_size=4)
-        p, traj = network(seed=0, activation=act.split(",")[0], init="orthogonal",
-                          spectral_radius=rho, **kw)
-        rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
-        row = {"panel": act, "rho": rho, "decay_rate": rate, "mean_field_rate": math.log(rho)}
-        if act == "linear":
-            ln_r = gradients.log_grad_norms(traj, p.W, max_lag=MAX_LAG, ratio=True)
-            lag = torch.arange(ln_r.shape[0])
-            lag = (lag[:, None] - lag[None, :]).double().unsqueeze(-1)
-            row["max_abs_ln_ratio_error"] = float((ln_r - lag * math.log(rho)).abs().nan_to_num(
-                0.0).max())
-            rows.append(comparison(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| "
-                                   f"over all pairs, lags <= {MAX_LAG}", 0.0,
-                                   row["max_abs_ln_ratio_error"], 1e-12))
-            rows.append(comparison(FIGURE, f"linear W = {rho} Q: rate vs ln rho (nats/step)",
-                                   math.log(rho), rate, 1e-9))
-        else:
-            rows.append(comparison(FIGURE, f"tanh, no input, W = {rho} Q, N = {N}: rate "
-                                   "(lags 1-50) vs ln rho = 1/2 log chi (nats/step)",
-                                   math.log(rho), rate, 0.005))
-        table.append(row)
-        curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
-                                    "log10_ratio": mean_log10_ratio(prof)}))
-    table, curves = pd.DataFrame(table), pd.concat(curves)
+        for act in ("tanh", "relu"):
+            g = table[table["panel"] == act].sort_values("rho")
+            crit = theory.critical_gain(act, S_IN2)
+            below = g[g["mean_field_rate"] <= -SIGN_MARGIN]["rho"].max()
+            above = g[g["mean_field_rate"] >= SIGN_MARGIN]["rho"].min()
+            for rho, sign in ((below, -1.0), (above, 1.0)):
+                rate = float(g[g["rho"] == rho]["decay_rate"].iloc[0])
+                rows.append(comparison(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the "
+                                       f"rate (critical rho = {crit:.4f})", sign,
+                                       math.copysign(1.0, rate), 0.0))
+            rows.append(comparison(FIGURE, f"{act}: rates that fall as rho rises", 0.0,
+                                   float((np.diff(g["decay_rate"]) < 0).sum()), 0.0))
+            rows.append(comparison(FIGURE, f"{act}: max over pairs and rho of ln r(t,k) - lag "
+                                   "ln(gamma sigma_max(W)), positive part (Pascanu bound)", 0.0,
+                                   max(0.0, float(g["pascanu_max_excess"].max())), 1e-9))
+        table.to_csv(out_dir / "lag_decay.csv", index=False)
+        curves.to_csv(out_dir / "lag_decay_curves.csv", index=False)
 
-    for act in ("tanh", "relu"):
-        g = table[table["panel"] == act].sort_values("rho")
-        crit = theory.critical_gain(act, S_IN2)
-        below = g[g["mean_field_rate"] <= -SIGN_MARGIN]["rho"].max()
-        above = g[g["mean_field_rate"] >= SIGN_MARGIN]["rho"].min()
-        for rho, sign in ((below, -1.0), (above, 1.0)):
-            rate = float(g[g["rho"] == rho]["decay_rate"].iloc[0])
-            rows.append(comparison(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the "
-                                   f"rate (critical rho = {crit:.4f})", sign,
-                                   math.copysign(1.0, rate), 0.0))
-        rows.append(comparison(FIGURE, f"{act}: rates that fall as rho rises", 0.0,
-                               float((np.diff(g["decay_rate"]) < 0).sum()), 0.0))
-        rows.append(comparison(FIGURE, f"{act}: max over pairs and rho of ln r(t,k) - lag "
-                               "ln(gamma sigma_max(W)), positive part (Pascanu bound)", 0.0,
-                               max(0.0, float(g["pascanu_max_excess"].max())), 1e-9))
-    table.to_csv(out_dir / "lag_decay.csv", index=False)
-    curves.to_csv(out_dir / "lag_decay_curves.csv", index=False)
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
-    cmap = plt.get_cmap("viridis")
-    for ax, act in zip(axes, ("tanh", "relu")):
-        for i, rho in enumerate(RHOS):
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+        cmap = plt.get_cmap("viridis")
+        for ax, act in zip(axes, ("tanh", "relu")):
+            for i, rho in enumerate(RHOS):
+                c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
+                color = cmap(i / (len(RHOS) - 1))
+                ax.plot(c["lag"], c["log10_ratio"], "o", ms=2, color=color,
+                        label=rf"$\rho$ = {rho}")
+                ax.plot(c["lag"], c["lag"] * theory.log_chi_rate(act, rho, S_IN2) / math.log(10),
+                        "-", lw=0.8, color=color)
+            ax.set_title(f"{act}, W = rho Q, N = {N}, s_in^2 = {S_IN2}\n"
+                         "(lines: mean field; critical rho = "
+                         f"{theory.critical_gain(act, S_IN2):.3f})",
+                         fontsize=9)
+        for (act, rho), color in zip([("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
+                                      ("tanh, no input", 0.9)], ("C0", "C3", "C2", "C1")):
             c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
-            color = cmap(i / (len(RHOS) - 1))
-            ax.plot(c["lag"], c["log10_ratio"], "o", ms=2, color=color, label=rf"$\rho$ = {rho}")
-            ax.plot(c["lag"], c["lag"] * theory.log_chi_rate(act, rho, S_IN2) / math.log(10),
-                    "-", lw=0.8, color=color)
-        ax.set_title(f"{act}, W = rho Q, N = {N}, s_in^2 = {S_IN2}\n"
-                     f"(lines: mean field; critical rho = {theory.critical_gain(act, S_IN2):.3f})",
-                     fontsize=9)
-    for (act, rho), color in zip([("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
-                                  ("tanh, no input", 0.9)], ("C0", "C3", "C2", "C1")):
-        c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
-        axes[2].plot(c["lag"], c["log10_ratio"], "o" if act == "linear" else "x", ms=3,
-                     color=color, label=f"{act}, rho = {rho}")
-        axes[2].plot(c["lag"], c["lag"] * math.log10(rho), "-", lw=0.8, color=color)
-    axes[2].set_title("exact references: W = rho Q (lines: rho^lag)", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("lag t - k (steps)")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel(r"$\log_{10}\,\|\partial L_t/\partial h_k\| / \|\partial L_t/\partial h_t\|$"
-                       " (mean over pairs)")
-    fig.suptitle("Gradient ratio against lag: markers measured, lines theory", fontsize=10,
-                 y=1.04)
-    fig.savefig(out_dir / "lag_decay.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return rows
+            axes[2].plot(c["lag"], c["log10_ratio"], "o" if act == "linear" else "x", ms=3,
+                         color=color, label=f"{act}, rho = {rho}")
+            axes[2].plot(c["lag"], c["lag"] * math.log10(rho), "-", lw=0.8, color=color)
+        axes[2].set_title("exact references: W = rho Q (lines: rho^lag)", fontsize=9)
+        for ax in axes:
+            ax.set_xlabel("lag t - k (steps)")
+            ax.legend(fontsize=7)
+        axes[0].set_ylabel(r"$\log_{10}\,\|\partial L_t/\partial h_k\|"
+                           r" / \|\partial L_t/\partial h_t\|$"
+                           " (mean over pairs)")
+        fig.suptitle("Gradient ratio against lag: markers measured, lines theory", fontsize=10,
+                     y=1.04)
+        fig.savefig(out_dir / "lag_decay.png", dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        return rows
