@@ -104,7 +104,7 @@ def losses(y: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
 def loss_grad_h(p: ElmanParams, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
     """g_t = dL_t/dh_t = V^T (diag(y) - y y^T)(y - y*) for mse, V^T (y - y*) for xent.
 
-    REFERENCE.md section 1; h and y_target share their leading shape.
+    docs/theory.md, "model"; h and y_target share their leading shape.
     """
     check_choice("model.loss", loss, LOSSES)
     y = outputs(p, h)

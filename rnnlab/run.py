@@ -15,7 +15,7 @@ from . import gradients, theory
 from .config import RunSpec
 from .fit import fit_decay, lag_table
 from .init import draw, spectral_radius
-from .lyapunov import lyapunov_from_jacobians
+from .lyapunov import frame_transient, lyapunov_from_jacobians
 from .model import phi_prime_from_h
 
 
@@ -43,7 +43,7 @@ def device_name(device: torch.device) -> str:
 def measure(spec: RunSpec) -> Measurement:
     """Measure ||dL_t/dh_k|| for one validated configuration.
 
-    mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of DESIGN.md.
+    mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of lags.parquet.
     mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
     summed loss L = sum_t L_t, for very long sequences.
     """
@@ -67,8 +67,8 @@ def measure(spec: RunSpec) -> Measurement:
     predictions = predict(net.params, spec)
     if ms.lyapunov:
         dphi = phi_prime_from_h(traj.u, p.activation)
-        lam = lyapunov_from_jacobians(p.W, dphi, k=1, generator=torch.Generator(device)
-                                      .manual_seed(spec.seed))
+        lam = lyapunov_from_jacobians(p.W, dphi, k=1, transient=frame_transient(d.seq_len),
+                                      generator=torch.Generator(device).manual_seed(spec.seed))
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, p.W, spec) if ms.jacobian else None
     if device.type == "cuda":
@@ -104,7 +104,7 @@ def _jacobian_table(traj, W, spec: RunSpec) -> dict:
 
 
 def predict(params, spec: RunSpec) -> dict:
-    """What theory says for this run (REFERENCE.md sections 2-3), all rates in nats per step.
+    """What theory says for this run (docs/theory.md), all rates in nats per step.
 
     sigma_w is the network's own entry scale, sqrt(||W||_F^2 / N) (= rho for W = rho Q, ~ gain
     for Gaussian W); s2 = (input_gain input_std)^2 + bias_std^2 is the per-unit variance of the
