@@ -17,7 +17,8 @@ attractors on a fine b grid, and the attractors at b = -2.5 by iteration. Theory
 fixed-point curve b(x) = x - w sigmoid(x), solid where stable (|w sigmoid'(x)| < 1), dashed where
 unstable. The outer attractors at b = -2.5 are compared with the roots of x = w sigmoid(x) + b
 in attractors.csv only: one map solved two ways in one script is a check of the script, not a
-reproduced result. Run alone: ``python experiments/figures/bifurcation.py [--quick]`` (~15 s).
+reproduced result. Run alone: ``python experiments/figures/bifurcation.py [--quick]`` (35 s measured
+on the shared machine).
 """
 from __future__ import annotations
 

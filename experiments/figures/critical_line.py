@@ -18,8 +18,9 @@ EXPECTED:
   mean-field rate's secant slope over the bracket (nats/step per unit sigma_w) and b the bias of
   the same interpolation applied to the mean-field curve itself (derived, not tuned).
 Full mode also measures s2 = 0.01, 0.3 and 1.0 at the critical gain +- 0.25 (2 seeds each) and
-draws them; they are not compared (no finite-N budget was measured there). About 3 minutes on
-one core. Run alone: ``python experiments/figures/critical_line.py [--quick]``.
+draws them; they are not compared (no finite-N budget was measured there). 7.5 min measured
+on the shared 2-core machine (~2.5 min of CPU). Run alone:
+``python experiments/figures/critical_line.py [--quick]``.
 """
 from __future__ import annotations
 

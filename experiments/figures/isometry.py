@@ -22,7 +22,8 @@ paper's variance at mean 1), because the global scale of one finite product fluc
 several percent and would otherwise dominate the spread between draws.
 
 Full mode: N = 1000, 24 draws per fresh-weight configuration (4 for the tied ones, which are
-not compared), about 3 minutes on one core (a progress bar shows on a terminal). Run alone:
+not compared), 15 min measured on the shared 2-core machine (~5 min of CPU; a progress bar
+shows on a terminal). Run alone:
 ``python experiments/figures/isometry.py [--quick]``.
 """
 from __future__ import annotations

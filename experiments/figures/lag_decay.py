@@ -20,7 +20,8 @@ EXPECTED:
 Drawn and tabulated, not rows of summary.csv: the rates themselves (one fact each with the rows
 above), zero-input tanh with W = rho Q (after a few steps h ~ 0 and the network is the linear
 one above), and relu's mean field above sqrt 2, where q* diverges (the README's "Gaps").
-Full mode: N = 256, T = 200, 300 burn-in steps, about 30 s. Run alone:
+Full mode: N = 256, T = 200, 300 burn-in steps; 39 s measured on the shared 2-core machine
+(load ~6; about a third of that in CPU time). Run alone:
 ``python experiments/figures/lag_decay.py [--quick]``.
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ EXPECTED:
   |z_i| = |lambda_i - Newman_i| / se_i over all 50, against 4.04 (a false alarm for any of the
   50 at once has probability 0.27%, "3 sigma"). Full mode 64 products x 5000 steps, quick
   64 x 1000. The table lists every exponent and its standard error.
-Full mode: about 4 minutes on one core. Run alone:
+Full mode: 14 min measured on the shared 2-core machine (~4.5 min of CPU). Run alone:
 ``python experiments/figures/lyapunov.py [--quick]``.
 """
 from __future__ import annotations

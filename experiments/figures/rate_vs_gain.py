@@ -19,11 +19,11 @@ three standard errors of the seed mean, which each row's basis states):
 - tanh without input, 1 <= sigma_w <= 1.5: mean field fails for one fixed W at N <= 2000
   (quasi-periodic dynamics, rate near 0): only monotonicity, and the sign at sigma_w = 1, where
   the decay is a power law (norm ~ (k/t)^(1/2)): negative.
-Each point is the mean over its networks (seeds 0..n-1) of the least-squares slope of
-ln r(t, k) over lags 1..50, 4 sequences per network, all pairs; the table also lists the seeds'
-spread and the worst single seed. Full mode: T = 200, about 5 minutes on one core; quick
-mode: the same N, seeds and tolerances, T = 60 and fewer gains. Run alone:
-``python experiments/figures/rate_vs_gain.py [--quick]``.
+Each point is the mean over its networks (seeds 0..n-1) of the least-squares slope of ln r(t, k)
+over lags 1..50, 4 sequences per network, all pairs; the table also lists the seeds' spread and the
+worst single seed. Full mode: T = 200, 14 min measured on the shared machine (~4.5 min of CPU);
+quick mode: the same N, seeds and tolerances, T = 60 and fewer gains. Run alone: ``python
+experiments/figures/rate_vs_gain.py [--quick]``.
 """
 from __future__ import annotations
 
