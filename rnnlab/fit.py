@@ -2,10 +2,21 @@
 
 The decay rate is the least-squares slope of ln(||dL_t/dh_k|| / ||dL_t/dh_t||) against the lag
 t - k over every finite (t, k, sample) value with fit_min_lag <= lag <= fit_max_lag, in nats per
-step (a linear RNN with W = rho Q gives exactly ln rho). Its standard error is the spread of the
-per-sample slopes over the batch (samples are independent given the network); with one sample it
-falls back to the ordinary least-squares error over pairs, which ignores their correlation along
-the trajectory and is optimistic.
+step (a linear RNN with W = rho Q gives exactly ln rho).
+
+Its standard error must not treat the pairs as independent: the backward cotangents of nearby
+targets align within a few steps, so ln r(t, k) ~ sum_{s=k+1..t} e_s is a sum of per-step log
+growths e_s shared by every pair whose path crosses step s. The slope is then a weighted sum
+sum_s c_s e_s with weights c_s fixed by which pairs the fit uses (``step_weights``), and
+
+    stderr^2 = sigma^2 B sum_s c_s^2,
+
+with sigma^2 the per-step (long-run) variance of e_s, estimated from how the spread of ln r over
+targets grows with the lag: E[M2_l] = sigma^2 (n_l l - sum_s m_{l,s}^2 / n_l) for n_l targets
+at lag l (``overlap_sq``). This is the block-bootstrap idea with blocks of one step whose
+correlation is carried by the lags; it gives ~1/sqrt(T) errors where the pairwise
+least-squares formula gave ~1/T (docs/theory.md, "decay-rate fit"). It is exactly 0 where every
+ratio is deterministic (linear W = rho Q).
 """
 from __future__ import annotations
 
@@ -52,19 +63,61 @@ def fit_decay(lag: np.ndarray, moments: dict, fit_min_lag: int = 1, fit_max_lag:
         return result
     pooled_count = count.sum(1)
     pooled_mean = (count * mean).sum(1) / np.maximum(pooled_count, 1)
-    slope, xbar, ybar, sxx = _weighted_slope(x[:, 0], pooled_count, pooled_mean)
-    per_sample, *_ = _weighted_slope(x, count, mean)
-    per_sample = per_sample[np.isfinite(per_sample)]
-    if per_sample.size >= 2:
-        stderr = per_sample.std(ddof=1) / math.sqrt(per_sample.size)
-    else:
-        n = pooled_count.sum()
-        within = M2.sum()
-        between = (pooled_count * (pooled_mean - (ybar + slope * (x[:, 0] - xbar))) ** 2).sum()
-        stderr = math.sqrt((within + between) / max(n - 2, 1) / sxx) if sxx > 0 else math.nan
+    slope, xbar, _, sxx = _weighted_slope(x[:, 0], pooled_count, pooled_mean)
+    targets = (moments["count"] + moments["nonfinite"]).max(1)  # pairs per lag and sample
+    T = int((targets + lag).max())
+    c = step_weights(lag[window], targets[window], (x[:, 0] - xbar) / sxx, T)
+    sigma2 = step_variance(lag[window], count, mean, M2)
+    samples = int((count.sum(0) > 0).sum())
+    stderr = math.sqrt(sigma2 * samples * float((c ** 2).sum())) if sxx > 0 else math.nan
     result.update(decay_rate=float(slope), decay_rate_stderr=float(stderr),
                   regime=regime(slope, stderr, neutral_tol))
     return result
+
+
+def overlap_sq(n, l):
+    """sum_s m_s^2 for n windows of l consecutive steps, each shifted by one step from the last
+    (m_s = windows covering step s): with a = min(n, l), b = max(n, l),
+    (a - 1) a (2a - 1) / 3 + (b - a + 1) a^2."""
+    a, b = np.minimum(n, l), np.maximum(n, l)
+    return (a - 1) * a * (2 * a - 1) / 3 + (b - a + 1) * a ** 2
+
+
+def step_weights(lag, targets, a, T: int) -> np.ndarray:
+    """c_s, s = 0..T: the weight of step s's log growth e_s in the fitted slope.
+
+    The pair at lag l and target t covers steps t-l+1..t; at lag l the fit uses the last
+    ``targets[l]`` targets t = T-n..T-1 (every pair of the triangle: n = T - l; the O(T) profile:
+    n = 1, t = T-1), each with slope weight ``a[l] = (l - mean lag) / Sxx``. Summed by a second
+    difference array: O(T + lags).
+    """
+    D = np.zeros(T + 2)
+    n = np.asarray(targets, dtype=np.int64)
+    l = np.asarray(lag, dtype=np.int64)
+    keep = (l >= 1) & (n >= 1)
+    n, l, a = n[keep], l[keep], np.asarray(a, dtype=float)[keep]
+    np.add.at(D, T - n - l + 1, a)
+    np.add.at(D, T - l + 1, -a)
+    np.add.at(D, T - n + 1, -a)
+    np.add.at(D, np.full_like(l, T + 1), a)
+    return np.cumsum(np.cumsum(D))[:T + 1]
+
+
+def step_variance(lag, count, mean, M2) -> float:
+    """sigma^2, the per-step variance of the log growth, from the within-lag spread over targets
+    (pooled over lags >= 1 and samples): sum M2_l / sum (n_l l - overlap_sq(n_l, l) / n_l).
+    Where every lag has a single target (the O(T) profile) it is the variance of the increments
+    of ln r from one lag to the next instead."""
+    l = np.asarray(lag, dtype=float)[:, None]
+    n = np.asarray(count, dtype=float)
+    ok = (l >= 1) & (n >= 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(ok, n * l - overlap_sq(n, l) / np.where(ok, n, 1), 0.0)
+    if expected.sum() > 0:
+        return float(np.where(ok, M2, 0.0).sum() / expected.sum())
+    steps = np.diff(np.where(n > 0, mean, np.nan), axis=0)
+    steps = steps[np.isfinite(steps)]
+    return float(steps.var(ddof=1)) if steps.size >= 2 else math.nan
 
 
 def regime(rate: float, stderr: float, neutral_tol: float = 1e-3, z: float = Z95) -> str:

@@ -1,6 +1,6 @@
 """The measurement: ||dL_t/dh_k|| for every pair k <= t in one batched adjoint sweep, in log domain.
 
-With J_s = dh_s/dh_{s-1} = diag(phi'(a_s)) W and g_t = dL_t/dh_t (REFERENCE.md section 1),
+With J_s = dh_s/dh_{s-1} = diag(phi'(a_s)) W and g_t = dL_t/dh_t (docs/theory.md, "model"),
 
     dL_t/dh_k = J_{k+1}^T ... J_t^T g_t,   i.e.  delta_{t,k-1} = W^T (phi'(a_k) * delta_{t,k}).
 
@@ -9,8 +9,8 @@ The sweep walks k from T-1 down to 0 and carries the cotangents of every live ta
 of a (T, B, N) buffer: B N^2 (T^2 + T) flops for the full triangle, memory O(T B N).
 
 Every cotangent is renormalised to unit norm after each step and its natural-log scale kept in
-float64, so nothing overflows or underflows however long the sequence or large rho (REFERENCE.md
-section 6.6). Norms are Euclidean, logs natural unless a name says log10.
+float64, so nothing overflows or underflows however long the sequence or large rho (docs/theory.md,
+"log-domain engine"). Norms are Euclidean, logs natural unless a name says log10.
 
 Unbounded, positively homogeneous activations (relu, linear) get the same treatment in the forward
 pass: h_t = exp(s_t) u_t with ||u_t|| kept in [e^-30, e^30], which is exact because
@@ -343,8 +343,8 @@ class PairProfile:
 
 def pair_profile(traj: Trajectory, max_lag: int | None = None, keep_matrix: bool = False,
                  progress: bool = False, also: Visit | None = None) -> PairProfile:
-    """The per-lag summaries of lags.parquet from one adjoint sweep; ``also`` visits the same
-    sweep (e.g. ``rnnlab.weightgrad.WeightGradStats``)."""
+    """The per-lag summaries of lags.parquet (README, "What a run writes") from one adjoint
+    sweep; ``also`` visits the same sweep (e.g. ``rnnlab.weightgrad.WeightGradStats``)."""
     T = traj.shape[0]
     L = T if max_lag is None else min(max_lag, T - 1) + 1
     stats = LagStats(traj, L, keep_matrix)

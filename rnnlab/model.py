@@ -115,7 +115,8 @@ def readout_losses(p, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
 
 def loss_grad_h(p: ElmanParams, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
     """g_t = dL_t/dh_t = V^T (diag(y) - y y^T)(y - y*) for mse, V^T (y - y*) for xent,
-    V^T (o - y*) for mse_linear; h and y_target share their leading shape.
+    V^T (o - y*) for mse_linear (docs/theory.md, "model"); h and y_target share their leading
+    shape.
     """
     check_choice("model.loss", loss, LOSSES)
     if loss == "mse_linear":

@@ -16,7 +16,7 @@ from .config import RunSpec
 from .fit import fit_decay, lag_table
 from .init import draw, spectral_radius
 from .cells import KEEP_GATE, GatedParams
-from .lyapunov import lyapunov_from_maps
+from .lyapunov import frame_transient, lyapunov_from_maps
 from .model import ElmanParams
 from .weightgrad import WeightGradStats
 
@@ -46,7 +46,7 @@ def device_name(device: torch.device) -> str:
 def measure(spec: RunSpec) -> Measurement:
     """Measure ||dL_t/dh_k|| for one validated configuration.
 
-    mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of DESIGN.md.
+    mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of lags.parquet.
     mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
     summed loss L = sum_t L_t, for very long sequences.
     """
@@ -72,8 +72,9 @@ def measure(spec: RunSpec) -> Measurement:
     predictions = predict(net.params, spec)
     if ms.lyapunov:
         T, B, _ = traj.shape
-        lam = lyapunov_from_maps(traj.maps, T, k=1, generator=torch.Generator(device)
-                                 .manual_seed(spec.seed), batch=B, dtype=dtype, device=device)
+        lam = lyapunov_from_maps(traj.maps, T, k=1, transient=frame_transient(T),
+                                 generator=torch.Generator(device).manual_seed(spec.seed),
+                                 batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, spec) if ms.jacobian else None
 
@@ -113,7 +114,7 @@ def _jacobian_table(traj, spec: RunSpec) -> dict:
 
 
 def predict(params, spec: RunSpec) -> dict:
-    """What theory says for this run (REFERENCE.md sections 2-3), all rates in nats per step.
+    """What theory says for this run (docs/theory.md), all rates in nats per step.
 
     sigma_w is the network's own entry scale, sqrt(||W||_F^2 / N) (= rho for W = rho Q, ~ gain
     for Gaussian W); s2 = (input_gain input_std)^2 + bias_std^2 is the per-unit variance of the

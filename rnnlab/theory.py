@@ -1,6 +1,6 @@
 """Closed-form and mean-field predictions for gradient growth in Elman RNNs.
 
-All rates are natural logs per time step. Notation follows REFERENCE.md:
+All rates are natural logs per time step. Notation follows docs/theory.md:
 ``a_t = U x_t + W h_{t-1} + b``, ``h_t = phi(a_t)``, one-step Jacobian ``J_t = diag(phi'(a_t)) W``.
 
 * Mean field (Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232;
@@ -223,7 +223,8 @@ def pascanu_bound(log_g_norm, lag, W, activation: str):
 def linear_log_ratio(rho, lag):
     """``log r(t, k) = (t - k) log rho`` for a linear RNN with ``W = rho Q``, Q orthogonal.
 
-    Every singular value of ``dh_t/dh_k = (rho Q)^(t-k)`` is ``rho^(t-k)`` (REFERENCE section 6).
+    Every singular value of ``dh_t/dh_k = (rho Q)^(t-k)`` is ``rho^(t-k)`` (docs/theory.md,
+    "exact cases").
     """
     return lag * np.log(rho)
 

@@ -1,7 +1,7 @@
 """``python experiments/decay.py``, end to end, as a user runs it.
 
-- the linear orthogonal run of the issue reports decay_rate = ln 0.9 to 1e-9, with every file of
-  the README (lags.parquet columns, run.json keys and provenance);
+- the linear orthogonal run of the issue reports decay_rate = ln 0.9 to 1e-9, with every file the
+  README promises (lags.parquet columns, run.json keys and provenance);
 - tensors.npz agrees with an independent float64 numpy computation of log10 ||dL_t/dh_k|| from the
   saved U, W, b, V, c, h0, x, y_target (1e-10), for each activation, with burn-in and max_lag;
 - a bad value on the command line exits non-zero naming the key and the allowed values, and

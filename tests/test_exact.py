@@ -1,4 +1,4 @@
-"""Exact cases of REFERENCE.md section 6, measured by the fast sweep.
+"""Exact cases of docs/theory.md ("exact cases"), measured by the fast sweep.
 
 - linear W = rho Q: every ratio ||dL_t/dh_k|| / ||dL_t/dh_t|| is rho^(t-k) (rtol 1e-12, lag <= 50
   and beyond) and the fitted decay rate is ln rho to 1e-9;
@@ -109,8 +109,8 @@ def test_non_normal_transient_growth():
     y = torch.eye(2, dtype=torch.float64)[None, [0] * T]
     traj = gradients.forward(p, x, torch.ones(1, N, dtype=torch.float64), y)
     ln_spec = gradients.jacobian_norms(traj, max_lag=T)["ln_spec"][:, 0].numpy()
-    # ||W^n||_2 reaches ~1e58-1e59 near n = 400 (REFERENCE.md 6.4; 58.98 by numpy's dense
-    # power) although rho = 0.9 < 1, and is still growing there
+    # ||W^n||_2 reaches ~1e58-1e59 near n = 400 (docs/theory.md, non-normal case; 58.98 by
+    # numpy's dense power) although rho = 0.9 < 1, and is still growing there
     log10 = ln_spec / math.log(10)
     assert 58.5 < log10[400] < 59.5
     assert (np.diff(log10[:T]) > 0).all()

@@ -11,9 +11,9 @@
 * Random tanh RNN, W_ij ~ N(0, sigma_w^2/N), fresh per-unit input noise of variance 0.1
   (U = sqrt(0.1) I, D = N), 4 trajectories, 500 burn-in steps then 1000. Chaotic side
   (sigma_w = 1.5, 2.5 > sigma_c = 1.409): lambda_1 within 0.02 of 1/2 log chi at N = 250
-  (REFERENCE section 3). Ordered side: at N = 250, lambda_1 lies above mean field by a
+  (docs/tolerances.md). Ordered side: at N = 250, lambda_1 lies above mean field by a
   seed-dependent amount (10 seeds: sigma_w = 0.5: +0.000..+0.050; 1.0: -0.004..+0.029), larger
-  than REFERENCE's 0.02, so the fast test asserts 0.06 and 0.04 and the sign. Slow, N = 1000:
+  than the 0.02 budget, so the fast test asserts 0.06 and 0.04 and the sign. Slow, N = 1000:
   within 0.006 for sigma_w = 1, 2, 3 and 0.015 for sigma_w = 0.5 (5 seeds: up to +0.011).
 * Forward lambda_1 equals the backward (BPTT) rate of ||dL_t/dh_k|| over the same 3000 steps
   within 0.003 (the difference is a boundary term, O(1/lag)).
@@ -140,3 +140,23 @@ def test_forward_rate_equals_backward_rate(sigma_w):
         delta = delta / norm
     backward = log_norm / (dphi.shape[0] - transient)
     torch.testing.assert_close(forward, backward, rtol=0, atol=0.003)
+
+
+def test_measure_discards_the_frame_transient():
+    """``measure.lyapunov`` averages only after frame_transient(T) = min(100, T // 4) steps."""
+    from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+    from rnnlab.init import draw
+    from rnnlab.lyapunov import frame_transient
+    from rnnlab.run import measure
+    assert frame_transient(2000) == 100 and frame_transient(40) == 10
+    spec = RunSpec(model=ModelSpec(activation="tanh", hidden_size=32, gain=1.5,
+                                   spectral_radius=None),
+                   data=DataSpec(seq_len=80, batch_size=2, input_std=1.0),
+                   measure=MeasureSpec(lyapunov=True, device="cpu", progress=False), seed=3)
+    got = measure(spec).theory["lyapunov_1"]
+    net = draw(spec.model, spec.data, spec.seed)
+    dphi = phi_prime_from_h(hidden_states(net.params, net.x, net.h0), "tanh")  # (T, B, N)
+    want = [lyapunov_from_jacobians(net.params.W, dphi, k=1, transient=t,
+                                    generator=torch.Generator().manual_seed(3)).mean().item()
+            for t in (20, 0)]
+    assert got == pytest.approx(want[0], abs=1e-12) and abs(got - want[1]) > 1e-6

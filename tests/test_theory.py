@@ -1,4 +1,5 @@
-"""Checks of rnnlab.theory against REFERENCE.md (sections 2, 3, 5, 6).
+"""Checks of rnnlab.theory against the values of docs/theory.md (mean field, Pascanu, isometry,
+exact cases).
 
 * Mean field, tanh (section 3 table): chi, 1/2 log chi and q* at s2 = 0 and s2 = 0.1, to 1e-4
   absolute (the table has 4 decimals; its sigma_w = 3, s2 = 0 entries are corrected, see
@@ -29,8 +30,8 @@ from rnnlab import theory as th
 from rnnlab.model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs,
                           phi_prime_from_h)
 
-# sigma_w: (chi, 1/2 log chi at s2 = 0; q*, chi, 1/2 log chi at s2 = 0.1), REFERENCE section 3.
-# The s2 = 0, sigma_w = 3 entries of REFERENCE (1.8600, +0.3103) are 1.4e-4 off: quad gives
+# sigma_w: (chi, 1/2 log chi at s2 = 0; q*, chi, 1/2 log chi at s2 = 0.1), docs/theory.md.
+# The s2 = 0, sigma_w = 3 entries of an earlier table (1.8600, +0.3103) are 1.4e-4 off: quad gives
 # q* = 6.305391, chi = 1.859855 (see test_quadrature_matches_quad); a 201-node Gauss-Hermite
 # rule gives 1.85995, which rounds to the table's value. The corrected values are used here.
 TANH_TABLE = {

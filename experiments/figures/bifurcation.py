@@ -1,23 +1,28 @@
 """Bifurcation diagram of the one-unit recurrent model.
 
-Figure: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), Fig. 3; REFERENCE.md sections 2 and 8.
+Figure: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), Fig. 3; docs/theory.md, "Pascanu's
+bounds and the one-unit model".
 ``x_t = w sigmoid(x_{t-1}) + b`` with ``w = 5``: the asymptotic state x_inf against the bias b,
 iterated from several initial states x_0 until it converges.
 
-EXPECTED (REFERENCE.md section 2, checked): two saddle-node bifurcations, at b = -2.6556 and
-b = -2.3444, with the map bistable between them (two stable fixed points and an unstable one
-between them; one stable fixed point outside). At b = -2.5 the iterates converge to one of two
-distinct stable fixed points depending on x_0. Crossing a bifurcation moves x_inf by a finite jump
-for an infinitesimal change of b: the origin of the gradient "walls" (see walls.py).
+EXPECTED (Pascanu 2013; recomputed in float64, docs/theory.md): two saddle-node bifurcations,
+at b = -2.6556 and b = -2.3444, with the map bistable between them (two stable fixed points and an
+unstable one between them; one stable fixed point outside). At b = -2.5 the iterates converge to
+one of two distinct stable fixed points depending on x_0. Crossing a bifurcation moves x_inf by a
+finite jump for an infinitesimal change of b: the origin of the gradient "walls" (see walls.py).
 
 Measured: the bifurcation points by root-finding (scipy brentq on w sigmoid'(x) = 1, then
 b = x - w sigmoid(x)), independently the edges of the bistable range from the simulated
 attractors on a fine b grid, and the attractors at b = -2.5 by iteration. Theory lines: the
 fixed-point curve b(x) = x - w sigmoid(x), solid where stable (|w sigmoid'(x)| < 1), dashed where
-unstable.
+unstable. The outer attractors at b = -2.5 are compared with the roots of x = w sigmoid(x) + b
+in attractors.csv only: one map solved two ways in one script is a check of the script, not a
+reproduced result. Run alone: ``python experiments/figures/bifurcation.py [--quick]`` (35 s measured
+on the shared machine).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,13 +32,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
+from _measure import row, standalone  # noqa: E402
 from scipy.special import expit  # noqa: E402
-
-from rnnlab.tables import comparison  # noqa: E402
 
 FIGURE = "bifurcation"
 W = 5.0
-EXPECTED = (-2.6556, -2.3444)  # REFERENCE.md section 2, 4 decimals
+EXPECTED = (-2.6556, -2.3444)  # Pascanu 2013's one-unit model, 4 decimals
 CONVERGED = 1e-10  # |x_n - x_{n-1}| below this: converged
 DISTINCT = 1e-6  # attractors closer than this are the same
 
@@ -112,7 +116,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                label=r"$x_\infty$ iterated from $x_0 \in [-6, 6]$")
     for value, name in zip(EXPECTED, ["expected", None]):
         ax.axvline(value, color="C3", lw=0.8, ls=":",
-                   label=None if name is None else "expected bifurcations (REFERENCE.md)")
+                   label=None if name is None else "expected bifurcations")
     if bistable.size:
         ax.axvspan(*edges, color="C1", alpha=0.15,
                    label=f"bistable (simulated): [{edges[0]:.4f}, {edges[1]:.4f}]")
@@ -127,16 +131,22 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
 
     # 6. comparisons. The expected values are given to 4 decimals (rounding error <= 5e-5), so
     # 1e-4 bounds root-finding (xtol 1e-15) plus rounding. The simulated edges are only located
-    # to within one grid step db (plus the same rounding). Iteration and root-finding agree to
-    # the convergence threshold (1e-10; tolerance 1e-8 for the contraction near 1 - slope).
-    rows = [comparison(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4),
-            comparison(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4),
-            comparison(FIGURE, "bistable range lower edge, simulated", EXPECTED[0],
-                       edges[0], db + 5e-5),
-            comparison(FIGURE, "bistable range upper edge, simulated", EXPECTED[1],
-                       edges[1], db + 5e-5),
-            comparison(FIGURE, "stable fixed points at b = -2.5 (distinct attractors)", 2,
-                       len(at_mid), 0)]
-    two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]  # NaN fails: not bistable there
-    return rows + [comparison(FIGURE, f"{name} attractor at b = -2.5 (iterated) vs root", r, a,
-                              1e-8) for name, r, a in zip(["low", "high"], roots, two)]
+    # to within one grid step db (plus the same rounding).
+    two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]
+    pd.DataFrame({"attractor": ["low", "high"], "iterated": two, "root": roots}).to_csv(
+        out_dir / "attractors.csv", index=False)
+    rounding = "expected value given to 4 decimals: 5e-5 rounding"
+    return [row(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4,
+                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
+            row(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4,
+                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
+            row(FIGURE, "bistable range lower edge, simulated", EXPECTED[0], edges[0],
+                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
+            row(FIGURE, "bistable range upper edge, simulated", EXPECTED[1], edges[1],
+                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
+            row(FIGURE, "stable fixed points at b = -2.5 (distinct attractors)", 2,
+                len(at_mid), 0, kind="exact", basis="a count: bistable means exactly 2")]
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(run, FIGURE))

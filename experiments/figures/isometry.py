@@ -1,12 +1,12 @@
 """Dynamical isometry: the singular-value spectrum of a product of L Jacobians at criticality.
 
 Figure: Pennington, Schoenholz, Ganguli 2017 (arXiv:1711.04735), Figs. 1-2 and eqs. 12-14;
-REFERENCE.md sections 5 and 8. Singular-value density of ``J = dh_L/dh_0 = prod_l D_l W_l``,
+docs/theory.md, "Dynamical isometry". Singular-value density of ``J = dh_L/dh_0 = prod_l D_l W_l``,
 ``D_l = diag(phi'(a_l))``, for orthogonal vs Gaussian W and linear, relu and tanh units, each at
 its critical gain (chi = 1): linear sigma_w = 1, relu sqrt 2, tanh sigma_w = 1.1934 with fresh
-bias variance sigma_b^2 = 0.01 per factor (q* = 0.273; REFERENCE.md section 3).
+bias variance sigma_b^2 = 0.01 per factor (q* = 0.273; docs/theory.md, "mean field").
 
-EXPECTED (REFERENCE.md section 5; rnnlab.theory.isometry_variance): the eigenvalues of J J^T have
+EXPECTED (Pennington 2017; rnnlab.theory.isometry_variance): the eigenvalues of J J^T have
 mean chi^L = 1 and variance L (mu_2/mu_1^2 - 1 - s_1), s_1 = 0 orthogonal, -1 Gaussian:
 linear orthogonal exactly 0, linear Gaussian L, relu orthogonal L, relu Gaussian 2L, tanh
 orthogonal 0.153 L (near isometry, the paper's point: only orthogonal tanh is well conditioned),
@@ -20,10 +20,16 @@ still fresh, like input noise) spectral variance; the theory is not claimed for 
 not compared. The variance is reported scale-free, var(lambda)/mean(lambda)^2 (equal to the
 paper's variance at mean 1), because the global scale of one finite product fluctuates by
 several percent and would otherwise dominate the spread between draws.
+
+Full mode: N = 1000, 24 draws per fresh-weight configuration (4 for the tied ones, which are
+not compared), 15 min measured on the shared 2-core machine (~5 min of CPU; a progress bar
+shows on a terminal). Run alone:
+``python experiments/figures/isometry.py [--quick]``.
 """
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -33,12 +39,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _measure import row, standalone  # noqa: E402
 from scipy import stats  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from rnnlab import theory  # noqa: E402
 from rnnlab.init import haar_orthogonal  # noqa: E402
 from rnnlab.model import phi, phi_prime_from_h  # noqa: E402
-from rnnlab.tables import comparison  # noqa: E402
 
 FIGURE = "isometry"
 TANH_S2 = 0.01  # sigma_b^2 for tanh; relu and linear need no bias at their critical gain
@@ -97,20 +104,21 @@ def extrapolate(Ns, means, ses) -> tuple[float, float]:
 
 
 def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    N, draws = (128, 16) if quick else (1000, 8)
+    N, fresh_draws, tied_draws = (128, 16, 4) if quick else (1000, 24, 4)
     # edge: draws per N chosen so that every N costs about the same
     edge_sizes = {64: 32, 128: 16, 256: 8} if quick else {250: 48, 500: 24, 1000: 12, 2000: 6}
     L = max(DEPTHS)
 
     # 1. spectral moments per depth and singular values at L, fresh and tied weights
     rows, spectra = [], {}
-    for seed, (activation, weights, tied) in enumerate(
-            (a, w, t) for t in (False, True) for a in ACTIVATIONS for w in WEIGHTS):
+    configs = [(a, w, t) for t in (False, True) for a in ACTIVATIONS for w in WEIGHTS]
+    for seed, (activation, weights, tied) in enumerate(tqdm(configs, desc="isometry products",
+                                                             disable=None, leave=False)):
         g = torch.Generator().manual_seed(1000 + seed)
         sigma_w, s2 = critical(activation)
+        draws = tied_draws if tied else fresh_draws
         runs = [product(activation, weights, N, g, tied) for _ in range(draws)]
         if not tied:
             spectra[activation, weights] = np.concatenate([r[1][L] for r in runs])
@@ -121,8 +129,10 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                          "setting": "tied (RNN)" if tied else "fresh (paper)", "L": depth,
                          "N": N, "draws": draws, "sigma_w": sigma_w, "s2": s2,
                          "mean_theory": mean_th, "mean": m[:, 0].mean(),
+                         "mean_sd": m[:, 0].std(ddof=1),
                          "mean_se": m[:, 0].std(ddof=1) / math.sqrt(draws),
                          "variance_theory": var_th, "variance": m[:, 1].mean(),
+                         "variance_sd": m[:, 1].std(ddof=1),
                          "variance_se": m[:, 1].std(ddof=1) / math.sqrt(draws)})
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / "isometry_moments.csv", index=False)
@@ -130,7 +140,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     # 2. largest singular value of critical linear Gaussian products at several N, and its
     #    N -> infinity limit by extrapolation in N^(-2/3)
     edge = []
-    for N_edge, n in edge_sizes.items():
+    for N_edge, n in tqdm(edge_sizes.items(), desc="isometry edge", disable=None, leave=False):
         g = torch.Generator().manual_seed(N_edge)
         tops = np.array([[s[0] for _, s in sorted(
             product("linear", "gaussian", N_edge, g, svd_at=EDGE_DEPTHS)[1].items())]
@@ -225,19 +235,35 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     # scale; a few percent at L = 16, N = 2000), so the comparison is the N -> inf
     # extrapolation, with 3 standard errors of the fitted intercept (propagated from the per-N
     # standard errors of the mean) as tolerance.
-    k = stats.t.ppf(0.99865, draws - 1)
+    k = stats.t.ppf(0.99865, fresh_draws - 1)
     out = []
     for _, r in fresh[fresh["L"] == L].iterrows():
         exact = r["activation"] == "linear" and r["weights"] == "orthogonal"
         name = f"{r['activation']} {r['weights']}, L={L}, N={N}"
-        out.append(comparison(FIGURE, f"var(eig JJ^T)/mean^2, {name}", r["variance_theory"],
-                              r["variance"], 1e-12 if exact else
-                              k * r["variance_se"] + L**2 / N))
-        out.append(comparison(FIGURE, f"mean eig JJ^T, {name}", r["mean_theory"], r["mean"],
-                              max(k * r["mean_se"], 1e-12)))
+        if exact:
+            out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", 0.0, r["variance"], 1e-12,
+                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
+            out.append(row(FIGURE, f"mean eig JJ^T, {name}", 1.0, r["mean"], 1e-12,
+                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
+            continue
+        out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", r["variance_theory"],
+                       r["variance"], k * r["variance_se"] + L**2 / N, kind="theory",
+                       seeds=fresh_draws, spread=r["variance_sd"],
+                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws) + finite-N bias "
+                       f"bound L^2/N = {L**2 / N:.3g} (linear Gaussian: L(L+1)/(2N))"))
+        out.append(row(FIGURE, f"mean eig JJ^T, {name}", r["mean_theory"], r["mean"],
+                       k * r["mean_se"], kind="theory", seeds=fresh_draws, spread=r["mean_sd"],
+                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws); no finite-N bias "
+                       "term (E ||J||_F^2 / N = chi^L exactly for linear; O(1/N) otherwise)"))
     sizes = ",".join(map(str, edge_sizes))
     for _, r in edge[edge["N"] == math.inf].iterrows():
-        out.append(comparison(FIGURE, f"sigma_max linear Gaussian, L={int(r['L'])}, "
-                              f"N->inf from N={sizes}", r["edge_theory"], r["sigma_max_mean"],
-                              3 * r["sigma_max_se"]))
+        out.append(row(FIGURE, f"sigma_max linear Gaussian, L={int(r['L'])}, "
+                       f"N->inf from N={sizes}", r["edge_theory"], r["sigma_max_mean"],
+                       3 * r["sigma_max_se"], kind="theory", seeds=int(r["draws"]),
+                       basis="3 SE of the N^(-2/3) extrapolation's intercept (propagated from "
+                       "the per-N standard errors)"))
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(run, FIGURE))

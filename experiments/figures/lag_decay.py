@@ -2,27 +2,32 @@
 tanh against relu, with W = rho Q (Q Haar orthogonal).
 
 Source: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), sections 2-3; Arjovsky et al. 2016;
-REFERENCE.md sections 1, 2, 3, 6 and 8 (row lag-decay).
+docs/theory.md ("model and notation", "Pascanu's bounds", "mean field", "exact cases").
 
 EXPECTED:
 - straight lines in log scale: exponential decay or growth with the lag, slope ~ 1/2 log chi
-  (mean field, REFERENCE 3, drawn as lines; sigma_w = rho since ||rho Q h|| = rho ||h||);
+  (mean field, drawn as lines; sigma_w = rho since ||rho Q h|| = rho ||h||);
 - the slope's sign flips near the mean-field critical point, chi = 1: rho = 1.4093 for tanh and
-  sqrt 2 for relu with full-rank input noise s_in^2 = 0.1. Asserted as signs at the nearest rho on
-  each side whose mean-field rate is at least 0.05 nats/step from 0 (far beyond the 0.02 that
-  REFERENCE 3 allows a finite network of N = 250), and as rates that rise with rho;
-- no pair beats Pascanu's bound ln r(t, k) <= (t - k) ln(gamma sigma_max(W)) (REFERENCE 2: it
-  holds on every trajectory; 1e-9 nats of rounding allowed);
-- exact references (REFERENCE 6): a linear RNN with W = rho Q has every ratio equal to rho^lag
-  (ln r within 1e-12 of lag ln rho up to lag 50, float64) and rate ln rho (to 1e-9); zero-input
-  tanh with W = rho Q, rho < 1 (ordered, q* = 0) has slope over lags <= 50 within 0.005 of
-  1/2 log chi = ln rho (REFERENCE 3), here without burn-in, so the transient from h0 is included.
-Only signs, monotonicity and the bound are asserted for tanh and relu with W = rho Q: REFERENCE
-gives its finite-N tolerances for Gaussian W, and relu's mean field fails for sigma_w >= 1.3.
+  sqrt 2 for relu with full-rank input noise s_in^2 = 0.1. Asserted as the sign of the mean rate
+  of 5 networks (seeds 0-4) at the nearest rho on each side whose mean-field rate is at least
+  0.05 nats/step from 0 (the seeds' spread is ~0.002-0.01), and as mean rates that rise with rho;
+- no pair beats Pascanu's bound ln r(t, k) <= (t - k) ln(gamma sigma_max(W)): it holds on every
+  trajectory. The row reports the signed slack, the largest ln r - lag ln(gamma sigma_max) over
+  every pair, rho and seed (negative: the bound holds with that margin; 1e-9 nats of rounding
+  allowed above 0);
+- exact reference: a linear RNN with W = rho Q has every ratio equal to rho^lag (ln r within
+  1e-12 of lag ln rho up to lag 50, float64), for rho = 0.9 and 1.1.
+Drawn and tabulated, not rows of summary.csv: the rates themselves (one fact each with the rows
+above), zero-input tanh with W = rho Q (after a few steps h ~ 0 and the network is the linear
+one above), and relu's mean field above sqrt 2, where q* diverges (the README's "Gaps").
+Full mode: N = 256, T = 200, 300 burn-in steps; 39 s measured on the shared 2-core machine
+(load ~6; about a third of that in CPU time). Run alone:
+``python experiments/figures/lag_decay.py [--quick]``.
 """
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -32,14 +37,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from _measure import full_rank_noise, network, windowed_rate  # noqa: E402
+from _measure import full_rank_noise, network, row, standalone, windowed_rate  # noqa: E402
 
 from rnnlab import gradients, theory  # noqa: E402
-from rnnlab.tables import comparison  # noqa: E402
 
 FIGURE = "lag-decay"
 RHOS = [0.5, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]
-S_IN2 = 0.1  # full-rank input noise: the setting in which mean field holds (REFERENCE 3)
+S_IN2 = 0.1  # full-rank input noise: the setting in which mean field holds
+SEEDS = range(5)
 MAX_LAG = 50
 SIGN_MARGIN = 0.05  # nats/step; the sign is asserted only where |1/2 log chi| exceeds it
 
@@ -64,20 +69,28 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     N, T, burn_in = (64, 100, 100) if quick else (256, 200, 300)
     rows, table, curves = [], [], []
 
-    # tanh and relu, W = rho Q, full-rank input noise s_in^2 = 0.1
+    # tanh and relu, W = rho Q, full-rank input noise s_in^2 = 0.1, 5 networks per rho
     for act in ("tanh", "relu"):
         for rho in RHOS:
-            p, traj = network(seed=0, activation=act, init="orthogonal", spectral_radius=rho,
-                              seq_len=T, batch_size=4, burn_in=burn_in,
-                              **full_rank_noise(N, S_IN2))
-            rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
-            table.append({"panel": act, "rho": rho, "decay_rate": rate,
+            rates, excess = [], []
+            for seed in SEEDS:
+                p, traj = network(seed=seed, activation=act, init="orthogonal",
+                                  spectral_radius=rho, seq_len=T, batch_size=4,
+                                  burn_in=burn_in, **full_rank_noise(N, S_IN2))
+                rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
+                rates.append(rate)
+                excess.append(max_bound_excess(p, traj))
+                if seed == 0:
+                    curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
+                                                "log10_ratio": mean_log10_ratio(prof)}))
+            table.append({"panel": act, "rho": rho, "seeds": len(rates),
+                          "decay_rate": np.mean(rates), "decay_rate_seed_std": np.std(rates,
+                                                                                     ddof=1),
+                          "decay_rate_seed0": rates[0],
                           "mean_field_rate": float(theory.log_chi_rate(act, rho, S_IN2)),
-                          "pascanu_max_excess": max_bound_excess(p, traj)})
-            curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
-                                        "log10_ratio": mean_log10_ratio(prof)}))
+                          "pascanu_max_excess": max(excess)})
 
-    # exact references: linear W = rho Q (every ratio rho^lag), zero-input ordered tanh
+    # exact reference: linear W = rho Q (every ratio rho^lag); zero-input tanh, drawn only
     for act, rho in (("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
                      ("tanh, no input", 0.9)):
         kw = dict(hidden_size=32, seq_len=80, batch_size=2) if act == "linear" else \
@@ -85,23 +98,19 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         p, traj = network(seed=0, activation=act.split(",")[0], init="orthogonal",
                           spectral_radius=rho, **kw)
         rate, prof = windowed_rate(p, traj, max_lag=MAX_LAG)
-        row = {"panel": act, "rho": rho, "decay_rate": rate, "mean_field_rate": math.log(rho)}
+        entry = {"panel": act, "rho": rho, "seeds": 1, "decay_rate": rate,
+                 "mean_field_rate": math.log(rho)}
         if act == "linear":
             ln_r = gradients.log_grad_norms(traj, max_lag=MAX_LAG, ratio=True)
             lag = torch.arange(ln_r.shape[0])
             lag = (lag[:, None] - lag[None, :]).double().unsqueeze(-1)
-            row["max_abs_ln_ratio_error"] = float((ln_r - lag * math.log(rho)).abs().nan_to_num(
-                0.0).max())
-            rows.append(comparison(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| "
-                                   f"over all pairs, lags <= {MAX_LAG}", 0.0,
-                                   row["max_abs_ln_ratio_error"], 1e-12))
-            rows.append(comparison(FIGURE, f"linear W = {rho} Q: rate vs ln rho (nats/step)",
-                                   math.log(rho), rate, 1e-9))
-        else:
-            rows.append(comparison(FIGURE, f"tanh, no input, W = {rho} Q, N = {N}: rate "
-                                   "(lags 1-50) vs ln rho = 1/2 log chi (nats/step)",
-                                   math.log(rho), rate, 0.005))
-        table.append(row)
+            entry["max_abs_ln_ratio_error"] = float(
+                (ln_r - lag * math.log(rho)).abs().nan_to_num(0.0).max())
+            rows.append(row(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| over "
+                            f"all pairs, lags <= {MAX_LAG}", 0.0,
+                            entry["max_abs_ln_ratio_error"], 1e-12, kind="exact",
+                            basis="exact identity; float64 rounding over 50 steps"))
+        table.append(entry)
         curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
                                     "log10_ratio": mean_log10_ratio(prof)}))
     table, curves = pd.DataFrame(table), pd.concat(curves)
@@ -112,15 +121,23 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         below = g[g["mean_field_rate"] <= -SIGN_MARGIN]["rho"].max()
         above = g[g["mean_field_rate"] >= SIGN_MARGIN]["rho"].min()
         for rho, sign in ((below, -1.0), (above, 1.0)):
-            rate = float(g[g["rho"] == rho]["decay_rate"].iloc[0])
-            rows.append(comparison(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the "
-                                   f"rate (critical rho = {crit:.4f})", sign,
-                                   math.copysign(1.0, rate), 0.0))
-        rows.append(comparison(FIGURE, f"{act}: rates that fall as rho rises", 0.0,
-                               float((np.diff(g["decay_rate"]) < 0).sum()), 0.0))
-        rows.append(comparison(FIGURE, f"{act}: max over pairs and rho of ln r(t,k) - lag "
-                               "ln(gamma sigma_max(W)), positive part (Pascanu bound)", 0.0,
-                               max(0.0, float(g["pascanu_max_excess"].max())), 1e-9))
+            r = g[g["rho"] == rho].iloc[0]
+            rows.append(row(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the mean "
+                            f"rate (critical rho = {crit:.4f})", sign,
+                            math.copysign(1.0, r["decay_rate"]), 0.0, kind="sign",
+                            seeds=len(SEEDS), spread=r["decay_rate_seed_std"],
+                            basis=f"mean field {r['mean_field_rate']:+.3f} nats/step, at least "
+                            f"{SIGN_MARGIN} from 0"))
+        rows.append(row(FIGURE, f"{act}: mean rates that fall as rho rises", 0.0,
+                        float((np.diff(g["decay_rate"]) < 0).sum()), 0.0, kind="sign",
+                        seeds=len(SEEDS), spread=g["decay_rate_seed_std"].max(),
+                        basis="a count; neighbouring mean-field rates differ by >= 0.05, "
+                        "the seeds' spread is at most the value shown"))
+        rows.append(row(FIGURE, f"{act}: max over pairs, rho and seeds of ln r(t,k) - lag "
+                        "ln(gamma sigma_max(W)) (Pascanu bound; signed slack, nats)", 0.0,
+                        float(g["pascanu_max_excess"].max()), 1e-9, kind="bound",
+                        seeds=len(SEEDS), basis="a bound on every trajectory: <= 0 up to 1e-9 "
+                        "of float64 rounding"))
     table.to_csv(out_dir / "lag_decay.csv", index=False)
     curves.to_csv(out_dir / "lag_decay_curves.csv", index=False)
 
@@ -130,11 +147,13 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         for i, rho in enumerate(RHOS):
             c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
             color = cmap(i / (len(RHOS) - 1))
-            ax.plot(c["lag"], c["log10_ratio"], "o", ms=2, color=color, label=rf"$\rho$ = {rho}")
+            ax.plot(c["lag"], c["log10_ratio"], "o", ms=2, color=color,
+                    label=rf"$\rho$ = {rho}")
             ax.plot(c["lag"], c["lag"] * theory.log_chi_rate(act, rho, S_IN2) / math.log(10),
                     "-", lw=0.8, color=color)
         ax.set_title(f"{act}, W = rho Q, N = {N}, s_in^2 = {S_IN2}\n"
-                     f"(lines: mean field; critical rho = {theory.critical_gain(act, S_IN2):.3f})",
+                     "(lines: mean field; critical rho = "
+                     f"{theory.critical_gain(act, S_IN2):.3f})",
                      fontsize=9)
     for (act, rho), color in zip([("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
                                   ("tanh, no input", 0.9)], ("C0", "C3", "C2", "C1")):
@@ -146,10 +165,15 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     for ax in axes:
         ax.set_xlabel("lag t - k (steps)")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel(r"$\log_{10}\,\|\partial L_t/\partial h_k\| / \|\partial L_t/\partial h_t\|$"
+    axes[0].set_ylabel(r"$\log_{10}\,\|\partial L_t/\partial h_k\|"
+                       r" / \|\partial L_t/\partial h_t\|$"
                        " (mean over pairs)")
     fig.suptitle("Gradient ratio against lag: markers measured, lines theory", fontsize=10,
                  y=1.04)
     fig.savefig(out_dir / "lag_decay.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(run, FIGURE))

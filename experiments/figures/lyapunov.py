@@ -1,22 +1,40 @@
-"""lyapunov: the largest Lyapunov exponent against gain at two noise levels, a Newman spectrum,
-and forward lambda_1 against the backward decay rate of the same trajectory.
+"""lyapunov: the largest Lyapunov exponent lambda_1 of a noisy random tanh network against its
+gain at two noise levels, with 1/2 log chi; forward lambda_1 against the engine's backward decay
+rate on the same trajectory; the full spectrum of an i.i.d. Gaussian product against Newman's law.
 
-Sources: Molgedey, Schuchhardt, Schuster 1992 (PRL 69:3717); Engelken et al. 2023
-(arXiv:2006.02427); Newman 1986 (CMP 103:121); REFERENCE.md sections 3, 4 and 8.
+Sources: Molgedey, Schuchhardt, Schuster 1992 (PRL 69:3717); Engelken, Wolf, Abbott 2023
+(arXiv:2006.02427); Benettin et al. 1980 (QR method); Newman 1986 (CMP 103:121);
+docs/theory.md ("Lyapunov QR", "Newman") and docs/tolerances.md.
 
 EXPECTED:
-- in a random tanh network driven by fresh noise, lambda_1 = 1/2 log chi with the noise in q*;
-  noise moves the onset of chaos to larger gain (s_in^2 = 0.1: from 1 to 1.409). Compared where
-  the finite-size error is small (sigma_w >= 1.6; REFERENCE: within 0.012 at N = 500), tolerance
-  0.02 at N = 500;
-- products of i.i.d. Gaussian N x N matrices (entry variance s^2/N):
-  lambda_i = log s + 1/2 (log(2/N) + digamma((N-i+1)/2)), within 0.01 (the issue's acceptance;
-  the statistical error after 32 x 6000 steps is ~0.002 for the last exponent);
-- the forward rate lambda_1 and the long-lag backward rate of ||dL_{T-1}/dh_k|| are the same
-  number: within 0.005 on one trajectory (REFERENCE: 0.002 for long runs).
+- lambda_1 = 1/2 log chi with the noise variance in q* (Molgedey 1992). N = 1000, full-rank input
+  noise s_in^2 = 0.1, 500 burn-in steps, 1000 measured steps of which the first 100 are the
+  frame's warm-up (rnnlab.lyapunov.frame_transient), mean of 5 seeds (10 for sigma_w <= 1,
+  where lambda_1 spreads ~0.005 between networks): within 0.006 (the
+  finite-N budget at N = 1000) for every sigma_w in [0.5, 3]. s_in^2 = 0.01 is drawn, not
+  compared: no finite-N budget was measured for it;
+- noise moves the onset of chaos to larger gain (critical 1.1934 at s_in^2 = 0.01, 1.4093 at
+  0.1): at sigma_w = 1.3, lambda_1 > 0 with s_in^2 = 0.01 (mean field +0.022). The other side,
+  lambda_1 < 0 at s_in^2 = 0.1, is already the mean-field row at sigma_w = 1.3;
+- consistency of two measurements, not a theory value: forward lambda_1 (QR) and the engine's
+  backward rate (slope of ln r over lags 1..50, fit_decay) on the same network and trajectory
+  agree within 0.002 at N = 1000, 1000 steps (quick mode, 300 steps: 0.005). Asserted at
+  sigma_w = 1 and 2 (quick: 2). In the deep ordered phase (sigma_w = 0.5) lags <= 50 are too
+  short for the backward cotangent to align with the leading direction and the two differ by
+  ~0.01;
+- Newman's law for products of i.i.d. Gaussian 50 x 50 matrices (entry variance 1/N):
+  lambda_i = 1/2 (log(2/N) + digamma((N-i+1)/2)). Each log R_t[i, i] is exactly distributed as
+  log(chi_{N-i+1} / sqrt(N)), so each exponent's standard error is known exactly,
+  se_i = 1/2 sqrt(trigamma((N-i+1)/2) / n) for n products x steps; the row is the largest
+  |z_i| = |lambda_i - Newman_i| / se_i over all 50, against 4.04 (a false alarm for any of the
+  50 at once has probability 0.27%, "3 sigma"). Full mode 64 products x 5000 steps, quick
+  64 x 1000. The table lists every exponent and its standard error.
+Full mode: 14 min measured on the shared 2-core machine (~4.5 min of CPU). Run alone:
+``python experiments/figures/lyapunov.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -26,84 +44,132 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from _measure import full_rank_noise, network  # noqa: E402
+from _measure import full_rank_noise, network, row, standalone, stderr, windowed_rate  # noqa
+from scipy.special import polygamma  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from rnnlab import gradients, theory  # noqa: E402
-from rnnlab.lyapunov import lyapunov_from_jacobians, lyapunov_from_matrices  # noqa: E402
+from rnnlab import theory  # noqa: E402
+from rnnlab.lyapunov import (frame_transient, lyapunov_from_jacobians,  # noqa: E402
+                             lyapunov_from_matrices)
 from rnnlab.model import phi_prime_from_h  # noqa: E402
-from rnnlab.tables import comparison  # noqa: E402
 
 FIGURE = "lyapunov"
-GAINS = [0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 2.5]
-COMPARED = (1.6, 2.0, 2.5)
+GAINS = {False: [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], True: [1.3, 2.0]}
+NOISE = (0.01, 0.1)
+SEEDS = range(5)
+ORDERED_SEEDS = range(10)  # s_in^2 = 0.1, sigma_w <= 1: lambda_1 spreads ~0.005 between seeds
+N, BURN_IN = 1000, 500
+TOL_MF = 0.006  # finite-N budget: N = 1000, s_in^2 = 0.1 (docs/tolerances.md)
+BACKWARD = {False: (1.0, 2.0), True: (2.0,)}  # gains of the consistency rows (full, quick)
+NEWMAN_N, NEWMAN_FAMILY = 50, 0.0027  # family-wise false-alarm rate of the z-score row
 
 
-def lambda_1(p, traj, seed=0):
-    dphi = phi_prime_from_h(traj.u, p.activation)
-    g = torch.Generator().manual_seed(seed)
-    return lyapunov_from_jacobians(p.W, dphi, k=1, generator=g).mean().item()
+def measure(sigma_w, s_in2, seed, T, backward=False):
+    """(forward lambda_1, backward windowed rate or None) of one network: QR on the Jacobians
+    diag(phi'(a_t)) W of its trajectory (2 sequences, the frame's warm-up discarded); with
+    ``backward``, the rate of the same trajectory's adjoint sweep."""
+    p, traj = network(seed=seed, activation="tanh", gain=sigma_w, spectral_radius=None,
+                      seq_len=T, batch_size=2, burn_in=BURN_IN, **full_rank_noise(N, s_in2))
+    lam = lyapunov_from_jacobians(p.W, phi_prime_from_h(traj.u, "tanh"), k=1,
+                                  transient=frame_transient(T),
+                                  generator=torch.Generator().manual_seed(seed)).mean().item()
+    return lam, (windowed_rate(p, traj, max_lag=50)[0] if backward else np.nan)
 
 
 def run(out_dir: Path, quick: bool = False) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    N, T, tol = (150, 400, 0.05) if quick else (500, 1500, 0.02)
+    T, tol_fb = (300, 0.005) if quick else (1000, 0.002)
     rows, table = [], []
-    for s_in2 in (0.01, 0.1):
-        for sigma_w in GAINS:
-            p, traj = network(seed=3, activation="tanh", gain=sigma_w, spectral_radius=None,
-                              seq_len=T, batch_size=2, burn_in=300, **full_rank_noise(N, s_in2))
-            lam, mf = lambda_1(p, traj), float(theory.log_chi_rate("tanh", sigma_w, s_in2))
-            table.append({"s_in2": s_in2, "sigma_w": sigma_w, "lambda_1": lam,
-                          "mean_field_rate": mf})
-            if sigma_w in COMPARED:
-                rows.append(comparison(FIGURE, f"lambda_1 at sigma_w = {sigma_w}, s_in^2 = "
-                                       f"{s_in2} vs 1/2 log chi", mf, lam, tol))
+    points = [(s_in2, g) for s_in2 in NOISE for g in GAINS[quick]]
+    for s_in2, sigma_w in tqdm(points, desc="lyapunov", disable=None, leave=False):
+        backward = s_in2 == 0.1 and sigma_w in BACKWARD[quick]
+        lam, bw = zip(*[measure(sigma_w, s_in2, seed, T, backward and seed == 0)
+                        for seed in (ORDERED_SEEDS if s_in2 == 0.1 and sigma_w <= 1.0
+                                     else SEEDS)])
+        mf = float(theory.log_chi_rate("tanh", sigma_w, s_in2))
+        table.append({"s_in2": s_in2, "sigma_w": sigma_w, "seeds": len(lam),
+                      "lambda_1": np.mean(lam), "lambda_1_seed_std": np.std(lam, ddof=1),
+                      "mean_field_rate": mf, "difference": np.mean(lam) - mf,
+                      "lambda_1_seed0": lam[0], "backward_rate_seed0": bw[0]})
+        if s_in2 == 0.1:
+            rows.append(row(FIGURE, f"lambda_1 at sigma_w = {sigma_w}, s_in^2 = 0.1, N = {N} "
+                            f"({len(lam)} seeds) vs 1/2 log chi (nats/step)", mf, np.mean(lam),
+                            TOL_MF, kind="theory", seeds=len(lam), spread=np.std(lam, ddof=1),
+                            basis=f"finite-N budget at N = {N}; 3 SE = {3 * stderr(lam):.4f}"))
+        if backward:
+            rows.append(row(FIGURE, f"backward rate (lags 1-50) vs forward lambda_1, same "
+                            f"trajectory, sigma_w = {sigma_w}, s_in^2 = 0.1, T = {T}", lam[0],
+                            bw[0], tol_fb, kind="consistency", seeds=1,
+                            basis="two measurements of one number; the difference is a "
+                            "boundary term, O(1/lag)"))
     table = pd.DataFrame(table)
+    lam13 = table[(table["s_in2"] == 0.01) & (table["sigma_w"] == 1.3)].iloc[0]
+    crit = theory.critical_gain("tanh", 0.01)
+    rows.append(row(FIGURE, f"sign of lambda_1 at sigma_w = 1.3, s_in^2 = 0.01 (critical gain "
+                    f"{crit:.4f})", 1.0, float(np.sign(lam13["lambda_1"])), 0.0, kind="sign",
+                    seeds=int(lam13["seeds"]), spread=lam13["lambda_1_seed_std"],
+                    basis=f"mean field {lam13['mean_field_rate']:+.3f} nats/step"))
     table.to_csv(out_dir / "lambda_vs_gain.csv", index=False)
 
-    # forward against backward on one trajectory: the long-lag slope of the last loss's profile
-    p, traj = network(seed=4, activation="tanh", gain=1.5, spectral_radius=None,
-                      seq_len=T, batch_size=2, burn_in=300, **full_rank_noise(N, 0.1))
-    lam = lambda_1(p, traj)
-    ln_ratio, _, _ = gradients.loss_profiles(traj)
-    lags = np.arange(T)
-    window = lags >= 50  # past the transient of the direction of g_t
-    backward = np.polyfit(lags[window], ln_ratio.mean(1).numpy()[window], 1)[0]
-    rows.append(comparison(FIGURE, "backward decay rate vs forward lambda_1 (same trajectory)",
-                           lam, backward, 0.005))
-
-    n, s, steps, batch = 50, 1.0, (1000 if quick else 6000), 32
+    n, batch, steps = NEWMAN_N, 64, (1000 if quick else 5000)
     gen = torch.Generator().manual_seed(5)
-    mats = (torch.randn(batch, n, n, generator=gen, dtype=torch.float64) * (s / n ** 0.5)
+    mats = (torch.randn(batch, n, n, generator=gen, dtype=torch.float64) / n ** 0.5
             for _ in range(steps))
     spectrum = lyapunov_from_matrices(mats, k=n, generator=gen).mean(0).numpy()
-    newman = theory.newman_spectrum(n, s)
-    worst = int(np.argmax(np.abs(spectrum - newman)))
-    rows.append(comparison(FIGURE, f"Newman spectrum N = 50: worst exponent (i = {worst + 1})",
-                           float(newman[worst]), float(spectrum[worst]),
-                           0.03 if quick else 0.01))
-    pd.DataFrame({"i": np.arange(1, n + 1), "measured": spectrum, "newman": newman}).to_csv(
-        out_dir / "newman_spectrum.csv", index=False)
+    newman = theory.newman_spectrum(n, 1.0)
+    i = np.arange(1, n + 1)
+    se = np.sqrt(polygamma(1, (n - i + 1) / 2) / 4 / (batch * steps))
+    z = (spectrum - newman) / se
+    z_crit = float(norm.isf(NEWMAN_FAMILY / (2 * n)))
+    worst = int(np.argmax(np.abs(z)))
+    rows.append(row(FIGURE, f"Newman spectrum N = {n}, {batch} x {steps} products: max |z| "
+                    f"over the {n} exponents (worst i = {worst + 1}, off by "
+                    f"{spectrum[worst] - newman[worst]:+.4f})", 0.0, float(np.abs(z).max()),
+                    z_crit, kind="theory", seeds=batch * steps,
+                    basis=f"exact standard errors; Bonferroni over {n} exponents, family-wise "
+                    f"{NEWMAN_FAMILY:.2%}"))
+    pd.DataFrame({"i": i, "measured": spectrum, "newman": newman, "stderr": se,
+                  "z": z}).to_csv(out_dir / "newman_spectrum.csv", index=False)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    grid = np.linspace(min(GAINS), max(GAINS), 200)
-    for s_in2, color in ((0.01, "tab:blue"), (0.1, "tab:red")):
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.3), gridspec_kw={"wspace": 0.3})
+    grid = np.linspace(0.45, max(GAINS[quick]) + 0.05, 300)
+    for s_in2, color in zip(NOISE, ("tab:blue", "tab:red")):
+        m = table[table["s_in2"] == s_in2]
         axes[0].plot(grid, theory.log_chi_rate("tanh", grid, s_in2), color=color, lw=1,
                      label=rf"$\frac{{1}}{{2}}\log\chi$, $s_{{in}}^2$ = {s_in2}")
-        m = table[table["s_in2"] == s_in2]
-        axes[0].plot(m["sigma_w"], m["lambda_1"], "o", color=color,
-                     label=rf"$\lambda_1$ measured, N = {N}")
-    axes[0].axhline(0, color="0.5", lw=0.6, ls=":")
-    axes[0].set_xlabel(r"gain $\sigma_w$")
-    axes[0].set_ylabel(r"$\lambda_1$ (nats per step)")
-    axes[0].legend(fontsize=7)
-    i = np.arange(1, n + 1) / n
-    axes[1].plot(i, newman, "k-", lw=1, label="Newman 1986")
-    axes[1].plot(i, spectrum, "o", ms=3, label=f"QR method, {batch} x {steps} products")
-    axes[1].set_xlabel("i / N")
-    axes[1].set_ylabel(r"$\lambda_i$ (nats per step)")
-    axes[1].set_title("i.i.d. Gaussian products, N = 50, s = 1", fontsize=9)
-    axes[1].legend(fontsize=7)
+        axes[0].errorbar(m["sigma_w"], m["lambda_1"], yerr=m["lambda_1_seed_std"], fmt="o",
+                         ms=4, capsize=2, color=color,
+                         label=rf"$\lambda_1$ (QR), N = {N}, mean of 5-10 seeds")
+        bw = m[np.isfinite(m["backward_rate_seed0"])]
+        if len(bw):
+            axes[0].plot(bw["sigma_w"], bw["backward_rate_seed0"], "kx", ms=8,
+                         label="backward rate, lags 1-50 (seed 0)")
+            axes[1].plot(bw["sigma_w"], bw["backward_rate_seed0"] - bw["mean_field_rate"], "kx",
+                         ms=8, label="backward - mean field (seed 0)")
+        axes[0].axvline(theory.critical_gain("tanh", s_in2), color=color, lw=0.6, ls=":")
+        axes[1].plot(m["sigma_w"], m["difference"], "o-", color=color, ms=4,
+                     label=rf"$\lambda_1$ - mean field, $s_{{in}}^2$ = {s_in2}")
+    axes[0].axhline(0, color="0.5", lw=0.6)
+    axes[0].set_ylabel("rate (nats per step)")
+    axes[0].set_title("largest Lyapunov exponent (dotted: critical gains)", fontsize=10)
+    axes[1].axhspan(-TOL_MF, TOL_MF, color="0.85", label="finite-N budget (N = 1000)")
+    axes[1].axhline(0, color="k", lw=0.6)
+    axes[1].set_ylabel("measured - 1/2 log chi (nats per step)")
+    axes[1].set_title("finite-size deviations", fontsize=10)
+    for ax in axes[:2]:
+        ax.set_xlabel(r"gain $\sigma_w$")
+        ax.legend(fontsize=7)
+    axes[2].plot(i / n, newman, "k-", lw=1, label="Newman 1986")
+    axes[2].plot(i / n, spectrum, "o", ms=3, label=f"QR method, {batch} x {steps} products")
+    axes[2].set_xlabel("i / N")
+    axes[2].set_ylabel(r"$\lambda_i$ (nats per step)")
+    axes[2].set_title("i.i.d. Gaussian products, N = 50, entry variance 1/N", fontsize=10)
+    axes[2].legend(fontsize=7)
     fig.savefig(out_dir / "lyapunov.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(run, FIGURE))

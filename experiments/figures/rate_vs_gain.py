@@ -1,19 +1,33 @@
-"""rate-vs-gain: the measured decay rate against sigma_w with the mean-field 1/2 log chi.
+"""rate-vs-gain: the measured decay rate of ||dL_t/dh_k|| against sigma_w, with the mean-field
+curve 1/2 log chi; tanh with and without input, relu with input.
 
-Source: Poole et al. 2016; Schoenholz et al. 2017; REFERENCE.md sections 3 and 8.
+Source: Poole et al. 2016 (arXiv:1606.05340); Schoenholz et al. 2017 (arXiv:1611.01232); Chen,
+Pennington, Schoenholz 2018; docs/theory.md ("mean field") and docs/tolerances.md.
 
-EXPECTED (REFERENCE.md section 3, tolerances of finite networks, N = 1000):
-- tanh with full-rank input noise s_in^2 = 0.1: rate within 0.006 of 1/2 log chi for sigma_w in
-  [0.5, 3] (the issue asks 0.015 for an untuned run; we use 0.015 at N = 1000, and say so);
-- relu with the same input, sigma_w < 1.3: within 0.006 (0.015 used, as above);
-- tanh without input, ordered sigma_w < 1: the slope over lags <= 50 within 0.005 of
-  1/2 log chi = ln sigma_w; for 1 <= sigma_w <= 1.5 mean field fails for one fixed W (only signs
-  and monotonicity are asserted).
-Rates are fitted over lags 1..50 after a burn-in that brings the state to q*. Quick mode uses
-N = 200 and looser tolerances (finite-size errors there reach 0.05 near sigma_w = 0.5).
+EXPECTED (finite networks, W_ij ~ N(0, sigma_w^2/N), 500 burn-in steps; absolute tolerances in
+nats per step, each the finite-N budget of docs/tolerances.md: the known finite-N bias plus
+three standard errors of the seed mean, which each row's basis states):
+- tanh with fresh full-rank input noise s_in^2 = 0.1 (D = N, input gain sqrt 0.1): the slope
+  over lags <= 50, mean of 5 networks, within 0.006 of 1/2 log chi at N = 1000 for every sigma_w
+  in [0.5, 3]; the finite-size ladder at sigma_w = 0.5 and 2: 0.012 at N = 500, 0.02 at N = 250;
+- relu with the same input, sigma_w < 1.3: the mean of 10 networks (a relu network's rate
+  spreads 2-5x more than tanh's) within 0.006 at N = 1000; 1.3 and 1.4 are drawn, not compared:
+  q* = s_in^2 / (1 - sigma_w^2/2) diverges at sqrt 2;
+- tanh without input, ordered, sigma_w = 0.5: the slope over lags <= 50 within 0.005 of
+  1/2 log chi = ln sigma_w (q* = 0). One row: once h ~ 0 the network is linear with W = sigma_w
+  W0, so every ordered gain measures the same matrix power (0.7 and 0.9 are drawn only);
+- tanh without input, 1 <= sigma_w <= 1.5: mean field fails for one fixed W at N <= 2000
+  (quasi-periodic dynamics, rate near 0): only monotonicity, and the sign at sigma_w = 1, where
+  the decay is a power law (norm ~ (k/t)^(1/2)): negative.
+Each point is the mean over its networks (seeds 0..n-1) of the least-squares slope of ln r(t, k)
+over lags 1..50, 4 sequences per network, all pairs; the table also lists the seeds' spread and the
+worst single seed. Full mode: T = 200, 14 min measured on the shared machine (~4.5 min of CPU);
+quick mode: the same N, seeds and tolerances, T = 60 and fewer gains. Run alone: ``python
+experiments/figures/rate_vs_gain.py [--quick]``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -22,57 +36,99 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _measure import full_rank_noise, network, windowed_rate  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+from _measure import full_rank_noise, network, row, standalone, stderr, windowed_rate  # noqa
 
 from rnnlab import theory  # noqa: E402
-from rnnlab.tables import comparison  # noqa: E402
 
 FIGURE = "rate-vs-gain"
-PANELS = {  # name: (activation, s_in^2, gains measured, gains compared with mean field)
-    "tanh, s_in^2 = 0.1": ("tanh", 0.1, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [0.5, 1.0, 1.5, 2.0, 3.0]),
-    "relu, s_in^2 = 0.1": ("relu", 0.1, [0.5, 0.8, 1.0, 1.2, 1.3], [0.5, 0.8, 1.0, 1.2]),
-    "tanh, no input": ("tanh", 0.0, [0.5, 0.7, 0.9, 1.0, 1.25, 1.5], [0.5, 0.7, 0.9]),
+SEEDS = {"tanh": 5, "relu": 10}
+BURN_IN = 500
+# finite-N budgets (docs/tolerances.md): bias of the seed mean + 3 standard errors
+TOL_TANH_INPUT = {1000: 0.006, 500: 0.012, 250: 0.02}
+TOL_RELU, TOL_ORDERED = 0.006, 0.005  # N = 1000
+ORDERED_ROW = 0.5  # the one ordered zero-input gain that is a row (see the docstring)
+MARKERS = {250: "^", 500: "s", 1000: "o"}
+PANELS = {  # name: (activation, s_in^2, gains (full), gains (quick))
+    "tanh, s_in^2 = 0.1": ("tanh", 0.1, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [2.0]),
+    "relu, s_in^2 = 0.1": ("relu", 0.1, [0.5, 0.8, 1.0, 1.2, 1.3, 1.4], [1.2]),
+    "tanh, no input": ("tanh", 0.0, [0.5, 0.7, 0.9, 1.0, 1.25, 1.5], [0.5, 1.0, 1.5]),
 }
+
+
+def rates(act, sigma_w, s_in2, N, T):
+    """Windowed rate (lags 1..50) of each network (SEEDS[act] of them), nats per step."""
+    drive = full_rank_noise(N, s_in2) if s_in2 else dict(hidden_size=N, input_std=0.0, h0_std=1.0)
+    return np.array([windowed_rate(*network(seed=seed, activation=act, gain=sigma_w,
+                                            spectral_radius=None, seq_len=T, batch_size=4,
+                                            burn_in=BURN_IN, **drive), max_lag=50)[0]
+                     for seed in range(SEEDS[act])])
+
+
+def tolerance(act, sigma_w, s_in2, N):
+    """The finite-N budget for this point, None where it is not a row."""
+    if not s_in2:  # no input: one ordered gain (the others repeat its matrix power)
+        return TOL_ORDERED if sigma_w == ORDERED_ROW else None
+    if act == "relu":
+        return TOL_RELU if sigma_w < 1.3 else None
+    return TOL_TANH_INPUT[N]
 
 
 def run(out_dir: Path, quick: bool = False) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    N, burn_in, T, tol, tol_ordered = (200, 200, 70, 0.05, 0.02) if quick else \
-        (1000, 500, 100, 0.015, 0.005)
+    N, T = 1000, (60 if quick else 200)
+    jobs = [(panel, act, s_in2, sigma_w, N) for panel, (act, s_in2, full, short)
+            in PANELS.items() for sigma_w in (short if quick else full)]
+    if not quick:  # the finite-size ladder
+        jobs += [("tanh, s_in^2 = 0.1", "tanh", 0.1, sigma_w, n)
+                 for n in (250, 500) for sigma_w in (0.5, 2.0)]
     rows, table = [], []
-    for panel, (act, s_in2, gains, compared) in PANELS.items():
-        for sigma_w in gains:
-            drive = full_rank_noise(N, s_in2) if s_in2 else dict(hidden_size=N, input_std=0.0,
-                                                                 h0_std=1.0)
-            p, traj = network(seed=1, activation=act, gain=sigma_w, spectral_radius=None,
-                              seq_len=T, batch_size=4, burn_in=burn_in, **drive)
-            rate, _ = windowed_rate(p, traj, max_lag=50)
-            mf = float(theory.log_chi_rate(act, sigma_w, s_in2))
-            table.append({"panel": panel, "sigma_w": sigma_w, "decay_rate": rate,
-                          "mean_field_rate": mf, "difference": rate - mf})
-            if sigma_w in compared:
-                t = tol_ordered if s_in2 == 0 else tol
-                rows.append(comparison(FIGURE, f"{panel}, sigma_w = {sigma_w}: rate vs "
-                                       "1/2 log chi (nats/step)", mf, rate, t))
+    for panel, act, s_in2, sigma_w, n in tqdm(jobs, desc="rate-vs-gain", disable=None,
+                                              leave=False):
+        r = rates(act, sigma_w, s_in2, n, T)
+        mf = float(theory.log_chi_rate(act, sigma_w, s_in2))
+        tol = tolerance(act, sigma_w, s_in2, n)
+        table.append({"panel": panel, "N": n, "sigma_w": sigma_w, "seeds": r.size,
+                      "decay_rate": r.mean(), "seed_std": r.std(ddof=1), "mean_field_rate": mf,
+                      "difference": r.mean() - mf,
+                      "worst_seed_difference": (r - mf)[np.abs(r - mf).argmax()],
+                      "tolerance": tol})
+        if tol is not None:
+            rows.append(row(FIGURE, f"{panel}, sigma_w = {sigma_w}, N = {n}: rate (lags 1-50, "
+                            f"{r.size} seeds) vs 1/2 log chi (nats/step)", mf, r.mean(), tol,
+                            kind="theory", seeds=r.size, spread=r.std(ddof=1),
+                            basis=f"finite-N budget at N = {n}; 3 SE = {3 * stderr(r):.4f}"))
     table = pd.DataFrame(table)
     edge = table[(table["panel"] == "tanh, no input") & (table["sigma_w"] >= 1.0)]
-    # mean field fails for one fixed W here (REFERENCE.md 3): only the monotone rise is asserted
-    rows.append(comparison(FIGURE, "tanh, no input, sigma_w in [1, 1.5]: rates that fall",
-                           0, float((np.diff(edge["decay_rate"]) < 0).sum()), 0))
+    rows.append(row(FIGURE, "tanh, no input, sigma_w in [1, 1.5]: mean rates that fall as "
+                    "sigma_w rises", 0.0, float((np.diff(edge["decay_rate"]) < 0).sum()), 0.0,
+                    kind="sign", seeds=SEEDS["tanh"], spread=edge["seed_std"].max(),
+                    basis="a count; mean field fails here for one W, only the order is asserted"))
+    at_one = edge[edge["sigma_w"] == 1.0].iloc[0]
+    rows.append(row(FIGURE, "tanh, no input, sigma_w = 1 (power-law decay): sign of the mean "
+                    "rate", -1.0, float(np.sign(at_one["decay_rate"])), 0.0, kind="sign",
+                    seeds=SEEDS["tanh"], spread=at_one["seed_std"],
+                    basis="norm ~ (k/t)^(1/2) falls over lags 1-50"))
     table.to_csv(out_dir / "rate_vs_gain.csv", index=False)
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (panel, (act, s_in2, gains, _)) in zip(axes, PANELS.items()):
-        grid = np.linspace(min(gains), max(gains), 200)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (panel, (act, s_in2, full, short)) in zip(axes, PANELS.items()):
+        grid = np.linspace(0.45, max(short if quick else full) + 0.05, 300)
         ax.plot(grid, theory.log_chi_rate(act, grid, s_in2), "k-", lw=1,
                 label=r"mean field $\frac{1}{2}\log\chi$")
-        m = table[table["panel"] == panel]
-        ax.plot(m["sigma_w"], m["decay_rate"], "o", label=f"measured, N = {N}")
+        for n, m in table[table["panel"] == panel].groupby("N"):
+            seeds = int(m["seeds"].iloc[0])
+            ax.errorbar(m["sigma_w"], m["decay_rate"], yerr=m["seed_std"], fmt=MARKERS[n],
+                        ms=4, capsize=2, label=f"measured, N = {n} (mean, sd of {seeds} seeds)")
         ax.axhline(0, color="0.5", lw=0.6, ls=":")
-        ax.set_title(panel)
-        ax.set_xlabel(r"gain $\sigma_w$")
-    axes[0].set_ylabel("rate (nats per step, lags 1-50)")
-    axes[0].legend(fontsize=8)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel(r"gain $\sigma_w$ (W$_{ij}$ ~ N(0, $\sigma_w^2$/N))")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("rate: slope of ln r over lags 1-50 (nats per step)")
     fig.savefig(out_dir / "rate_vs_gain.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(run, FIGURE))
