@@ -103,10 +103,19 @@ def _git(*args) -> str | None:
         return None
 
 
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:  # the store itself does not need torch
+        return None
+    return torch.get_num_threads()
+
+
 def provenance(device: str, dtype: str,
                packages=("rnnlab", "torch", "numpy", "scipy", "pandas", "hydra-core",
                          "seaborn")) -> dict:
-    """Git commit and dirty flag, package versions, python, device, dtype, host, command, UTC.
+    """Git commit and dirty flag, package versions, python, device, dtype, torch's thread count
+    (chaotic runs differ in their last digits with it), host, command, UTC.
 
     ``git_dirty`` looks at tracked source only: results/ is output, and a sweep that rewrites its
     own committed tables must not mark the next run's source as modified."""
@@ -120,7 +129,8 @@ def provenance(device: str, dtype: str,
             versions[pkg] = None
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status),
             "packages": versions, "python": sys.version.split()[0], "device": device,
-            "dtype": dtype, "host": socket.gethostname(), "command": " ".join(sys.argv),
+            "dtype": dtype, "torch_threads": _torch_threads(), "host": socket.gethostname(),
+            "command": " ".join(sys.argv),
             "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -5,7 +5,7 @@
   tolerance, passed, seeds, spread, basis, mode (= quick), every row passing, and a
   provenance.json with the git commit, package versions, torch_threads = 1 and each figure's
   seconds. Run twice, every CSV is identical byte for byte (the fixed thread count). Slow: all
-  seven figures in quick mode pass.
+  figures in quick mode pass.
 * ``--quick`` without ``--out`` writes results/reproduction-quick/, never the committed
   results/reproduction/; a figure script run alone makes its own files; an unknown figure name
   is refused with the allowed names.
