@@ -10,10 +10,11 @@
 * Exact case: a linear RNN with W = rho Q has deterministic ratios, stderr 0 (to 1e-12).
 * The engine, tanh, N = 128, full-rank input noise s_in^2 = 0.1, one sequence (B = 1), T = 300:
   - chaotic, sigma_w = 2: over 8 seeds (8 networks) the seeds' SD of the rate lies within a
-    factor 2 of the RMS reported stderr (measured 0.8-0.9; the old estimator was ~200x low);
+    factor 2 of the RMS reported stderr (measured 1.03; the old estimator was ~200x low);
   - one network, 16 sequences fitted one by one, sigma_w = 0.5, 1.2, 2: the reported stderr
-    covers the sequences' SD (ratio SD / stderr measured 0.5-0.8: the estimate is conservative,
-    because nearby targets' cotangents are not fully aligned) and is at most 3x it.
+    covers the sequences' SD (ratio SD / stderr measured 0.48, 0.49, 0.83: the estimate is
+    conservative, because nearby targets' cotangents are not fully aligned) and is at most 3x
+    it.
   In the ordered phase the seed-to-seed spread is larger than any single run can see (the
   finite-N offset of the rate differs from network to network); docs/theory.md gives numbers.
 """
