@@ -299,7 +299,10 @@ class Stack:
         self.top = slice(self.offsets[-1], self.offsets[-1] + layers[-1].hidden)
         c_idx = [torch.arange(o + l.hidden, o + l.size) for o, l in zip(self.offsets, layers)
                  if l.kind == "lstm"]
-        self.parts = {"c": torch.cat(c_idx)} if c_idx else {}
+        if len(c_idx) == 1:  # one contiguous block: a slice, whose norm needs no copy
+            self.parts = {"c": slice(int(c_idx[0][0]), int(c_idx[0][-1]) + 1)}
+        else:
+            self.parts = {"c": torch.cat(c_idx)} if c_idx else {}
 
     def _slice(self, i):
         return slice(self.offsets[i], self.offsets[i] + self.layers[i].size)
