@@ -4,8 +4,9 @@
   line per cell/init (arm), one panel per clipping setting and optimiser;
 - ``learning_curves``: validation error rate against the update, one panel per T, one line per
   run (colour: arm; dashed: no clipping), the no-memory baseline's error dotted;
-- ``horizon_vs_longest_T``: the gradient horizon 1/|initial decay rate| (steps, measured at each
-  arm's shortest T before any update) against the longest T that arm solved, with y = x.
+- ``horizon_vs_longest_T``: the gradient horizon 1/|initial decay rate| (steps, the median over
+  seeds before any update, at each arm's longest T, where the fit covers the most lags) against
+  the longest T that arm solved, with y = x.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def success_figure(success: pd.DataFrame):
         ax.set_xticks(ts, [str(int(t)) for t in ts])
         ax.minorticks_off()
         ax.set_ylim(-0.06, 1.06)
-        ax.set_xlabel("T (steps between the first marker and the readout, ~)")
+        ax.set_xlabel("T (sequence length)")
         ax.set_title(f"{g['task'].iloc[0]}: {title}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("success rate (seeds with test error < 1%)")
@@ -88,7 +89,7 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame):
     if (curves["clip_label"] == "no clipping").any():
         handles.append(plt.Line2D([], [], color="grey", ls="--", label="no clipping"))
     handles.append(plt.Line2D([], [], color="k", ls=":", lw=0.6, label="1% (solved)"))
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper right")
+    fig.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.9))
     fig.suptitle(f"Learning curves ({', '.join(baseline.index)}; one line per run; a run "
                  "stops when solved)", fontsize=10)
     fig.tight_layout()

@@ -10,7 +10,7 @@ Per sweep directory (every run directory below it holding a run.json of a traini
   seeds, failed runs count as unsolved), the median steps_to_solve of the solved seeds, the median
   initial decay rate and the gradient horizon 1/|rate| (steps);
 - ``longest_solved.csv``: per run configuration without T and seed, the longest T solved by a
-  majority of seeds, beside the median initial decay rate at that arm's shortest T;
+  majority of seeds, beside the median initial decay rate at that arm's longest T tried;
 - figures: success rate against T per arm (one panel per clipping setting), learning curves
   (validation error against update, per T), and the initial gradient horizon against the
   longest T solved.
@@ -45,6 +45,29 @@ def clip_label(clip) -> str:
         else f"clip {clip:g}"
 
 
+RECORD_KEYS = ("solved", "steps_to_solve", "steps_done", "eval_error_rate", "eval_count",
+               "final_loss", "baseline_loss", "initial_decay_rate", "seconds", "error")
+
+
+def run_row(params: dict, record: dict, run: str = "") -> dict:
+    """One row of runs.parquet from a run's configuration and its run.json (or
+    ``TrainResult.record()``) fields."""
+    row = {"run": run, **params, "arm": arm_name(params), "clip_label": clip_label(params["clip"]),
+           "status": record.get("status"), **{k: record.get(k) for k in RECORD_KEYS}}
+    row["solved"] = bool(row["solved"]) and row["status"] == "completed"
+    row["crashed"] = "traceback" in record  # an exception, not a loss that became NaN/inf
+    return row
+
+
+def runs_frame(rows: list[dict]) -> pd.DataFrame:
+    runs = pd.DataFrame(rows)
+    if not runs.empty:
+        for k in ("steps_to_solve", "eval_error_rate", "final_loss", "initial_decay_rate",
+                  "clip", "eval_count"):
+            runs[k] = pd.to_numeric(runs[k], errors="coerce")
+    return runs
+
+
 def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, curves) of every training run below ``sweep_dir``."""
     rows, curves = [], []
@@ -54,15 +77,7 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         rec = store.read_run(path.parent)
         if not rec or "task" not in (rec.get("params") or {}):
             continue
-        p = rec["params"]
-        row = {"run": str(path.parent.relative_to(sweep_dir)), **p,
-               "length": p["length"], "arm": arm_name(p), "clip_label": clip_label(p["clip"]),
-               "status": rec.get("status")}
-        for k in ("solved", "steps_to_solve", "steps_done", "eval_error_rate", "eval_count",
-                  "final_loss", "baseline_loss", "initial_decay_rate", "seconds", "error"):
-            row[k] = rec.get(k)
-        row["solved"] = bool(row["solved"]) and row["status"] == "completed"
-        row["crashed"] = "traceback" in rec  # an exception, not a loss that became NaN/inf
+        row = run_row(rec["params"], rec, str(path.parent.relative_to(sweep_dir)))
         rows.append(row)
         curve_path = path.parent / "curve.parquet"
         if curve_path.exists():
@@ -70,12 +85,7 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             for k in ("run", "task", "length", "arm", "clip_label", "seed", "optimizer"):
                 c[k] = row[k]
             curves.append(c)
-    runs = pd.DataFrame(rows)
-    if not runs.empty:
-        for k in ("steps_to_solve", "eval_error_rate", "final_loss", "initial_decay_rate",
-                  "clip", "eval_count"):
-            runs[k] = pd.to_numeric(runs[k], errors="coerce")
-    return runs, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
+    return runs_frame(rows), (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
 
 
 def success_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -96,16 +106,16 @@ def success_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def longest_solved(success: pd.DataFrame) -> pd.DataFrame:
     """Per configuration, the longest T solved by more than half of the seeds (0: none), and the
-    median initial decay rate (and horizon) at that configuration's shortest T."""
+    median initial decay rate (and horizon) at that configuration's longest T tried."""
     out = []
     for key, g in success.groupby(GROUP, dropna=False):
         g = g.sort_values("length")
         ok = g.loc[g["success_rate"] > 0.5, "length"]
-        first = g.iloc[0]
+        last = g.iloc[-1]  # the longest T: the rate's fit covers the most lags (up to 50)
         out.append({**dict(zip(GROUP, key)), "longest_T_solved": int(ok.max()) if len(ok) else 0,
                     "lengths_tried": ",".join(str(int(v)) for v in g["length"]),
-                    "initial_decay_rate": first["median_initial_decay_rate"],
-                    "horizon_steps": first["horizon_steps"], "rate_at_T": int(first["length"])})
+                    "initial_decay_rate": last["median_initial_decay_rate"],
+                    "horizon_steps": last["horizon_steps"], "rate_at_T": int(last["length"])})
     return pd.DataFrame(out)
 
 

@@ -88,6 +88,34 @@ def test_bad_input_exits_2_with_one_line_and_no_directory(tmp_path, override, ke
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("name", ["trainability", "trainability_clipping"])
+def test_trainability_sweeps_compose_and_every_job_is_valid(name):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rnnlab.sweep import plan_jobs
+    from rnnlab.train_runs import spec_from_config
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"sweep={name}"], return_hydra_config=True)
+        jobs, names = plan_jobs(cfg)
+        specs = [spec_from_config(compose("train", overrides=[f"sweep={name}", *job]))[0]
+                 for job in jobs]
+    assert cfg.sweep.name.startswith("trainability/")
+    assert len(jobs) == {"trainability": 48, "trainability_clipping": 36}[name]
+    assert len(set(names)) == len(names) and all("seed=" in n for n in names)
+    assert {s.task for s in specs} == {"temporal_order"} and {s.hidden_size for s in specs} == {32}
+    assert {s.steps for s in specs} == {2000}
+    if name == "trainability":
+        assert {(s.cell, s.activation, s.init) for s in specs} == {
+            ("elman", "tanh", "pytorch"), ("elman", "relu", "identity"),
+            ("gru", "tanh", "pytorch"), ("lstm", "tanh", "pytorch")}
+        assert {(s.optimizer, s.lr, s.clip) for s in specs} == {("adam", 0.001, 1.0)}
+    else:
+        assert {s.clip for s in specs} == {1.0, None} and {s.optimizer for s in specs} == {"sgd"}
+
+
 def test_bad_value_in_a_sweep_job_exits_2_before_any_run(tmp_path):
     out = train_cli(tmp_path, *TINY, "train.lr=0.01,0", f"hydra.sweep.dir={tmp_path / 'sw'}",
                     multirun=True)
