@@ -4,6 +4,8 @@
   line per cell/init (arm), one panel per clipping setting and optimiser;
 - ``learning_curves``: validation error rate against the update, one panel per T, one line per
   run (colour: arm; dashed: no clipping), the no-memory baseline's error dotted;
+- ``decay_rate_curves``: the same runs' decay rate of ||dL/dh_k|| at each evaluation (rate 0
+  dotted), how the gradient horizon moves while the network learns;
 - ``horizon_vs_longest_T``: the gradient horizon 1/|initial decay rate| (steps, the median over
   seeds before any update, at each arm's longest T, where the fit covers the most lags) against
   the longest T that arm solved, with y = x.
@@ -64,7 +66,7 @@ def success_figure(success: pd.DataFrame):
     return fig
 
 
-def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame):
+def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, column: str = "eval_error_rate"):
     lengths = sorted(curves["length"].unique())
     colours = _colours(curves["arm"])
     panels = [(opt, t) for opt in sorted(curves["optimizer"].unique()) for t in lengths]
@@ -76,22 +78,26 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame):
     for ax, (opt, t) in zip(axes.ravel(), panels):
         sub = curves[(curves["length"] == t) & (curves["optimizer"] == opt)]
         for (run, arm, clip), c in sub.groupby(["run", "arm", "clip_label"]):
-            ax.plot(c["step"], c["eval_error_rate"], color=colours[arm], lw=1, alpha=0.75,
+            ax.plot(c["step"], c[column], color=colours[arm], lw=1, alpha=0.75,
                     ls="--" if clip == "no clipping" else "-")
-        ax.axhline(0.01, color="k", lw=0.6, ls=":")
+        ax.axhline(0.01 if column == "eval_error_rate" else 0.0, color="k", lw=0.6, ls=":")
         ax.set_title(f"{opt}, T = {int(t)}", fontsize=9)
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
-        ax.set_ylabel("validation error rate")
+        ax.set_ylabel("validation error rate" if column == "eval_error_rate" else
+                      "decay rate of ||dL/dh_k|| (nats/step)")
     handles = [plt.Line2D([], [], color=colours[a], label=ARM_LABELS.get(a, a))
                for a in colours]
     if (curves["clip_label"] == "no clipping").any():
         handles.append(plt.Line2D([], [], color="grey", ls="--", label="no clipping"))
-    handles.append(plt.Line2D([], [], color="k", ls=":", lw=0.6, label="1% (solved)"))
+    handles.append(plt.Line2D([], [], color="k", ls=":", lw=0.6, label="1% (solved)" if column
+                              == "eval_error_rate" else "rate 0 (no decay)"))
     fig.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.9))
-    fig.suptitle(f"Learning curves ({', '.join(baseline.index)}; one line per run; a run "
-                 "stops when solved)", fontsize=10)
+    what = "Learning curves" if column == "eval_error_rate" else \
+        "Decay rate while training (exact engine, probe batch, lags 1-50)"
+    fig.suptitle(f"{what} ({', '.join(baseline.index)}; one line per run; a run stops when "
+                 "solved)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -137,4 +143,6 @@ def figures(sweep_dir: Path, tables: dict) -> list[Path]:
         paths += save(horizon_figure(tables["longest"]), out / "horizon_vs_longest_T")
     if not tables.get("curves", pd.DataFrame()).empty:
         paths += save(curves_figure(tables["curves"], tables["runs"]), out / "learning_curves")
+        paths += save(curves_figure(tables["curves"], tables["runs"], "decay_rate"),
+                      out / "decay_rate_curves")
     return paths

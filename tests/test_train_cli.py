@@ -103,7 +103,7 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
         specs = [spec_from_config(compose("train", overrides=[f"sweep={name}", *job]))[0]
                  for job in jobs]
     assert cfg.sweep.name.startswith("trainability/")
-    assert len(jobs) == {"trainability": 48, "trainability_clipping": 36}[name]
+    assert len(jobs) == {"trainability": 48, "trainability_clipping": 54}[name]
     assert len(set(names)) == len(names) and all("seed=" in n for n in names)
     assert {s.task for s in specs} == {"temporal_order"} and {s.hidden_size for s in specs} == {32}
     assert {s.steps for s in specs} == {2000}
