@@ -112,7 +112,7 @@ def horizon_figure(longest: pd.DataFrame):
             if not np.isfinite(h):
                 continue
             ax.scatter(max(r["longest_T_solved"], 1), h, color=colours[r["arm"]],
-                       marker=MARKERS[j % 8], s=50, edgecolor="k", lw=0.4)
+                       marker=MARKERS[j % 8], s=90 if j == 0 else 35, edgecolor="k", lw=0.4)
     top = max(float(np.nanmax(longest["horizon_steps"])), 200.0)
     right = max(float(longest["longest_T_solved"].max()), 10.0)
     ax.plot([1, max(top, right)], [1, max(top, right)], color="grey", lw=0.7, ls="--",

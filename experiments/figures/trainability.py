@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from scipy.special import digamma  # noqa: E402
-from _measure import ROOT, row, standalone  # noqa: E402
+from _measure import row, standalone  # noqa: E402
 
 from rnnlab.horizon import decay_rate, make_measure  # noqa: E402
 from rnnlab.train import TrainConfig, build, sample, stream, train  # noqa: E402
@@ -48,7 +48,7 @@ from rnnlab.train_report import (collect, longest_solved, run_row, runs_frame,  
                                  success_table)
 
 FIGURE = "trainability"
-SWEEPS = ROOT / "results" / "trainability"
+SWEEPS = Path(__file__).resolve().parents[2] / "results" / "trainability"
 ARMS = {"tanh": {}, "irnn": dict(activation="relu", init="identity"), "gru": dict(cell="gru"),
         "lstm": dict(cell="lstm"), "smart_tanh": dict(init="pascanu_smart_tanh")}
 GATED = ("gru", "lstm", "irnn")
@@ -189,15 +189,16 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
                      label=ARM_LABELS.get(arm, arm))
     axes[0].set_title("temporal order, Adam 1e-3, clip 1", fontsize=9)
     sgd = success[success["optimizer"] == "sgd"]
-    for (arm, clip), g in sgd.groupby(["arm", "clip_label"]):
+    for i, ((arm, clip), g) in enumerate(sgd.groupby(["arm", "clip_label"])):
         g = g.sort_values("length")
-        axes[1].plot(g["length"], g["success_rate"], marker="o" if clip == "clip 1" else "x",
+        # a small vertical offset per line, so equal success rates do not hide each other
+        axes[1].plot(g["length"], g["success_rate"] + 0.012 * (i - 2.5), marker="o" if clip == "clip 1" else "x",
                      ls="-" if clip == "clip 1" else "--", color=ARM_COLOURS.get(arm),
                      label=f"{ARM_LABELS.get(arm, arm)}, {clip}")
     axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
-    for ax in axes[:2]:
+    for ax, part in zip(axes[:2], (adam, sgd)):
         ax.set_xscale("log")
-        ts = sorted(success["length"].unique())
+        ts = sorted(part["length"].unique())
         ax.set_xticks(ts, [str(int(t)) for t in ts])
         ax.minorticks_off()
         ax.set_xlabel("T")
