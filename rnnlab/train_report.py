@@ -168,7 +168,8 @@ def finish_sweep(sweep_dir: Path) -> int:
 
 def format_success(success: pd.DataFrame) -> str:
     """Success rate (solved/seeds) against T, one line per configuration."""
-    wide = success.assign(cell=lambda d: [f"{int(s)}/{int(n)}" for s, n in zip(d["solved"], d["seeds"])])
+    wide = success.assign(cell=lambda d: [f"{int(s)}/{int(n)}"
+                                          for s, n in zip(d["solved"], d["seeds"])])
     wide = wide.pivot_table(index=GROUP, columns="length", values="cell", aggfunc="first")
     wide.columns = [f"T={c}" for c in wide.columns]
     return wide.reset_index().to_string(index=False)

@@ -15,7 +15,6 @@ import math
 from dataclasses import asdict, fields
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from . import store
@@ -180,7 +179,3 @@ def run_from_hydra(hydra_cfg) -> dict:
         raise
     store.record_outcome(Path(hc.sweep.dir), run_dir, record)
     return record
-
-
-def read_curve(run_dir: Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(run_dir) / "curve.parquet")

@@ -1,4 +1,4 @@
-"""Trainability: which RNNs learn long dependencies, what clipping does, and the initial decay rates.
+"""Trainability: which RNNs learn long dependencies, what clipping does, the initial decay rates.
 
 Figures: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063), section 4 and their temporal-order runs;
 Le, Jaitly, Hinton 2015 (IRNN); Hochreiter & Schmidhuber 1997 / Cho et al. 2014 (gated cells);
@@ -25,7 +25,7 @@ committed trainability sweep (results/trainability/{cells,clipping}/runs.parquet
 ``python experiments/train.py -m sweep=trainability`` and ``sweep=trainability_clipping``);
 ``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates: a
 smoke run whose orderings need not hold). Run alone:
-``python experiments/figures/trainability.py [--quick]`` (full: about 10 s; quick: a few minutes).
+``python experiments/figures/trainability.py [--quick]`` (full: a few seconds; quick: about 20 s).
 """
 from __future__ import annotations
 
@@ -192,7 +192,8 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
     for i, ((arm, clip), g) in enumerate(sgd.groupby(["arm", "clip_label"])):
         g = g.sort_values("length")
         # a small vertical offset per line, so equal success rates do not hide each other
-        axes[1].plot(g["length"], g["success_rate"] + 0.012 * (i - 2.5), marker="o" if clip == "clip 1" else "x",
+        axes[1].plot(g["length"], g["success_rate"] + 0.012 * (i - 2.5),
+                     marker="o" if clip == "clip 1" else "x",
                      ls="-" if clip == "clip 1" else "--", color=ARM_COLOURS.get(arm),
                      label=f"{ARM_LABELS.get(arm, arm)}, {clip}")
     axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
