@@ -106,7 +106,10 @@ def reported():
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         lines = lines[:next((i for i, x in enumerate(lines) if x.startswith("Config search")),
                             len(lines))]
-        _say(f"error: {lines[0]}" + (f" ({' '.join(lines[1:4])})" if lines[1:] else ""))
+        # a missing group option lists every allowed one; other details are cut at three lines
+        shown = lines[1:] if lines[1:2] and lines[1].startswith("Available options") \
+            else lines[1:4]
+        _say(f"error: {lines[0]}" + (f" ({' '.join(shown)})" if shown else ""))
         raise SystemExit(EXIT_CONFIG) from None
     except OSError as err:
         _say(f"error: {os_error_text(err)}")

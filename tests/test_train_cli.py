@@ -116,6 +116,14 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
         assert {s.clip for s in specs} == {1.0, None} and {s.optimizer for s in specs} == {"sgd"}
 
 
+def test_unknown_task_lists_every_task(tmp_path):
+    out = train_cli(tmp_path, *TINY, "task=nonesuch", f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 2
+    for name in ("adding_pascanu", "multiplication_pascanu", "temporal_order", "adding_le",
+                 "copy"):
+        assert name in out.stderr
+
+
 def test_bad_value_in_a_sweep_job_exits_2_before_any_run(tmp_path):
     out = train_cli(tmp_path, *TINY, "train.lr=0.01,0", f"hydra.sweep.dir={tmp_path / 'sw'}",
                     multirun=True)
