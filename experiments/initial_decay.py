@@ -1,5 +1,7 @@
 """Initial decay rate of ||dL_t/dh_k|| on a task's own inputs, by plain autograd through the torch
-modules of ``rnnlab.train`` (a small reference, not the exact engine).
+modules of ``rnnlab.train`` (a small reference, not the exact engine; training runs use the exact
+engine's ``rnnlab.horizon.decay_rate``, which agrees with this to float64 rounding,
+tests/test_horizon.py).
 
     python experiments/initial_decay.py          # temporal order, L = 200, 50 units, 10 seeds
     python experiments/initial_decay.py --task adding_pascanu --length 100 --seeds 5

@@ -31,7 +31,7 @@ torch.set_flush_denormal(True)
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES_DIR = ROOT / "experiments" / "figures"
 FIGURES = ["lag-decay", "rate-vs-gain", "critical-line", "lyapunov", "isometry", "bifurcation",
-           "walls", "gate-timescales", "minimalrnn"]
+           "walls", "gate-timescales", "minimalrnn", "trainability"]
 if str(FIGURES_DIR) not in sys.path:  # the scripts share experiments/figures/_measure.py
     sys.path.insert(0, str(FIGURES_DIR))
 import _measure  # noqa: E402

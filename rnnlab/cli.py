@@ -22,6 +22,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import store
 from .config import ConfigError, RunSpec
@@ -105,7 +106,10 @@ def reported():
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         lines = lines[:next((i for i, x in enumerate(lines) if x.startswith("Config search")),
                             len(lines))]
-        _say(f"error: {lines[0]}" + (f" ({' '.join(lines[1:4])})" if lines[1:] else ""))
+        # a missing group option lists every allowed one; other details are cut at three lines
+        shown = lines[1:] if lines[1:2] and lines[1].startswith("Available options") \
+            else lines[1:4]
+        _say(f"error: {lines[0]}" + (f" ({' '.join(shown)})" if shown else ""))
         raise SystemExit(EXIT_CONFIG) from None
     except OSError as err:
         _say(f"error: {os_error_text(err)}")
@@ -172,7 +176,22 @@ def _writable(path: Path) -> None:
                         f"{(err.strerror or '').lower()} at {first_missing}") from None
 
 
-def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool) -> Plan:
+@dataclass(frozen=True)
+class App:
+    """What differs between the command lines: how a composed config becomes a validated run
+    specification (raising ConfigError), and how a finished sweep is aggregated (exit status)."""
+    spec_from_config: Callable
+    finish: Callable[[Path], int]
+
+
+def measurement_app() -> App:
+    """``experiments/decay.py``: measurement runs (``rnnlab.sweep``)."""
+    from .sweep import spec_from_config
+    return App(spec_from_config, finish_sweep)
+
+
+def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool,
+          app: App | None = None) -> Plan:
     """Compose and validate the command line as Hydra will run it; nothing is written."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -180,8 +199,9 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from .sweep import plan_jobs, spec_from_config, validate_jobs
+    from .sweep import plan_jobs, validate_jobs
 
+    app = app or measurement_app()
     parsed = OverridesParser.create().parse_overrides(overrides)
     with initialize_config_dir(config_dir=str(Path(conf_dir).absolute()), version_base="1.3"):
         loader = GlobalHydra.instance().hydra.config_loader
@@ -191,7 +211,7 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
         mode = RunMode.MULTIRUN if multirun else RunMode.RUN
         cfg = loader.load_configuration(config_name, overrides, run_mode=mode)
         if not multirun:
-            spec = spec_from_config(cfg)
+            spec = app.spec_from_config(cfg)
             out = Path(OmegaConf.select(cfg, "hydra.run.dir"))
             _writable(out)
             return Plan(False, out, specs=[spec])
@@ -200,9 +220,10 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
             # another sweeper plugin chooses its own jobs: only the base config can be checked
             # here; each job is still validated before it computes
             _writable(out)
-            return Plan(True, out, None, [spec_from_config(cfg)])
+            return Plan(True, out, None, [app.spec_from_config(cfg)])
         jobs, names = plan_jobs(cfg)
-        specs = validate_jobs(cfg, jobs, lambda job: loader.load_sweep_config(cfg, list(job)))
+        specs = validate_jobs(cfg, jobs, lambda job: loader.load_sweep_config(cfg, list(job)),
+                              app.spec_from_config)
         _writable(out)
         return Plan(True, out, names, specs)
 
@@ -210,9 +231,11 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
 # --------------------------------------------------------------------------------------------
 # The whole command
 # --------------------------------------------------------------------------------------------
-def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> int:
+def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None,
+         app: App | None = None) -> int:
     """Check, run ``hydra_main`` (the ``@hydra.main`` function), finish the sweep. Exit status:
-    0 done, 1 failed runs / aggregation / OS error, 2 bad configuration, 130 interrupted."""
+    0 done, 1 failed runs / aggregation / OS error, 2 bad configuration, 130 interrupted.
+    ``app``: the kind of run (default: measurement runs)."""
     from hydra._internal.utils import get_args_parser
 
     argv = sys.argv[1:] if argv is None else argv
@@ -227,7 +250,8 @@ def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> i
         signal.signal(signal.SIGINT, _Interrupt.handler)
     try:
         with reported():
-            plan = check(Path(conf_dir), config_name, args.overrides, args.multirun)
+            app = app or measurement_app()
+            plan = check(Path(conf_dir), config_name, args.overrides, args.multirun, app)
             _state["plan"] = plan
             if plan.multirun:
                 store.start_sweep(plan.out_dir, plan.names)
@@ -237,7 +261,7 @@ def main(hydra_main, conf_dir: Path, config_name: str = "decay", argv=None) -> i
             if _Interrupt.pending:
                 raise KeyboardInterrupt
             if plan.multirun:
-                return finish_sweep(plan.out_dir)
+                return app.finish(plan.out_dir)
         return 0
     except KeyboardInterrupt:
         if _debug():

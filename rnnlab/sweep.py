@@ -148,8 +148,9 @@ def plan_jobs(config) -> tuple[list[list[str]], list[str]]:
     return jobs, names
 
 
-def validate_jobs(base, jobs: list[list[str]], load_job=None) -> list[RunSpec]:
-    """The RunSpec of every job, or a ConfigError naming the first bad job.
+def validate_jobs(base, jobs: list[list[str]], load_job=None, to_spec=None) -> list:
+    """The RunSpec of every job (``to_spec``, default ``spec_from_config``, for another kind of
+    run), or a ConfigError naming the first bad job.
 
     Values (``key=value``) are set on a plain copy of the composed base config; a job that also
     chooses config groups (``model=...``) starts from Hydra's composition of those choices
@@ -161,6 +162,7 @@ def validate_jobs(base, jobs: list[list[str]], load_job=None) -> list[RunSpec]:
     from omegaconf import OmegaConf
 
     parser = OverridesParser.create()
+    to_spec = to_spec or spec_from_config
 
     def plain(cfg) -> dict:
         return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
@@ -187,7 +189,7 @@ def validate_jobs(base, jobs: list[list[str]], load_job=None) -> list[RunSpec]:
             else:
                 node[leaf] = o.value()
         try:
-            specs.append(spec_from_config(cfg))
+            specs.append(to_spec(cfg))
         except ConfigError as err:
             shown = [t for t in job if not t.lstrip("+~").startswith(("sweep=", "hydra"))]
             raise ConfigError(f"sweep job {','.join(shown)}: {err}") from None
@@ -202,6 +204,9 @@ def _is_value(base, override) -> bool:
         return True
     key = override.key_or_group
     if "/" in key:
+        return False
+    choices = OmegaConf.select(base, "hydra.runtime.choices", default=None)
+    if choices is not None and key in choices:  # a group, whatever package it fills
         return False
     node = OmegaConf.select(base, key, default=None)
     return not OmegaConf.is_dict(node) or override.is_add()

@@ -1,0 +1,35 @@
+"""Train an RNN on a long-dependency task: one run, or a sweep with -m.
+
+    python experiments/train.py task=temporal_order task.length=50 arch=irnn
+    python experiments/train.py -m sweep=trainability   # results/trainability/cells/
+
+Writes model.pt (state dicts of the torch modules and the configuration), curve.parquet (loss,
+error rate and the exactly measured decay rate at each evaluation) and run.json (solved,
+steps_to_solve, test error rate with its count, final and no-memory baseline loss, initial decay
+rate, provenance). Keys and outputs: README.md "Training". A bad key or value exits 2 with one line
+before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says what finished.
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+# before torch starts its worker threads (see experiments/decay.py)
+torch.set_flush_denormal(True)
+
+import hydra  # noqa: E402
+
+from rnnlab import cli  # noqa: E402
+from rnnlab import train_report, train_runs  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+APP = cli.App(train_runs.spec_from_config, train_report.finish_sweep)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg) -> None:
+    train_runs.run_from_hydra(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.main(main, CONF, "train", app=APP))
