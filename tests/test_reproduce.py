@@ -90,8 +90,8 @@ def test_a_figure_script_runs_alone(tmp_path):
 
 
 def test_unknown_figure_is_refused(tmp_path):
-    done = reproduce("trainability", "--out", tmp_path)
-    assert done.returncode == 2 and "trainability" in done.stderr and "lag-decay" in done.stderr
+    done = reproduce("not-a-figure", "--out", tmp_path)
+    assert done.returncode == 2 and "not-a-figure" in done.stderr and "lag-decay" in done.stderr
 
 
 def test_committed_summary_rows_can_fail():

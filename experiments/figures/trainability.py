@@ -172,7 +172,8 @@ def init_rows(rates: pd.DataFrame, linear: pd.DataFrame) -> list[dict]:
                         f"{init.removeprefix('pascanu_')} init (nats/step)", mean,
                         float(r.mean()), std, kind="consistency", seeds=len(r),
                         spread=float(r.std(ddof=1)),
-                        basis=f"Pascanu et al. 2013: {mean} +- {std} over 10 seeds; tolerance: "
+                        basis=f"reference value for Pascanu et al. 2013's init (docs/theory.md, "
+                        f"tasks and training): {mean} +- {std} over 10 seeds; tolerance: "
                         "their seed spread (std); ours from 10 fresh networks, 20 sequences "
                         f"each, lags 1-50, exact engine, float64{note}"))
     return rows
