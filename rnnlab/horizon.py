@@ -21,6 +21,7 @@ import copy
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -88,3 +89,33 @@ def decay_rate(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Te
 def make_measure(task_name: str, max_lag: int = MAX_LAG):
     """A ``train(..., measure=...)`` hook: the probe batch's decay rate at each evaluation."""
     return lambda rnn, head, x, y: decay_rate(rnn, head, task_name, x, y, max_lag)
+
+
+def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
+                      max_lag: int | None = None) -> pd.DataFrame:
+    """Where the update comes from: the part of dL/dW_hh carried by each lag t - k for the loss
+    actually trained on the batch (x, y): the last step's for adding, multiplication and temporal
+    order, every step's for copy (``rnnlab.weightgrad``; the rows of weight_grad.parquet). Float64,
+    on copies of the modules; one-layer modules."""
+    from .weightgrad import WeightGradStats
+
+    task = tasks.spec(task_name)
+    rnn, head = copy.deepcopy(rnn).double(), copy.deepcopy(head).double()
+    x = x.double()
+    T = x.shape[1]
+    target = _per_step_targets(task, y.double(), T)
+    loss = "mse_linear" if task.loss == "mse" else "xent"
+    steps = torch.ones(T, dtype=torch.bool)
+    if task.readout != "all":
+        steps[:-1] = False
+    if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
+        return measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag,
+                              weight_grad=True, loss_steps=steps).weight_grad
+    with torch.no_grad():
+        p = ElmanParams(rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0,
+                        head.weight, head.bias, "sigmoid")
+        h0 = torch.zeros(x.shape[0], rnn.hidden_size, dtype=torch.float64)
+        traj = gradients.forward(p, x, h0, target, loss=loss)
+        stats = WeightGradStats(traj, max_lag, loss_steps=steps)
+        gradients.pair_profile(traj, max_lag, also=stats)
+    return pd.DataFrame(stats.result())

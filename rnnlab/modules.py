@@ -102,7 +102,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
                    loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
                    h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
                    neutral_tol: float = 1e-3, progress: bool = False,
-                   weight_grad: bool = False) -> ModuleMeasurement:
+                   weight_grad: bool = False, loss_steps=None) -> ModuleMeasurement:
     """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
 
     ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
@@ -111,7 +111,8 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
     ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
     raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
     rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.fit.fit_decay``).
-    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep.
+    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
+    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
     Convert the module with ``.double()`` for reference-quality numbers.
     """
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
@@ -153,7 +154,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
         else:
             run = cells.run_layers(layers, x_b, state0)
             traj = gradients.stack_trajectory(run, readout, y, loss)
-        wg = WeightGradStats(traj, max_lag) if weight_grad else None
+        wg = WeightGradStats(traj, max_lag, loss_steps=loss_steps) if weight_grad else None
         profile = gradients.pair_profile(traj, max_lag, keep_matrix=keep_matrix,
                                          progress=progress, also=wg)
     fit = fit_decay(profile.lag, profile.ln_ratio, fit_min_lag, fit_max_lag, neutral_tol)

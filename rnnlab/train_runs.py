@@ -15,14 +15,15 @@ import math
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from . import store
 from .config import ConfigError, suggest
-from .horizon import make_measure
-from .train import TrainConfig, save_model, train
+from .horizon import make_measure, weight_grad_table
+from .train import TrainConfig, build, sample, save_model, stream, train
 
-RESULT_FILES = ("model.pt", "curve.parquet", "run.json")
+RESULT_FILES = ("model.pt", "curve.parquet", "weight_grad.parquet", "run.json")
 TOP_KEYS = ("seed", "task", "model", "train", "sweep")
 # runner settings: not part of the configuration (nor of its hash)
 RUNNER_KEYS = ("progress", "threads")
@@ -88,9 +89,14 @@ def rehash(stored: dict) -> str:
 
 
 def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
-    """model.pt (completed runs only), curve.parquet; returns run.json's fields."""
+    """model.pt and weight_grad.parquet (completed runs only), curve.parquet; returns run.json's
+    fields. weight_grad.parquet: the trained loss's dL/dW_hh by lag on the probe batch, for the
+    initial and the final weights (``stage``)."""
     if result.status == "completed":
         save_model(run_dir / "model.pt", result.rnn, result.head, result.config)
+        table = weight_grad_stages(cfg, result)
+        store.atomic_write(run_dir / "weight_grad.parquet",
+                           lambda p: table.to_parquet(p, index=False))
     store.atomic_write(run_dir / "curve.parquet",
                        lambda p: result.curve.to_parquet(p, index=False))
     record = result.record()
@@ -99,6 +105,16 @@ def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
     if result.status == "failed":
         fields_["error"] = result.failure
     return fields_
+
+
+def weight_grad_stages(cfg: TrainConfig, result) -> pd.DataFrame:
+    """The weight gradient by lag at initialisation (``build`` rebuilds the same weights) and
+    after training, on the run's probe batch."""
+    probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"),
+                   torch.float64)
+    stages = (("initial", build(cfg)), ("final", (result.rnn, result.head)))
+    return pd.concat([weight_grad_table(rnn, head, cfg.task, *probe).assign(stage=stage)
+                      for stage, (rnn, head) in stages], ignore_index=True)
 
 
 def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,

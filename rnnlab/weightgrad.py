@@ -47,7 +47,7 @@ class WeightGradStats:
     measurement's own sweep, then read ``result()``."""
 
     def __init__(self, traj: Trajectory, max_lag: int | None = None,
-                 bin_width: int | None = None):
+                 bin_width: int | None = None, loss_steps: Tensor | None = None):
         maps = traj.maps
         if len(maps.layers) != 1:
             raise ValueError("the weight gradient by lag is computed for one-layer networks; "
@@ -66,12 +66,18 @@ class WeightGradStats:
         self.acc = torch.zeros(self.nbins, GN, N, dtype=torch.float64, device=self.dev)
         self.scale = torch.full((self.nbins,), -math.inf, dtype=torch.float64, device=self.dev)
         self.h_dir, self.h_ln = _previous_states(traj)
+        # the steps t whose loss L_t is in L (all by default; the last one for a last-step task)
+        self.steps = torch.ones(T, dtype=torch.bool) if loss_steps is None else \
+            torch.as_tensor(loss_steps, dtype=torch.bool).cpu()
+        if self.steps.shape != (T,):
+            raise ValueError(f"loss_steps has shape {tuple(self.steps.shape)}, expected ({T},)")
+        self.steps_dev = self.steps.to(self.dev)
 
     def __call__(self, k: int, ln_ratio: Tensor, parts: dict, cot: Tensor) -> None:
         m, dev = ln_ratio.shape[0], self.dev
         # ln of each pair's true size: ratio + ln ||g_t|| + ln ||h_{k-1}||, (m, B)
         c = ln_ratio + self.traj.g_log_norm[k:k + m] + self.h_ln[k]
-        c = torch.where(torch.isfinite(c), c, -math.inf)
+        c = torch.where(torch.isfinite(c) & self.steps_dev[k:k + m, None], c, -math.inf)
         bins = torch.arange(m, device=dev) // self.width
         top = torch.full((self.nbins,), -math.inf, dtype=torch.float64, device=dev)
         top = top.scatter_reduce(0, bins, c.amax(1), "amax")
@@ -87,7 +93,7 @@ class WeightGradStats:
         self.scale.copy_(new)
 
     def result(self) -> dict:
-        return _summarise(self.acc, self.scale, self.L, self.width, self.T)
+        return _summarise(self.acc, self.scale, self.L, self.width, self.steps.numpy())
 
 
 def weight_grad_by_lag(traj: Trajectory, max_lag: int | None = None,
@@ -108,7 +114,7 @@ def weight_grad_by_lag(traj: Trajectory, max_lag: int | None = None,
     return stats.result()
 
 
-def _summarise(acc: Tensor, scale: Tensor, L: int, width: int, T: int) -> dict:
+def _summarise(acc: Tensor, scale: Tensor, L: int, width: int, steps: np.ndarray) -> dict:
     nbins = acc.shape[0]
     norms = torch.linalg.matrix_norm(acc)
     log_norm = scale + torch.log(norms)
@@ -136,7 +142,9 @@ def _summarise(acc: Tensor, scale: Tensor, L: int, width: int, T: int) -> dict:
                            for t, ts in zip(tails, tail_scales)])
     lag = np.arange(nbins) * width
     lag_hi = np.minimum(lag + width - 1, L - 1)
-    n_pairs = np.array([sum(T - l for l in range(a, b + 1)) for a, b in zip(lag, lag_hi)])
+    t = np.flatnonzero(steps)  # pairs (t, t - l) with t a loss step and t >= l
+    n_pairs = np.array([sum(int((t >= l).sum()) for l in range(a, b + 1))
+                        for a, b in zip(lag, lag_hi)])
     return {"lag": lag, "lag_hi": lag_hi, "n_pairs": n_pairs,
             "log10_norm": (log_norm / math.log(10)).cpu().numpy(), "share_ge": share,
             "projection_share_ge": projection,

@@ -113,3 +113,33 @@ def test_exploding_relu_stays_finite():
     # states reach ~1e400 and the softmax saturates: the groups span ~270 orders of magnitude
     assert np.isfinite(out["log10_norm"]).all() and np.ptp(out["log10_norm"]) > 100
     assert out["share_ge"][0] == pytest.approx(1.0)
+
+
+def test_training_table_is_the_trained_losss_decomposition():
+    """For a last-step task (temporal order) the table decomposes the gradient of the loss at
+    the last step alone: against autograd through torch.nn.RNNCell with a copy of W_hh at every
+    step (1e-10 in log10), one pair per lag."""
+    from rnnlab import tasks
+    from rnnlab.horizon import weight_grad_table
+
+    torch.manual_seed(0)
+    rnn, head = torch.nn.RNN(6, 8, batch_first=True).double(), torch.nn.Linear(8, 4).double()
+    x, y = tasks.generate("temporal_order", 3, 20, np.random.RandomState(0))
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    table = weight_grad_table(rnn, head, "temporal_order", x, y)
+    cell = torch.nn.RNNCell(6, 8).double()
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in rnn.state_dict().items()})
+    L = x.shape[1]
+    Ws = [cell.weight_hh.detach().clone().requires_grad_() for _ in range(L)]
+    h = torch.zeros(3, 8, dtype=torch.float64)
+    for t in range(L):
+        h = functional_call(cell, {"weight_ih": cell.weight_ih, "weight_hh": Ws[t],
+                                   "bias_ih": cell.bias_ih, "bias_hh": cell.bias_hh}, (x[:, t], h))
+    loss = -(y * torch.log_softmax(head(h), -1)).sum()
+    grads = torch.autograd.grad(loss, Ws)
+    with np.errstate(divide="ignore"):
+        ref = np.log10([torch.linalg.matrix_norm(grads[L - 1 - l]).item() for l in range(L)])
+    got = table["log10_norm"].to_numpy()
+    assert (table["n_pairs"] == 1).all()
+    assert np.isneginf(ref[-1]) and np.isneginf(got[-1])  # h_{-1} = 0: lag T-1 carries nothing
+    assert np.abs(got[:-1] - ref[:-1]).max() < 1e-10
