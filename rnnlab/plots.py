@@ -404,12 +404,17 @@ def single_run_figures(run_dir: Path) -> list[Path]:
 def weight_grad_figure(wg: pd.DataFrame, stem: Path) -> list[Path]:
     """Where dL/dW comes from: log10 ||G_lag||_F against the lag (left) and the share of
     ||dL/dW|| carried by lags >= d, log scale (right; the additive projection share is in the
-    table only: it changes sign)."""
+    table only: it changes sign). A ``stage`` column (a training run's initial and final
+    weights) gives one line per stage."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
-    a.plot(wg["lag"], wg["log10_norm"], "o-", ms=2.5, lw=1)
+    stages = wg.groupby("stage", sort=False) if "stage" in wg else [(None, wg)]
+    for stage, g in stages:
+        a.plot(g["lag"], g["log10_norm"], "o-", ms=2.5, lw=1, label=stage)
+        b.semilogy(g["lag"], g["share_ge"], "o-", ms=2.5, lw=1, label=stage)
     a.set(xlabel="lag t - k (steps; bin start)", ylabel="log10 ||part of dL/dW at this lag||_F",
           title="the weight gradient, lag by lag")
-    b.semilogy(wg["lag"], wg["share_ge"], "o-", ms=2.5, lw=1)
     b.set(xlabel="d (steps)", ylabel="||part from lags >= d||_F / ||dL/dW||_F",
           title="share of the update carried by lags >= d")
+    if "stage" in wg:
+        a.legend(fontsize=8, title="weights")
     return save(fig, stem)

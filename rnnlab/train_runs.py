@@ -97,6 +97,8 @@ def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
         table = weight_grad_stages(cfg, result)
         store.atomic_write(run_dir / "weight_grad.parquet",
                            lambda p: table.to_parquet(p, index=False))
+        from .plots import weight_grad_figure
+        weight_grad_figure(table, run_dir / "figures" / "weight_grad")
     store.atomic_write(run_dir / "curve.parquet",
                        lambda p: result.curve.to_parquet(p, index=False))
     record = result.record()
