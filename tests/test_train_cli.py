@@ -88,7 +88,7 @@ def test_bad_input_exits_2_with_one_line_and_no_directory(tmp_path, override, ke
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("name", ["trainability", "trainability_clipping"])
+@pytest.mark.parametrize("name", ["trainability", "trainability_clipping", "trainability_adding"])
 def test_trainability_sweeps_compose_and_every_job_is_valid(name):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -103,11 +103,13 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
         specs = [spec_from_config(compose("train", overrides=[f"sweep={name}", *job]))[0]
                  for job in jobs]
     assert cfg.sweep.name.startswith("trainability/")
-    assert len(jobs) == {"trainability": 48, "trainability_clipping": 54}[name]
+    assert len(jobs) == {"trainability": 48, "trainability_clipping": 54,
+                         "trainability_adding": 36}[name]
     assert len(set(names)) == len(names) and all("seed=" in n for n in names)
-    assert {s.task for s in specs} == {"temporal_order"} and {s.hidden_size for s in specs} == {32}
+    task = "adding_pascanu" if name == "trainability_adding" else "temporal_order"
+    assert {s.task for s in specs} == {task} and {s.hidden_size for s in specs} == {32}
     assert {s.steps for s in specs} == {2000}
-    if name == "trainability":
+    if name in ("trainability", "trainability_adding"):
         assert {(s.cell, s.activation, s.init) for s in specs} == {
             ("elman", "tanh", "pytorch"), ("elman", "relu", "identity"),
             ("gru", "tanh", "pytorch"), ("lstm", "tanh", "pytorch")}

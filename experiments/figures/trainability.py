@@ -8,21 +8,25 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
 1. Gated cells and IRNN solve longer problems than a tanh RNN with PyTorch's default init: on
    temporal order (Adam lr 1e-3, clip 1, N = 32, batch 32, at most 2000 updates, T in {10, 25,
    50, 100}, 3 seeds), the longest T solved by a majority of seeds is larger for GRU, for LSTM
-   and for IRNN than for tanh. One row per cell: the count of order violations (0 or 1).
+   and for IRNN than for tanh. One row per cell: the count of order violations (0 or 1). The
+   same rows for Pascanu's adding task when its sweep is committed (sweep=trainability_adding:
+   T in {10, 25, 50}).
 2. Clipping helps tanh-family RNNs as T grows (Pascanu et al. 2013): with plain SGD lr 0.1 (where
-   nothing else tames a large gradient; T in {10, 25, 50}, 2 seeds), for tanh (PyTorch init),
+   nothing else tames a large gradient; T in {10, 25, 50}, 3 seeds), for tanh (PyTorch init),
    Pascanu's smart tanh and IRNN: (a) at no T is the clipped success rate below the unclipped
    one (a count, expected 0), and (b) clipping raises the success rate at some T (the sign of
    the largest gain, expected +1).
 3. The initial decay rate of ||dL/dh_k|| on temporal order (L = 200, N = 50, 10 seeds, lags
-   1-50, last-step loss) matches Pascanu et al.'s values per init within their seed spread:
+   1-50, last-step loss) matches the reference values for Pascanu et al.'s inits within their
+   seed spread (docs/theory.md, tasks and training):
    sigmoid -4.043 +- 0.054, basic tanh -0.371 +- 0.051, smart tanh -0.072 +- 0.007 nats/step.
    Measured with the exact engine (rnnlab.horizon, float64) on 20 probe sequences per seed.
 
 A claim that does not hold at this scale is reported as failed, with the evidence in the basis
 column and the CSVs beside the figure; nothing is retuned until it passes. The full mode reads the
-committed trainability sweep (results/trainability/{cells,clipping}/runs.parquet, made by
-``python experiments/train.py -m sweep=trainability`` and ``sweep=trainability_clipping``);
+committed trainability sweeps (results/trainability/{cells,clipping,adding}/, made by
+``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping`` and
+``sweep=trainability_adding``);
 ``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates: a
 smoke run whose orderings need not hold). Run alone:
 ``python experiments/figures/trainability.py [--quick]`` (full: a few seconds; quick: about 20 s).
@@ -49,6 +53,8 @@ from rnnlab.train_report import (collect, longest_solved, run_row, runs_frame,  
 
 FIGURE = "trainability"
 SWEEPS = Path(__file__).resolve().parents[2] / "results" / "trainability"
+# the ordering claim is checked on every task whose sweep is committed
+TASK_LABELS = {"temporal_order": "temporal order", "adding_pascanu": "adding (Pascanu)"}
 ARMS = {"tanh": {}, "irnn": dict(activation="relu", init="identity"), "gru": dict(cell="gru"),
         "lstm": dict(cell="lstm"), "smart_tanh": dict(init="pascanu_smart_tanh")}
 GATED = ("gru", "lstm", "irnn")
@@ -119,24 +125,28 @@ def linearised_rates() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _longest(longest: pd.DataFrame, arm: str, optimizer: str, clip: str) -> int:
+def _longest(longest: pd.DataFrame, arm: str, optimizer: str, clip: str,
+             task: str = "temporal_order") -> int:
     sel = longest[(longest["arm"] == arm) & (longest["optimizer"] == optimizer)
-                  & (longest["clip_label"] == clip)]
+                  & (longest["clip_label"] == clip) & (longest["task"] == task)]
     return int(sel["longest_T_solved"].iloc[0]) if len(sel) else 0
 
 
 def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, seeds: int) -> list[dict]:
     rows = []
-    adam = success[success["optimizer"] == "adam"]
-    Ts = ", ".join(str(int(t)) for t in sorted(adam["length"].unique()))
-    tanh = _longest(longest, "tanh", "adam", "clip 1")
-    for arm in GATED:
-        mine = _longest(longest, arm, "adam", "clip 1")
-        rows.append(row(FIGURE, f"temporal order, Adam, clip 1: longest T solved by {arm} > by "
-                        "tanh (PyTorch init); order violations", 0.0, float(mine <= tanh), 0.0,
-                        kind="sign", seeds=seeds,
-                        basis=f"longest T solved by a majority of seeds: {arm} {mine}, tanh "
-                        f"{tanh} (0: none), T in {{{Ts}}}, at most 2000 updates"))
+    for task, label in TASK_LABELS.items():
+        adam = success[(success["optimizer"] == "adam") & (success["task"] == task)]
+        if adam.empty:
+            continue
+        Ts = ", ".join(str(int(t)) for t in sorted(adam["length"].unique()))
+        tanh = _longest(longest, "tanh", "adam", "clip 1", task)
+        for arm in GATED:
+            mine = _longest(longest, arm, "adam", "clip 1", task)
+            rows.append(row(FIGURE, f"{label}, Adam, clip 1: longest T solved by {arm} > by "
+                            "tanh (PyTorch init); order violations", 0.0, float(mine <= tanh),
+                            0.0, kind="sign", seeds=int(adam["seeds"].max()),
+                            basis=f"longest T solved by a majority of seeds: {arm} {mine}, "
+                            f"tanh {tanh} (0: none), T in {{{Ts}}}, at most 2000 updates"))
     sgd = success[success["optimizer"] == "sgd"]
     for arm in CLIPPED_ARMS:
         g = sgd[sgd["arm"] == arm].pivot_table(index="length", columns="clip_label",
@@ -183,7 +193,7 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
     from rnnlab.train_plots import ARM_COLOURS, ARM_LABELS
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    adam = success[success["optimizer"] == "adam"]
+    adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]
     for arm, g in adam.groupby("arm"):
         g = g.sort_values("length")
         axes[0].plot(g["length"], g["success_rate"], marker="o", color=ARM_COLOURS.get(arm),
@@ -212,7 +222,7 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
     for i, (init, (mean, std)) in enumerate(PUBLISHED.items()):
         r = rates.loc[rates["init"] == init, "decay_rate"]
         ax.errorbar([i - 0.1], [mean], yerr=[std], fmt="s", color="k", capsize=3,
-                    label="Pascanu et al. 2013" if i == 0 else None)
+                    label="reference values" if i == 0 else None)
         ax.errorbar([i + 0.1], [r.mean()], yerr=[r.std(ddof=1)], fmt="o", color="C3", capsize=3,
                     label="measured (exact engine)" if i == 0 else None)
     ax.set_yscale("symlog", linthresh=0.05)
@@ -233,6 +243,8 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         runs = quick_runs()
     else:
         parts = [collect(SWEEPS / name)[0] for name in ("cells", "clipping")]
+        if (SWEEPS / "adding").is_dir():
+            parts.append(collect(SWEEPS / "adding")[0])
         if any(p.empty for p in parts):
             raise FileNotFoundError(f"no trainability sweep in {SWEEPS}: run python "
                                     "experiments/train.py -m sweep=trainability and "
