@@ -104,6 +104,13 @@ class MinimalParams:
 # --------------------------------------------------------------------------------------------
 # One layer's step Jacobians, recorded along a trajectory (every tensor is (T, B, .))
 # --------------------------------------------------------------------------------------------
+def _workspace(buf: Tensor | None, m: int, rows: int, tail: tuple, like: Tensor) -> Tensor:
+    """A scratch buffer of at least m rows (allocated once for a whole sweep: max(m, rows))."""
+    if buf is None or buf.shape[0] < m:
+        buf = torch.empty((max(m, rows),) + tuple(tail), dtype=like.dtype, device=like.device)
+    return buf
+
+
 class ElmanLayer:
     """J_k = diag(phi'(a_k)) W (Pascanu et al. 2013, eq. 5); the input map diag(phi') W_ih."""
 
@@ -116,10 +123,7 @@ class ElmanLayer:
 
     def vjp_(self, k: int, D: Tensor) -> None:
         m, N = D.shape[0], self.size
-        if self.work is None or self.work.shape[0] < m:
-            self.work = torch.empty((max(m, self.dphi.shape[0]),) + tuple(D.shape[1:]),
-                                    dtype=D.dtype,
-                                    device=D.device)
+        self.work = _workspace(self.work, m, self.dphi.shape[0], D.shape[1:], D)
         torch.mul(D, self.dphi[k], out=self.work[:m])
         torch.mm(self.work[:m].view(-1, N), self.W, out=D.view(-1, N))
 
@@ -157,9 +161,7 @@ class GRULayer:
 
     def vjp_(self, k: int, D: Tensor) -> None:
         m, (B, N) = D.shape[0], self.z.shape[1:]
-        if self.work is None or self.work.shape[0] < m:
-            self.work = torch.empty((max(m, self.z.shape[0]), B, 3, N), dtype=D.dtype,
-                                    device=D.device)
+        self.work = _workspace(self.work, m, self.z.shape[0], (B, 3, N), D)
         G = self._gates(k, D, out=self.work[:m])
         D.mul_(self.z[k])
         D.view(-1, N).addmm_(G.view(-1, 3 * N), self.W)
@@ -205,13 +207,12 @@ class LSTMLayer:
         self.hidden = W_hh.shape[1]
         self.size = 2 * self.hidden
         self.work: Tensor | None = None
+        self.tmp: Tensor | None = None
 
     def vjp_(self, k: int, D: Tensor) -> None:
         m, (B, N) = D.shape[0], self.f.shape[1:]
-        if self.work is None or self.work.shape[0] < m:
-            rows = max(m, self.f.shape[0])
-            self.work = torch.empty((rows, B, 4, N), dtype=D.dtype, device=D.device)
-            self.tmp = torch.empty((rows, B, N), dtype=D.dtype, device=D.device)
+        self.work = _workspace(self.work, m, self.f.shape[0], (B, 4, N), D)
+        self.tmp = _workspace(self.tmp, m, self.f.shape[0], (B, N), D)
         Dh, Dc, G, C = D[..., :N], D[..., N:], self.work[:m], self.C[k].view(B, 4, N)
         tot = torch.addcmul(Dc, self.k_h[k], Dh, out=self.tmp[:m])
         torch.mul(tot.unsqueeze(2), C[:, :3], out=G[:, :, :3])
@@ -259,10 +260,7 @@ class MinimalLayer:
 
     def vjp_(self, k: int, D: Tensor) -> None:
         m, N = D.shape[0], self.size
-        if self.work is None or self.work.shape[0] < m:
-            self.work = torch.empty((max(m, self.u.shape[0]),) + tuple(D.shape[1:]),
-                                    dtype=D.dtype,
-                                    device=D.device)
+        self.work = _workspace(self.work, m, self.u.shape[0], D.shape[1:], D)
         torch.mul(D, self.c_u[k], out=self.work[:m])
         D.mul_(self.u[k])
         D.view(-1, N).addmm_(self.work[:m].view(-1, N), self.W)
@@ -334,19 +332,18 @@ class Stack:
 # --------------------------------------------------------------------------------------------
 # Forward passes that record the step Jacobians (no autograd graph; time-major inside)
 # --------------------------------------------------------------------------------------------
-def _sig(a: Tensor) -> Tensor:
-    return torch.sigmoid(a)
-
-
 def elman_layer_forward(W_ih, W_hh, b, inp: Tensor, h: Tensor, activation: str):
-    """A plain Elman layer (a layer of ``torch.nn.RNN``): inp (T, B, D) -> h (T, B, N)."""
+    """A plain Elman layer (a layer of ``torch.nn.RNN``) over inp (T, B, D) from h (B, N).
+
+    Every layer forward returns its state sequences ((h,) or (h, c), each (T, B, N)) and a
+    function that builds the layer's step Jacobians for a slice of steps."""
     drive = torch.matmul(inp, W_ih.T) + b
     hs = []
     for t in range(inp.shape[0]):
         h = phi(torch.addmm(drive[t], h, W_hh.T), activation)
         hs.append(h)
     hs = torch.stack(hs)
-    return hs, hs[-1], lambda sl: ElmanLayer(W_hh, phi_prime_from_h(hs[sl], activation), W_ih)
+    return (hs,), lambda sl: ElmanLayer(W_hh, phi_prime_from_h(hs[sl], activation), W_ih)
 
 
 def gru_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor):
@@ -356,8 +353,8 @@ def gru_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor):
     hs, zs, Cs, cns = [], [], [], []
     for t in range(inp.shape[0]):
         gh = torch.addmm(b_hh, h, W_hh.T)
-        r = _sig(gi[t, :, :N] + gh[:, :N])
-        z = _sig(gi[t, :, N:2 * N] + gh[:, N:2 * N])
+        r = torch.sigmoid(gi[t, :, :N] + gh[:, :N])
+        z = torch.sigmoid(gi[t, :, N:2 * N] + gh[:, N:2 * N])
         hn = gh[:, 2 * N:]
         n = torch.tanh(gi[t, :, 2 * N:] + r * hn)
         c_n = (1 - z) * (1 - n * n)
@@ -367,7 +364,7 @@ def gru_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor):
         zs.append(z)
         cns.append(c_n)
     hs, zs, Cs, cns = (torch.stack(v) for v in (hs, zs, Cs, cns))
-    return hs, hs[-1], lambda sl: GRULayer(W_hh, W_ih, zs[sl], Cs[sl], cns[sl])
+    return (hs,), lambda sl: GRULayer(W_hh, W_ih, zs[sl], Cs[sl], cns[sl])
 
 
 def lstm_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor, c: Tensor):
@@ -377,7 +374,7 @@ def lstm_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor, c: Tensor
     hs, cs, fs, khs, Cs = [], [], [], [], []
     for t in range(inp.shape[0]):
         a = gi[t] + torch.addmm(b_hh, h, W_hh.T)
-        i, f, o = _sig(a[:, :N]), _sig(a[:, N:2 * N]), _sig(a[:, 3 * N:])
+        i, f, o = torch.sigmoid(a[:, :N]), torch.sigmoid(a[:, N:2 * N]), torch.sigmoid(a[:, 3 * N:])
         g = torch.tanh(a[:, 2 * N:3 * N])
         c_new = f * c + i * g
         tc = torch.tanh(c_new)
@@ -389,7 +386,7 @@ def lstm_layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor, c: Tensor
         hs.append(h)
         cs.append(c)
     hs, cs, fs, khs, Cs = (torch.stack(v) for v in (hs, cs, fs, khs, Cs))
-    return hs, (hs[-1], cs[-1]), lambda sl: LSTMLayer(W_hh, W_ih, fs[sl], khs[sl], Cs[sl]), cs
+    return (hs, cs), lambda sl: LSTMLayer(W_hh, W_ih, fs[sl], khs[sl], Cs[sl])
 
 
 def minimal_forward(p: MinimalParams, inp: Tensor, h: Tensor):
@@ -398,13 +395,13 @@ def minimal_forward(p: MinimalParams, inp: Tensor, h: Tensor):
     e_in = torch.matmul(z_all, p.W_z.T) + p.b
     hs, us, cus = [], [], []
     for t in range(inp.shape[0]):
-        u = _sig(torch.addmm(e_in[t], h, p.W.T))
+        u = torch.sigmoid(torch.addmm(e_in[t], h, p.W.T))
         cus.append((h - z_all[t]) * u * (1 - u))
         h = u * h + (1 - u) * z_all[t]
         hs.append(h)
         us.append(u)
     hs, us, cus = (torch.stack(v) for v in (hs, us, cus))
-    return hs, hs[-1], lambda sl: MinimalLayer(p.W, us[sl], cus[sl])
+    return (hs,), lambda sl: MinimalLayer(p.W, us[sl], cus[sl])
 
 
 @dataclass
@@ -428,26 +425,21 @@ def run_layers(layers: list, x: Tensor, state0: list, burn_in: int = 0) -> Stack
     sl = slice(burn_in, None)
     maps, entering = [], []
     for (kind, w), s0 in zip(layers, state0):
-        if kind == "lstm":
-            hs, _, make, cs = lstm_layer_forward(*w, inp, *s0)
-            states = (hs, cs)
+        if kind.startswith("elman-"):
+            states, make = elman_layer_forward(*w, inp, *s0, kind.split("-", 1)[1])
         else:
-            if kind == "gru":
-                hs, _, make = gru_layer_forward(*w, inp, *s0)
-            elif kind == "minimal":
-                hs, _, make = minimal_forward(w, inp, *s0)
-            else:
-                hs, _, make = elman_layer_forward(*w, inp, *s0, kind.split("-", 1)[1])
-            states = (hs,)
+            forward = {"gru": gru_layer_forward, "lstm": lstm_layer_forward,
+                       "minimal": minimal_forward}[kind]
+            states, make = forward(*w, inp, *s0)
         entering.append(torch.cat([st[burn_in - 1] for st in states], -1) if burn_in
                         else torch.cat(list(s0), -1))
         maps.append(make(sl))
-        inp = hs
+        inp = states[0]
     return StackTrajectory(inp[sl], Stack(maps), torch.cat(entering, -1))
 
 
 def cell_layers(p) -> list:
     """The ``run_layers`` description of a one-layer GatedParams or MinimalParams."""
     if isinstance(p, MinimalParams):
-        return [("minimal", p)]
+        return [("minimal", (p,))]
     return [(p.cell, (p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh))]

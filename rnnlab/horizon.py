@@ -40,26 +40,35 @@ def _per_step_targets(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
     return y.unsqueeze(1).expand(y.shape[0], steps, y.shape[-1])
 
 
+def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
+    """float64 copies of the modules (never changed), x, the engine's per-step targets and its
+    loss for the task: the raw readout's squared error for regression, cross-entropy else."""
+    task = tasks.spec(task_name)
+    target = _per_step_targets(task, y.double(), x.shape[1])
+    loss = "mse_linear" if task.loss == "mse" else "xent"
+    return copy.deepcopy(rnn).double(), copy.deepcopy(head).double(), x.double(), target, loss
+
+
+def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
+    """Pascanu's SigmoidRNN, h_t = sigmoid(W_ih x_t + W_hh h_{t-1} + b), as an Elman network."""
+    w = [t.detach() for t in (rnn.weight_ih_l0, rnn.weight_hh_l0,
+                              rnn.bias_ih_l0 + rnn.bias_hh_l0, head.weight, head.bias)]
+    h0 = torch.zeros(x.shape[0], rnn.hidden_size, dtype=torch.float64)
+    return gradients.forward(ElmanParams(*w, "sigmoid"), x, h0, target, loss=loss)
+
+
 def log10_grad_matrix(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
                       max_lag: int | None = None):
     """(T, T) batch mean of log10 ||dL_t/dh_k|| (rows t, columns k; NaN where k > t or t - k >
     ``max_lag``) and the fit over all pairs, by the exact engine in float64. The modules are
     copied, never changed."""
-    task = tasks.spec(task_name)
-    rnn, head = copy.deepcopy(rnn).double(), copy.deepcopy(head).double()
-    x = x.double()
-    target = _per_step_targets(task, y.double(), x.shape[1])
-    loss = "mse_linear" if task.loss == "mse" else "xent"
+    rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
     if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         m = measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag, keep_matrix=True,
                            fit_max_lag=max_lag)
         return m.log10_grad, m.fit
-    with torch.no_grad():  # SigmoidRNN: h_t = sigmoid(W_ih x_t + W_hh h_{t-1} + b)
-        p = ElmanParams(rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0,
-                        head.weight, head.bias, "sigmoid")
-        h0 = torch.zeros(x.shape[0], rnn.hidden_size, dtype=torch.float64)
-        traj = gradients.forward(p, x, h0, target, loss=loss)
-        profile = gradients.pair_profile(traj, max_lag, keep_matrix=True)
+    traj = _sigmoid_trajectory(rnn, head, x, target, loss)
+    profile = gradients.pair_profile(traj, max_lag, keep_matrix=True)
     return profile.log10_grad, fit_decay(profile.lag, profile.ln_ratio, 1, max_lag)
 
 
@@ -99,23 +108,14 @@ def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor
     on copies of the modules; one-layer modules."""
     from .weightgrad import WeightGradStats
 
-    task = tasks.spec(task_name)
-    rnn, head = copy.deepcopy(rnn).double(), copy.deepcopy(head).double()
-    x = x.double()
-    T = x.shape[1]
-    target = _per_step_targets(task, y.double(), T)
-    loss = "mse_linear" if task.loss == "mse" else "xent"
-    steps = torch.ones(T, dtype=torch.bool)
-    if task.readout != "all":
+    rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
+    steps = torch.ones(x.shape[1], dtype=torch.bool)
+    if tasks.spec(task_name).readout != "all":
         steps[:-1] = False
     if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         return measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag,
                               weight_grad=True, loss_steps=steps).weight_grad
-    with torch.no_grad():
-        p = ElmanParams(rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0,
-                        head.weight, head.bias, "sigmoid")
-        h0 = torch.zeros(x.shape[0], rnn.hidden_size, dtype=torch.float64)
-        traj = gradients.forward(p, x, h0, target, loss=loss)
-        stats = WeightGradStats(traj, max_lag, loss_steps=steps)
-        gradients.pair_profile(traj, max_lag, also=stats)
+    traj = _sigmoid_trajectory(rnn, head, x, target, loss)
+    stats = WeightGradStats(traj, max_lag, loss_steps=steps)
+    gradients.pair_profile(traj, max_lag, also=stats)
     return pd.DataFrame(stats.result())

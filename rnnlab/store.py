@@ -267,7 +267,8 @@ def execute(run_dir: Path, params: dict, chash: str, compute: Callable[[], Any],
         record = {"status": "completed", "config_hash": chash, "params": params, **fields}
         record.setdefault("seconds", time.perf_counter() - start)
         write_json(run_dir / "run.json", record)
-        return {**record, "outcome": "computed"}
+        # a writer may record a failure it caught itself (a training loss that became NaN)
+        return {**record, "outcome": "failed" if record["status"] == "failed" else "computed"}
 
 
 def discard_if_empty(run_dir: Path) -> bool:

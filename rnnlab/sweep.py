@@ -28,10 +28,6 @@ TOP_KEYS = ("seed", "model", "data", "measure", "sweep")
 ONE_THREAD_WORK = 2 ** 21
 
 
-def config_hash(spec: RunSpec) -> str:
-    return spec.config_hash()
-
-
 def threads_for(spec: RunSpec) -> int | None:
     """Torch threads for a run: ``measure.threads`` when set; one for a small problem on CPU;
     otherwise None (torch's default)."""

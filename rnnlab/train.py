@@ -33,7 +33,6 @@ Random streams: ``stream(seed, name)`` is ``RandomState([seed, k])`` for the tas
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -404,10 +403,11 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
 def save_model(path, rnn: nn.Module, head: nn.Linear, config: dict) -> None:
     """Write ``{"rnn": state_dict, "head": state_dict, "config": config}`` (config: plain
     scalars with at least ``cell`` and ``activation``), via a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"rnn": rnn.state_dict(), "head": head.state_dict(), "config": dict(config)}, tmp)
-    os.replace(tmp, path)
+    from .store import atomic_write
+
+    atomic_write(Path(path), lambda p: torch.save({"rnn": rnn.state_dict(),
+                                                  "head": head.state_dict(),
+                                                  "config": dict(config)}, p))
 
 
 def load_model(path):

@@ -129,13 +129,10 @@ def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,
             torch.set_num_threads(threads)
         return train(cfg, measure=make_measure(cfg.task), progress=progress)
 
-    record = store.execute(Path(run_dir), params(cfg), store.params_hash(params(cfg)), compute,
-                           lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,
-                           device="cpu", dtype=cfg.dtype, rehash=rehash, resume=resume,
-                           raise_errors=raise_errors)
-    if record.get("outcome") == "computed" and record.get("status") == "failed":
-        record["outcome"] = "failed"
-    return record
+    return store.execute(Path(run_dir), params(cfg), store.params_hash(params(cfg)), compute,
+                         lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,
+                         device="cpu", dtype=cfg.dtype, rehash=rehash, resume=resume,
+                         raise_errors=raise_errors)
 
 
 def describe(record: dict) -> str:

@@ -115,31 +115,28 @@ def weight_grad_by_lag(traj: Trajectory, max_lag: int | None = None,
 
 
 def _summarise(acc: Tensor, scale: Tensor, L: int, width: int, steps: np.ndarray) -> dict:
+    """Per-bin log norms, and the tail shares from one pass over the suffix sums
+    sum_{j >= i} G_j, each kept as (matrix, ln scale) so a tail far below the total keeps its
+    digits."""
     nbins = acc.shape[0]
-    norms = torch.linalg.matrix_norm(acc)
-    log_norm = scale + torch.log(norms)
-    # suffix sums sum_{j >= i} G_j, each as (matrix, ln scale), from the last bin down
-    tail = torch.zeros_like(acc[0])
-    tail_scale = -math.inf
-    tails, tail_scales = [], []
-    for i in range(nbins - 1, -1, -1):
-        s = scale[i].item()
-        if math.isfinite(s):
-            top = max(tail_scale, s)
-            tail = tail * math.exp(tail_scale - top) + acc[i] * math.exp(s - top) \
-                if math.isfinite(tail_scale) else acc[i].clone()
-            tail_scale = top
-        tails.append(tail.clone())
-        tail_scales.append(tail_scale)
-    tails, tail_scales = tails[::-1], torch.tensor(tail_scales[::-1], dtype=torch.float64)
-    total, total_scale = tails[0], tail_scales[0].item()
+    log_norm = scale + torch.log(torch.linalg.matrix_norm(acc))
+    finite = torch.isfinite(scale)
+    top = scale[finite].max() if finite.any() else torch.tensor(0.0, dtype=torch.float64)
+    # bins far below the largest contribute nothing the total's rounding would keep
+    total = (acc * torch.exp(torch.where(finite, scale - top, -math.inf))[:, None, None]).sum(0)
     total_norm = torch.linalg.matrix_norm(total).item()
-    share = np.array([math.exp(ts.item() - total_scale) * torch.linalg.matrix_norm(t).item()
-                      / total_norm if math.isfinite(ts.item()) else 0.0
-                      for t, ts in zip(tails, tail_scales)])
-    projection = np.array([math.exp(ts.item() - total_scale) * (t * total).sum().item()
-                           / total_norm ** 2 if math.isfinite(ts.item()) else 0.0
-                           for t, ts in zip(tails, tail_scales)])
+    share, projection = np.zeros(nbins), np.zeros(nbins)
+    tail, tail_scale = torch.zeros_like(total), -math.inf
+    for i in range(nbins - 1, -1, -1):
+        s_i = scale[i].item()
+        if math.isfinite(s_i):
+            new = max(tail_scale, s_i)
+            tail = tail * math.exp(tail_scale - new) + acc[i] * math.exp(s_i - new)
+            tail_scale = new
+        if math.isfinite(tail_scale) and total_norm > 0:
+            rel = math.exp(tail_scale - top.item())
+            share[i] = rel * torch.linalg.matrix_norm(tail).item() / total_norm
+            projection[i] = rel * (tail * total).sum().item() / total_norm ** 2
     lag = np.arange(nbins) * width
     lag_hi = np.minimum(lag + width - 1, L - 1)
     t = np.flatnonzero(steps)  # pairs (t, t - l) with t a loss step and t >= l
@@ -148,5 +145,5 @@ def _summarise(acc: Tensor, scale: Tensor, L: int, width: int, steps: np.ndarray
     return {"lag": lag, "lag_hi": lag_hi, "n_pairs": n_pairs,
             "log10_norm": (log_norm / math.log(10)).cpu().numpy(), "share_ge": share,
             "projection_share_ge": projection,
-            "log10_total_norm": np.full(nbins, (total_scale + math.log(total_norm))
-                                        / math.log(10))}
+            "log10_total_norm": np.full(nbins, (top.item() + math.log(total_norm))
+                                        / math.log(10) if total_norm > 0 else -math.inf)}
