@@ -5,7 +5,7 @@
 
 Each (size, threads) is timed in a fresh process (torch fixes its pool at first use), best of
 ``--repeat``; the load is ``--load`` processes spinning in Python. This is how
-``rnnlab.sweep.ONE_THREAD_WORK`` was chosen.
+``rnnlab.measure.app.ONE_THREAD_WORK`` was chosen.
 """
 import argparse
 import json
@@ -19,8 +19,8 @@ CHILD = """
 import json, sys, time, torch
 torch.set_flush_denormal(True)
 torch.set_num_threads({threads})
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-from rnnlab.run import measure
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.measure.run import measure
 spec = RunSpec(model=ModelSpec(hidden_size={N}), data=DataSpec(batch_size={B}, seq_len={T}),
                measure=MeasureSpec(progress=False, device="cpu"))
 measure(spec)  # warm-up

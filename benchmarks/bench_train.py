@@ -15,7 +15,8 @@ import os
 
 import torch
 
-from rnnlab.train import TrainConfig, train
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.loop import train
 
 CELLS = {"tanh": dict(), "irnn": dict(activation="relu", init="identity"),
          "gru": dict(cell="gru"), "lstm": dict(cell="lstm")}

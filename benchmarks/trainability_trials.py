@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rnnlab.train import TrainConfig, train
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.loop import train
 
 CELLS = {"tanh": dict(), "relu": dict(activation="relu"),
          "irnn": dict(activation="relu", init="identity"),

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab import plots, report, tables
+from rnnlab.measure import plots, report, tables
 
 
 def main(argv=None) -> int:

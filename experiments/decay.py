@@ -19,17 +19,17 @@ torch.set_flush_denormal(True)
 
 import hydra  # noqa: E402
 
-from rnnlab import cli  # noqa: E402
-from rnnlab.sweep import run_from_hydra  # noqa: E402
+from rnnlab.measure.app import APP  # noqa: E402
+from rnnlab.runs import driver  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="decay")
 def main(cfg) -> None:
-    run_from_hydra(cfg)
+    driver.run_job(APP, cfg)
 
 
 if __name__ == "__main__":
-    # the checks Hydra cannot swallow run before it dispatches (rnnlab.cli)
-    sys.exit(cli.main(main, CONF, "decay"))
+    # the checks Hydra cannot swallow run before it dispatches (rnnlab.runs.driver)
+    sys.exit(driver.main(main, CONF, APP))

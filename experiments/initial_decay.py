@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from rnnlab import tasks
-from rnnlab.train import TrainConfig, build, sample, stream
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.loop import build, sample, stream
 
 INITS = {  # label: TrainConfig fields
     "pascanu_sigmoid": dict(init="pascanu_sigmoid", activation="sigmoid"),

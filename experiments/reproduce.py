@@ -36,7 +36,7 @@ if str(FIGURES_DIR) not in sys.path:  # the scripts share experiments/figures/_m
     sys.path.insert(0, str(FIGURES_DIR))
 import _measure  # noqa: E402
 
-from rnnlab.store import provenance  # noqa: E402
+from rnnlab.runs.store import provenance  # noqa: E402
 
 
 def load(name: str):

@@ -19,17 +19,16 @@ torch.set_flush_denormal(True)
 
 import hydra  # noqa: E402
 
-from rnnlab import cli  # noqa: E402
-from rnnlab import train_report, train_runs  # noqa: E402
+from rnnlab.runs import driver  # noqa: E402
+from rnnlab.train.app import APP  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-APP = cli.App(train_runs.spec_from_config, train_report.finish_sweep)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg) -> None:
-    train_runs.run_from_hydra(cfg)
+    driver.run_job(APP, cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(cli.main(main, CONF, "train", app=APP))
+    sys.exit(driver.main(main, CONF, APP))

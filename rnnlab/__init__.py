@@ -1,4 +1,17 @@
-"""rnnlab: how ||dL_t/dh_k|| vanishes or explodes with the lag t - k in Elman RNNs."""
+"""rnnlab: how ||dL_t/dh_k|| vanishes or explodes with the lag t - k in recurrent networks.
+
+Layers (docs/architecture.md): ``checks`` (the validation vocabulary), ``engine`` (the exact
+measurement), ``theory``, ``tasks``, ``runs`` (the run store and the one command-line driver),
+and the two apps on top, ``measure`` (experiments/decay.py) and ``train`` (experiments/train.py).
+"""
 __version__ = "0.1.0"
 
-from .modules import measure_module  # noqa: E402,F401
+__all__ = ["measure_module"]
+
+
+def __getattr__(name):
+    # lazily, so that ``import rnnlab.checks`` (the command line's first checks) needs no torch
+    if name == "measure_module":
+        from .engine.torch_modules import measure_module
+        return measure_module
+    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

@@ -24,7 +24,8 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import digamma
 
-from rnnlab.model import GAMMA, check_choice
+from .checks import choice
+from .engine.model import GAMMA
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
 
@@ -61,7 +62,7 @@ def gaussian_mean(f, q: float) -> float:
 
 def phi_prime_moment(activation: str, q: float, k: int = 1) -> float:
     """mu_k = E_z[phi'(sqrt(q) z)^(2k)] (Pennington et al. 2017); mu_1 = chi / sigma_w^2."""
-    check_choice("activation", activation, ACTIVATIONS)
+    choice("activation", activation, ACTIVATIONS)
     if activation == "linear":
         return 1.0
     if activation == "relu":
@@ -90,7 +91,7 @@ def q_star(activation: str, sigma_w: float, s2: float) -> float:
     ``inf`` where the map has no finite stable fixed point. tanh with ``s2 = 0``: ``q* = 0`` for
     ``sigma_w <= 1``, the nonzero (stable) fixed point otherwise. Broadcasts over arrays.
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    choice("activation", activation, ACTIVATIONS)
     if s2 < 0 or sigma_w < 0:
         raise ValueError(f"sigma_w={sigma_w} and s2={s2} must be >= 0")
     gain = {"relu": sigma_w**2 / 2, "linear": sigma_w**2}.get(activation)
@@ -128,7 +129,7 @@ def chi(activation: str, sigma_w: float, s2: float) -> float:
     relu: ``sigma_w^2 / 2`` for any q; linear: ``sigma_w^2``; ``q* = 0``: ``sigma_w^2 phi'(0)^2``.
     Squared gradient norms scale as ``chi^(t-k)``. Dimensionless; broadcasts over arrays.
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return sigma_w**2 / 2
     if activation == "linear":
@@ -165,7 +166,7 @@ def critical_gain(activation: str, s2: float) -> float:
 
     relu ``sqrt 2``, linear ``1``, tanh with ``s2 = 0`` exactly ``1``; otherwise brentq.
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return math.sqrt(2.0)
     if activation == "linear" or (activation == "tanh" and s2 == 0):
@@ -184,7 +185,7 @@ def critical_gain(activation: str, s2: float) -> float:
 
 def gamma(activation: str) -> float:
     """gamma = sup |phi'|: tanh, relu, linear 1; logistic sigmoid 1/4 (Pascanu et al. 2013)."""
-    check_choice("activation", activation, GAMMA)
+    choice("activation", activation, GAMMA)
     return GAMMA[activation]
 
 
@@ -261,7 +262,7 @@ def isometry_variance(activation: str, sigma_w: float, s2: float, L: int,
     Ganguli 2017, eq. 12-14). The variance formula assumes criticality, ``chi = 1``.
     Linear orthogonal: 0; linear Gaussian: L; relu: L (orthogonal), 2L (Gaussian).
     """
-    check_choice("weights", weights, ("orthogonal", "gaussian"))
+    choice("weights", weights, ("orthogonal", "gaussian"))
     s_1 = 0.0 if weights == "orthogonal" else -1.0
     q = 0.0 if activation in ("relu", "linear") else q_star(activation, sigma_w, s2)
     mu_1 = phi_prime_moment(activation, q, 1)

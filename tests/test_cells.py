@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab import cells, gradients, reference
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-from rnnlab.lyapunov import lyapunov_from_jacobians, lyapunov_from_maps
-from rnnlab.run import measure
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine import cells, reference
+from rnnlab.engine.cells import gated
+from rnnlab.engine.cells.gated import GatedParams
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.engine.lyapunov import lyapunov_from_jacobians, lyapunov_from_maps
+from rnnlab.measure.run import measure
 
 from conftest import log_diff, make
 
@@ -75,11 +78,11 @@ def test_cell_matches_autograd_through_torch_cells(case):
 
 
 def _zero_weights(cell, N=6, D=3, C=4, keep_bias=1.0):
-    G = cells.GATES[cell]
+    G = cells.get(cell).gates
     bias_ih = torch.zeros(G * N, dtype=torch.float64)
     bias_ih[N:2 * N] = keep_bias  # LSTM f and GRU z are both block 1
     g = torch.Generator().manual_seed(0)
-    return cells.GatedParams(cell, torch.zeros(G * N, D, dtype=torch.float64),
+    return GatedParams(cell, torch.zeros(G * N, D, dtype=torch.float64),
                              torch.zeros(G * N, N, dtype=torch.float64), bias_ih,
                              torch.zeros(G * N, dtype=torch.float64),
                              torch.randn(C, N, generator=g, dtype=torch.float64),
@@ -102,7 +105,7 @@ def test_gru_zero_weights_is_exact():
     ratio = gradients.log_grad_norms(traj, ratio=True)
     assert math.isclose(math.exp(ratio[45, 5, 0].item()), 0.0062378454185215, rel_tol=1e-12)
     prof = gradients.pair_profile(traj)
-    from rnnlab.fit import fit_decay
+    from rnnlab.engine.fit import fit_decay
     rate = fit_decay(prof.lag, prof.ln_ratio)["decay_rate"]
     assert abs(rate - math.log(torch.sigmoid(torch.tensor(2.0, dtype=torch.float64)).item())) \
         < 1e-12
@@ -201,7 +204,7 @@ def test_lstm_jacobian_norms_match_explicit_products():
     net, p, traj = make(seed=3, cell="lstm", init="pytorch", hidden_size=5, input_size=3,
                         seq_len=12, batch_size=2, h0_std=0.5)
     got = gradients.jacobian_norms(traj, max_lag=12)
-    cell = reference.torch_cell(p)
+    cell = gated.torch_cell(p)
     N, x = 5, net.x
     for b in range(2):
         s = net.h0[b]

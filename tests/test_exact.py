@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import gradients
-from rnnlab.fit import fit_decay
-from rnnlab.init import spectral_radius
-from rnnlab.model import GAMMA, ElmanParams
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine.fit import fit_decay
+from rnnlab.engine.init import spectral_radius
+from rnnlab.engine.model import GAMMA, ElmanParams
 
 from conftest import make
 

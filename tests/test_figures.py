@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnlab import plots, report, tables
+from rnnlab.measure import plots, report, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,8 @@ def synthetic(tmp_path, grid: dict, seeds=1) -> Path:
     """A sweep directory of fake completed runs over ``grid`` (exact lines: rate = -1/rho)."""
     import itertools
 
-    from rnnlab.config import RunSpec
-    from rnnlab.store import write_json
+    from rnnlab.measure.config import RunSpec
+    from rnnlab.runs.store import write_json
 
     base = RunSpec().flat()
     keys = list(grid)
@@ -110,8 +110,8 @@ def test_x_axis_is_whatever_numeric_key_varies_and_colours_are_fixed(tmp_path):
 
 
 def test_single_run_figure_has_fit_and_rate(tmp_path):
-    from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-    from rnnlab.sweep import execute
+    from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+    from rnnlab.measure.app import execute
 
     spec = RunSpec(model=ModelSpec(activation="linear", init="orthogonal", spectral_radius=0.9,
                                    hidden_size=8), data=DataSpec(seq_len=30, batch_size=2),

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import gradients
-from rnnlab.config import DataSpec, ModelSpec
-from rnnlab.fit import fit_decay, step_weights
-from rnnlab.init import draw
+from rnnlab.engine import adjoint as gradients
+from rnnlab.measure.config import DataSpec, ModelSpec
+from rnnlab.engine.fit import fit_decay, step_weights
+from rnnlab.measure.networks import draw
 
 
 def brute_weights(T, lags, a, single_path=False):

@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-from rnnlab import gradients
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-from rnnlab.run import measure
+from rnnlab.engine import adjoint as gradients
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.measure.run import measure
 
 from conftest import log_diff, make
 

@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
-from rnnlab import gradients
-from rnnlab.model import ElmanParams, hidden_states, losses, outputs
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine import reference
+from rnnlab.engine.model import ElmanParams, hidden_states, losses, outputs
 
 from conftest import log_diff, make
 
@@ -36,7 +37,7 @@ def test_pairs_match_autograd(case):
     K, bi, loss = case.pop("max_lag"), case["burn_in"], case["loss"]
     net, p, traj = make(seed=3, spectral_radius=1.1, bias_std=0.2, h0_std=0.5, **case)
     fast = gradients.log_grad_norms(traj, K)
-    ref = gradients.reference_log_grad_norms(p, net.x, net.h0, net.y_target, bi, loss, K)
+    ref = reference.reference_log_grad_norms(p, net.x, net.h0, net.y_target, bi, loss, K)
     measured = ~torch.isnan(ref)
     assert torch.equal(measured, ~torch.isnan(fast))
     T = case["seq_len"]
@@ -110,7 +111,7 @@ def test_jacobian_norms_match_explicit_products(activation):
 
 def test_tutorial_rnn_weights_measured_like_unrolled():
     """Converting the tutorial's nn.RNN to (U, W, b, V, c) gives the same measurement."""
-    from rnnlab.model import RNN, elman_from_tutorial
+    from rnnlab.engine.model import RNN, elman_from_tutorial
 
     torch.manual_seed(0)
     model = RNN(4, 3, 6, n_layers=1).double()
@@ -121,6 +122,6 @@ def test_tutorial_rnn_weights_measured_like_unrolled():
     h0 = torch.zeros(2, 6, dtype=torch.float64)
     traj = gradients.forward(p, x, h0, y)
     fast = gradients.log_grad_norms(traj)
-    ref = gradients.reference_log_grad_norms(p, x, h0, y)
+    ref = reference.reference_log_grad_norms(p, x, h0, y)
     ok = ~torch.isnan(ref)
     assert log_diff(fast[ok], ref[ok]) < TOL

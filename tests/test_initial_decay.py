@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.init import haar_orthogonal
-from rnnlab.train import TrainConfig, build, sample, stream
+from rnnlab.engine.init import haar_orthogonal
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.loop import build, sample, stream
 
 _path = Path(__file__).resolve().parents[1] / "experiments" / "initial_decay.py"
 _spec = importlib.util.spec_from_file_location("initial_decay", _path)

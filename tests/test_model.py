@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-from rnnlab.init import draw, spectral_radius
-from rnnlab.model import RNN, ElmanRNN, elman_from_tutorial, hidden_states, outputs
-from rnnlab.run import measure
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.engine.init import spectral_radius
+from rnnlab.measure.networks import draw
+from rnnlab.engine.model import RNN, ElmanRNN, elman_from_tutorial, hidden_states, outputs
+from rnnlab.measure.run import measure
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -93,9 +94,9 @@ BAD = [
 
 @pytest.mark.parametrize("cfg,message", BAD, ids=[m for _, m in BAD])
 def test_bad_configuration_fails_before_compute(cfg, message, monkeypatch):
-    import rnnlab.run
+    import rnnlab.measure.run
 
-    monkeypatch.setattr(rnnlab.run, "draw", lambda *a: pytest.fail("computed before checking"))
+    monkeypatch.setattr(rnnlab.measure.run, "draw", lambda *a: pytest.fail("computed before checking"))
     with pytest.raises(ValueError, match=message):
         measure(RunSpec.from_dict(cfg))
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from rnnlab import measure_module
-from rnnlab.model import RNN
-from rnnlab.modules import module_reference
+from rnnlab.engine.model import RNN
+from rnnlab.engine.reference import module_reference
 
 TOL = 1e-10
 
@@ -77,9 +77,9 @@ def test_tutorial_class_goes_through_the_same_path():
 def test_one_layer_rnn_equals_the_engines_elman_run():
     """A one-layer nn.RNN is the Elman RNN with U = W_ih, W = W_hh, b = b_ih + b_hh: the
     module's rate is the rate of rnnlab's own measurement of those weights."""
-    from rnnlab import gradients
-    from rnnlab.fit import fit_decay
-    from rnnlab.model import ElmanParams
+    from rnnlab.engine import adjoint as gradients
+    from rnnlab.engine.fit import fit_decay
+    from rnnlab.engine.model import ElmanParams
 
     torch.manual_seed(3)
     rnn, head = nn.RNN(4, 8, nonlinearity="relu").double(), nn.Linear(8, 5).double()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import gradients
-from rnnlab.model import ElmanParams
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine.model import ElmanParams
 
 from conftest import make
 
@@ -128,8 +128,8 @@ def test_float32_linear_exact_case():
 @pytest.mark.parametrize("rho", [5.0, 0.2])
 def test_float32_full_triangle_at_T3000(rho):
     """The issue's acceptance run: default network, float32, T = 3000, every lag finite."""
-    from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-    from rnnlab.run import measure
+    from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+    from rnnlab.measure.run import measure
 
     m = measure(RunSpec(model=ModelSpec(spectral_radius=rho), data=DataSpec(seq_len=3000),
                         measure=MeasureSpec(dtype="float32", progress=False)))

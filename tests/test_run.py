@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
-from rnnlab.run import measure
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.measure.run import measure
 
 
 def spec(**measure_kw):

@@ -17,8 +17,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from rnnlab import config, store, tables
-from rnnlab.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.measure import config, tables
+from rnnlab.runs import store
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 
 
 def writer(run_dir, result):

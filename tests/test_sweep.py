@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rnnlab import tables
-from rnnlab.sweep import spec_from_config
+from rnnlab.measure import tables
+from rnnlab.measure.app import spec_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_RUNS = 12

@@ -27,7 +27,7 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from rnnlab import theory as th
-from rnnlab.model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs,
+from rnnlab.engine.model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs,
                           phi_prime_from_h)
 
 # sigma_w: (chi, 1/2 log chi at s2 = 0; q*, chi, 1/2 log chi at s2 = 0.1), docs/theory.md.

@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from rnnlab import tasks
-from rnnlab.init import spectral_radius
-from rnnlab.train import (TrainConfig, build, clip_joint_norm, load_model, save_model, stream,
-                          train)
+from rnnlab.engine.init import spectral_radius
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.loop import build, clip_joint_norm, load_model, save_model, stream, train
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

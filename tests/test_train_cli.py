@@ -34,8 +34,9 @@ def train_cli(cwd, *overrides, multirun=False):
 
 
 def test_tiny_run_writes_its_files_and_the_model_reproduces_its_score(tmp_path):
-    from rnnlab.horizon import decay_rate
-    from rnnlab.train import TrainConfig, evaluate, load_model, sample, stream
+    from rnnlab.train.horizon import decay_rate
+    from rnnlab.train.config import TrainConfig
+    from rnnlab.train.loop import evaluate, load_model, sample, stream
 
     run_dir = tmp_path / "run"
     out = train_cli(tmp_path, *TINY, "arch=gru", f"hydra.run.dir={run_dir}")
@@ -59,7 +60,7 @@ def test_tiny_run_writes_its_files_and_the_model_reproduces_its_score(tmp_path):
 
     # step 0's rate is the initial network's, measured by the exact engine on the probe batch
     cfg = TrainConfig(**run["params"]).validate()
-    from rnnlab.train import build
+    from rnnlab.train.loop import build
     rnn0, head0 = build(cfg)
     x, y = sample("temporal_order", 4, 10, stream(0, "probe"), torch.float32)
     assert curve["decay_rate"].iloc[0] == pytest.approx(run["initial_decay_rate"], abs=0)
@@ -93,8 +94,8 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rnnlab.sweep import plan_jobs
-    from rnnlab.train_runs import spec_from_config
+    from rnnlab.runs.grid import plan_jobs
+    from rnnlab.train.app import spec_from_config
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -153,7 +154,7 @@ def test_rerun_skips_a_finished_run_and_retrains_a_killed_one(tmp_path):
     assert "not recomputed" not in redo.stdout
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "completed" and not (run_dir / ".lock").exists()
-    from rnnlab.train import load_model
+    from rnnlab.train.loop import load_model
     load_model(run_dir / "model.pt")  # a whole model again
 
 

@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from rnnlab import reference
-from rnnlab.model import phi, readout_losses
-from rnnlab.weightgrad import weight_grad_by_lag
+from rnnlab.engine import reference
+from rnnlab.engine.cells import gated
+from rnnlab.engine.model import phi, readout_losses
+from rnnlab.engine.weightgrad import weight_grad_by_lag
 
 from conftest import make
 
@@ -34,7 +35,7 @@ def _groups_elman(p, net, loss):
 
 
 def _groups_cell(p, net, loss):
-    cell = reference.torch_cell(p)
+    cell = gated.torch_cell(p)
     N = p.hidden_size
     Ws = [p.weight_hh.clone().requires_grad_() for _ in range(T)]
     weights = {k: getattr(p, k) for k in ("weight_ih", "bias_ih", "bias_hh")}
@@ -120,7 +121,7 @@ def test_training_table_is_the_trained_losss_decomposition():
     the last step alone: against autograd through torch.nn.RNNCell with a copy of W_hh at every
     step (1e-10 in log10), one pair per lag."""
     from rnnlab import tasks
-    from rnnlab.horizon import weight_grad_table
+    from rnnlab.train.horizon import weight_grad_table
 
     torch.manual_seed(0)
     rnn, head = torch.nn.RNN(6, 8, batch_first=True).double(), torch.nn.Linear(8, 4).double()

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnlab import gradients
-from rnnlab.config import DataSpec, ModelSpec
-from rnnlab.fit import fit_decay
-from rnnlab.init import draw
-from rnnlab.tables import comparison
+from rnnlab.engine import adjoint as gradients
+from rnnlab.measure.config import DataSpec, ModelSpec
+from rnnlab.engine.fit import fit_decay
+from rnnlab.measure.networks import draw
+from rnnlab.measure.tables import comparison
 
 # One torch thread: chaotic runs differ in their last digits with the thread count (a rate of
 # 0.134134 on 1 thread, 0.134299 on 2 at N = 256, gain 2), so the committed numbers are made,

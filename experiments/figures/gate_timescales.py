@@ -39,8 +39,9 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from _measure import network, row, standalone, stderr  # noqa: E402
 
-from rnnlab import gradients, theory  # noqa: E402
-from rnnlab.fit import fit_decay  # noqa: E402
+from rnnlab import theory  # noqa: E402
+from rnnlab.engine import adjoint as gradients  # noqa: E402
+from rnnlab.engine.fit import fit_decay  # noqa: E402
 
 FIGURE = "gate-timescales"
 CELLS = ("lstm", "gru")

@@ -44,8 +44,8 @@ from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rnnlab import theory  # noqa: E402
-from rnnlab.init import haar_orthogonal  # noqa: E402
-from rnnlab.model import phi, phi_prime_from_h  # noqa: E402
+from rnnlab.engine.init import haar_orthogonal  # noqa: E402
+from rnnlab.engine.model import phi, phi_prime_from_h  # noqa: E402
 
 FIGURE = "isometry"
 TANH_S2 = 0.01  # sigma_b^2 for tanh; relu and linear need no bias at their critical gain

@@ -39,7 +39,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from _measure import full_rank_noise, network, row, standalone, windowed_rate  # noqa: E402
 
-from rnnlab import gradients, theory  # noqa: E402
+from rnnlab import theory  # noqa: E402
+from rnnlab.engine import adjoint as gradients  # noqa: E402
 
 FIGURE = "lag-decay"
 RHOS = [0.5, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]

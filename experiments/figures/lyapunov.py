@@ -50,9 +50,9 @@ from scipy.stats import norm  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rnnlab import theory  # noqa: E402
-from rnnlab.lyapunov import (frame_transient, lyapunov_from_jacobians,  # noqa: E402
+from rnnlab.engine.lyapunov import (frame_transient, lyapunov_from_jacobians,  # noqa: E402
                              lyapunov_from_matrices)
-from rnnlab.model import phi_prime_from_h  # noqa: E402
+from rnnlab.engine.model import phi_prime_from_h  # noqa: E402
 
 FIGURE = "lyapunov"
 GAINS = {False: [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], True: [1.3, 2.0]}

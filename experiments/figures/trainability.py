@@ -46,9 +46,10 @@ import torch  # noqa: E402
 from scipy.special import digamma  # noqa: E402
 from _measure import row, standalone  # noqa: E402
 
-from rnnlab.horizon import decay_rate, make_measure  # noqa: E402
-from rnnlab.train import TrainConfig, build, sample, stream, train  # noqa: E402
-from rnnlab.train_report import (collect, longest_solved, run_row, runs_frame,  # noqa: E402
+from rnnlab.train.horizon import decay_rate, make_measure  # noqa: E402
+from rnnlab.train.config import TrainConfig  # noqa: E402
+from rnnlab.train.loop import build, sample, stream, train  # noqa: E402
+from rnnlab.train.tables import (collect, longest_solved, run_row, runs_frame,  # noqa: E402
                                  success_table)
 
 FIGURE = "trainability"
@@ -190,7 +191,9 @@ def init_rows(rates: pd.DataFrame, linear: pd.DataFrame) -> list[dict]:
 
 
 def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
-    from rnnlab.train_plots import ARM_COLOURS, ARM_LABELS
+    from rnnlab.train.archs import ARCHS
+    ARM_COLOURS = {a.name: a.colour for a in ARCHS.values()}
+    ARM_LABELS = {a.name: a.label for a in ARCHS.values()}
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]

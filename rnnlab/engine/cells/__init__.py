@@ -1,0 +1,100 @@
+"""The cell registry: every recurrent cell rnnlab measures is one module of this package that
+describes itself with a ``Cell`` and calls ``register``; the rest of rnnlab (the engine's forward,
+the measurement app's draw, checks and theory, ``measure_module``, the autograd references) reads
+only this registry.
+
+A new cell is one module (docs/architecture.md, "a new cell"): its weights as a dataclass (with
+the readout ``V``, ``c`` and ``tensors()``, ``to()``, ``hidden_size``), a ``layer_forward`` that
+records its step Jacobians (``rnnlab.engine.cells.stack``), a ``draw`` of its initial weights, and
+optionally its theory and its autograd reference step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
+
+RECURRENT_INITS = ("gaussian", "orthogonal", "identity")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What rnnlab needs to know of a recurrent cell.
+
+    ``params``: the weights' dataclass; ``layer_forward(*weights, inp (T, B, D), *state0)`` runs
+    one layer and returns its state sequences ((h,) or (h, c), each (T, B, N)) and a function of
+    a slice of steps that builds the layer's step maps; ``layer_weights(params)`` the weights as
+    ``layer_forward`` takes them; ``draw(model, T, generator)`` the fields of ``params`` but the
+    readout, drawn in float64 from ``generator`` (``model`` any object with the ``model.*`` keys
+    as attributes, T the measured length). ``state_parts``: the measured state, h first;
+    ``gates``: blocks stacked in the recurrent matrix; ``keep_gate``: the block whose
+    pre-activation ``model.gate_bias`` shifts (None: the cell has no gate); ``activations`` and
+    ``inits``: the allowed ``model.activation`` and ``model.init``; ``scaled_inits``: those that
+    take ``model.spectral_radius`` / ``model.gain``. Optional: ``record(params, x, h0, burn_in)``
+    replacing the generic one-layer forward (Elman's log-scaled states); ``theory(params, model,
+    data)`` the rates theory predicts, nats per step; ``reference_step(params)`` a differentiable
+    step ``(x_t, state tuple) -> state tuple`` for the autograd reference; ``torch_module``: the
+    ``torch.nn`` class ``measure_module`` maps onto this cell, and
+    ``module_layer(module, l, b_ih, b_hh)`` the weights of its layer ``l`` for ``layer_forward``.
+    """
+
+    name: str
+    params: type
+    layer_forward: Callable
+    layer_weights: Callable
+    draw: Callable
+    state_parts: tuple = ("h",)
+    gates: int = 1
+    keep_gate: int | None = None
+    activations: tuple = ("tanh",)
+    inits: tuple = RECURRENT_INITS
+    scaled_inits: tuple = RECURRENT_INITS
+    record: Callable | None = None
+    theory: Callable | None = None
+    reference_step: Callable | None = None
+    torch_module: type | None = None
+    module_layer: Callable | None = None
+    paper: str = ""
+
+    def forward(self, p, x, h0, burn_in: int = 0) -> Recorded:
+        """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps."""
+        if self.record is not None:
+            return self.record(p, x, h0, burn_in)
+        return record_layers(self, p, x, h0, burn_in)
+
+    def keep_slice(self, N: int) -> slice:
+        """The rows of the stacked gate blocks that ``model.gate_bias`` shifts."""
+        return slice(self.keep_gate * N, (self.keep_gate + 1) * N)
+
+
+CELLS: dict[str, Cell] = {}
+
+
+def register(cell: Cell) -> Cell:
+    """Add a cell to the registry (a name registered again is replaced)."""
+    CELLS[cell.name] = cell
+    return cell
+
+
+def get(name: str) -> Cell:
+    from ...checks import choice
+
+    choice("model.cell", name, CELLS)
+    return CELLS[name]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(CELLS)
+
+
+def for_module(module) -> Cell | None:
+    """The registered cell of a ``torch.nn`` recurrent module (``measure_module``), if any."""
+    for cell in CELLS.values():
+        if cell.torch_module is not None and type(module) is cell.torch_module:
+            return cell
+    return None
+
+
+# the built-in cells register themselves on import, in this order
+from . import elman, gru, lstm, minimal  # noqa: E402,F401 (imported for their registration)

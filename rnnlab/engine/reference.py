@@ -1,0 +1,146 @@
+"""The slow references: the per-target autograd loops a user would write, one
+``torch.autograd.grad`` call per target t, to check the fast sweep on small cases (tests,
+benchmarks). Not measurement tools: valid while states and gradients stay inside the dtype's
+range.
+
+Gated cells and stacked modules go through PyTorch's own ``torch.nn.GRUCell`` / ``LSTMCell`` /
+``RNNCell`` (each cell's ``reference_step``), not rnnlab's forward. The state at step k is the
+tuple of every layer's h (and c). Each step's outputs are cloned before the next step and the
+readout read them, so ``autograd.grad(L_t, state_k)`` is the state-to-state total derivative: the
+LSTM's dL_t/dc_k has no same-step path through h_k = o_k tanh(c_k) (that path starts from the
+un-cloned c), and dL_t/dc_t = 0.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from . import cells
+from .model import RNN, ElmanParams, phi, readout_losses
+from .torch_modules import Readout, as_targets
+
+
+def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor,
+                             burn_in: int = 0, loss: str = "mse",
+                             max_lag: int | None = None) -> Tensor:
+    """ln ||dL_t/dh_k|| (T, T, B) by one ``torch.autograd.grad`` call per target t.
+
+    Plain forward, no rescaling: valid while the states and gradients stay inside the dtype's
+    range. Used by the tests and the benchmark to check and time the fast sweep.
+    """
+    T = y_target.shape[1]
+    h = h0
+    with torch.no_grad():
+        for t in range(burn_in):
+            h = phi(x[:, t] @ p.U.T + p.b + h @ p.W.T, p.activation)
+    hs, h = [], h.detach().requires_grad_()
+    for t in range(burn_in, burn_in + T):
+        h = phi(x[:, t] @ p.U.T + p.b + h @ p.W.T, p.activation)
+        hs.append(h)
+    out = torch.full((T, T, x.shape[0]), float("nan"), dtype=torch.float64)
+    for t in range(T):
+        k0 = 0 if max_lag is None else max(0, t - max_lag)
+        L_t = readout_losses(p, hs[t], y_target[:, t], loss).sum()
+        grads = torch.autograd.grad(L_t, hs[k0:t + 1], retain_graph=t < T - 1)
+        for k, gk in zip(range(k0, t + 1), grads):
+            out[t, k] = torch.log(torch.linalg.vector_norm(gk.double(), dim=-1)).cpu()
+    return out
+
+
+def autograd_log_grad_norms(step: Callable, state0: tuple, x: Tensor, readout, y_target: Tensor,
+                            burn_in: int = 0, loss: str = "mse", max_lag: int | None = None,
+                            c_index: tuple[int, ...] = ()) -> dict:
+    """ln ||dL_t/ds_k|| as (T, T, B) float64, NaN outside the measured triangle, under key ""
+    for the whole state and "c" for the tensors of ``state`` at positions ``c_index``.
+
+    ``step(x_t, state) -> state`` (tuples of (B, N) tensors, the last layer's h at position
+    ``top = -1`` or, for an LSTM layer on top, -2); ``readout`` has V and c; x (B, burn_in + T, D).
+    """
+    T, B = y_target.shape[1], x.shape[0]
+    state = state0
+    with torch.no_grad():
+        for t in range(burn_in):
+            state = step(x[:, t], state)
+    state = tuple(s.detach().clone().requires_grad_() for s in state)
+    top = -2 if c_index and (len(state) - 1) in c_index else -1
+    states = []
+    for t in range(burn_in, burn_in + T):
+        state = tuple(s.clone() for s in step(x[:, t], state))
+        states.append(state)
+    out = {name: torch.full((T, T, B), math.nan, dtype=torch.float64) for name in ("", "c")}
+    if not c_index:
+        del out["c"]
+    for t in range(T):
+        k0 = 0 if max_lag is None else max(0, t - max_lag)
+        L_t = readout_losses(readout, states[t][top], y_target[:, t], loss).sum()
+        flat = [s for k in range(k0, t + 1) for s in states[k]]
+        grads = torch.autograd.grad(L_t, flat, retain_graph=t < T - 1, allow_unused=True)
+        n = len(states[0])
+        for j, k in enumerate(range(k0, t + 1)):
+            g = [torch.zeros_like(s) if gi is None else gi
+                 for gi, s in zip(grads[j * n:(j + 1) * n], states[k])]
+            sq = [(gi.double() ** 2).sum(-1) for gi in g]
+            out[""][t, k] = 0.5 * torch.log(sum(sq)).cpu()
+            if c_index:
+                out["c"][t, k] = 0.5 * torch.log(sum(sq[i] for i in c_index)).cpu()
+    return out
+
+
+def cell_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
+                   loss: str = "mse", max_lag: int | None = None) -> dict:
+    """``autograd_log_grad_norms`` of a one-layer run of any registered cell through its
+    ``reference_step``; h0 (B, S) as ``rnnlab.engine.adjoint.forward`` takes it (LSTM: (h, c)
+    side by side)."""
+    cell = cells.get(p.cell)
+    N, parts = p.hidden_size, cell.state_parts
+    state0 = tuple(h0[:, i * N:(i + 1) * N] for i in range(len(parts)))
+    c_index = tuple(i for i, name in enumerate(parts) if i > 0)
+    return autograd_log_grad_norms(cell.reference_step(p), state0, x, p, y_target, burn_in,
+                                   loss, max_lag, c_index=c_index)
+
+
+def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
+                     loss: str = "xent", max_lag: int | None = None) -> dict:
+    """The per-target autograd loop through one ``torch.nn.RNNCell`` / ``GRUCell`` /
+    ``LSTMCell`` per layer, loaded with the module's weights (each cell's ``reference_step``): ln norms
+    (T, T, B) under "" (whole state) and, for an LSTM, "c"."""
+    if isinstance(rnn, RNN):
+        head = rnn.fc if head is None else head
+        rnn = rnn.rnn
+    N, L, ref = rnn.hidden_size, rnn.num_layers, rnn.weight_hh_l0
+    make = {nn.GRU: nn.GRUCell, nn.LSTM: nn.LSTMCell}.get(type(rnn))
+    cells_ = []
+    for l in range(L):
+        D = rnn.input_size if l == 0 else N
+        cell = make(D, N, bias=rnn.bias, dtype=ref.dtype) if make else \
+            nn.RNNCell(D, N, bias=rnn.bias, nonlinearity=rnn.nonlinearity, dtype=ref.dtype)
+        with torch.no_grad():
+            for name, _ in cell.named_parameters():
+                getattr(cell, name).copy_(getattr(rnn, f"{name}_l{l}"))
+        cells_.append(cell)
+    lstm = isinstance(rnn, nn.LSTM)
+
+    def step(x_t, s):
+        out, inp = [], x_t
+        for l, cell in enumerate(cells_):
+            if lstm:
+                h, c = cell(inp, (s[2 * l], s[2 * l + 1]))
+                out += [h, c]
+            else:
+                h = cell(inp, s[l])
+                out.append(h)
+            inp = h
+        return tuple(out)
+
+    x_b = x if rnn.batch_first else x.transpose(0, 1)
+    B = x_b.shape[0]
+    zeros = torch.zeros(B, N, dtype=ref.dtype)
+    state0 = tuple(zeros for _ in range(2 * L if lstm else L))
+    readout = Readout(torch.eye(N, dtype=ref.dtype), torch.zeros(N, dtype=ref.dtype)) \
+        if head is None else Readout(head.weight.detach(), head.bias.detach())
+    y = as_targets(y_target, rnn.batch_first, readout.V.shape[0], ref)
+    return autograd_log_grad_norms(step, state0, x_b, readout, y, 0, loss, max_lag,
+                                   c_index=tuple(range(1, 2 * L, 2)) if lstm else ())

@@ -1,0 +1,162 @@
+"""Measure a recurrent network the user already has: ``torch.nn.RNN``, ``GRU`` or ``LSTM`` (any
+``num_layers``, either ``batch_first``; the tutorial's ``RNN`` class too) with its own weights.
+
+The measured state at step k is every layer's h (and, for an LSTM, c) together, s_k, and the
+measurement is the same exact log-domain sweep as for rnnlab's own networks: ||dL_t/ds_k|| for
+every pair k <= t, the ratio to ||dL_t/ds_t||, and the decay rate of the ratio with the lag t - k
+(natural log per step). The step Jacobian of a stack is block lower-triangular (layer l reads
+layer l-1's new h), see ``rnnlab.engine.cells.Stack``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ..checks import choice
+from . import adjoint, cells
+from .fit import fit_decay, lag_table
+from .model import LOSSES, RNN, ElmanParams
+from .weightgrad import WeightGradStats
+
+
+@dataclass(frozen=True)
+class Readout:
+    """o = V h + c: a ``torch.nn.Linear`` head's weight and bias, or the identity."""
+
+    V: Tensor
+    c: Tensor
+
+    def to(self, device=None, dtype=None) -> "Readout":
+        return replace(self, V=self.V.to(device=device, dtype=dtype),
+                       c=self.c.to(device=device, dtype=dtype))
+
+
+@dataclass
+class ModuleMeasurement:
+    """What ``measure_module`` returns: ``lags`` (the columns of lags.parquet), the fitted
+    ``decay_rate`` (nats per step) with ``decay_rate_stderr`` and ``regime``, the whole ``fit``
+    record, with ``keep_matrix`` the (T, T) batch mean ``log10_grad`` of log10 ||dL_t/ds_k||, and
+    with ``weight_grad`` the part of dL/dW_hh carried by each lag (``rnnlab.weightgrad``)."""
+
+    lags: pd.DataFrame
+    decay_rate: float
+    decay_rate_stderr: float
+    regime: str
+    fit: dict
+    log10_grad: np.ndarray | None = None
+    weight_grad: pd.DataFrame | None = None
+
+
+def _check_module(rnn: nn.Module, x) -> None:
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        raise ValueError("x is a PackedSequence: measure_module takes a padded tensor of "
+                         "equal-length sequences, shaped as the module expects")
+    if not isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
+        raise TypeError(f"rnn is a {type(rnn).__name__}; measure_module takes torch.nn.RNN, "
+                        "torch.nn.GRU, torch.nn.LSTM or rnnlab.engine.model.RNN")
+    if rnn.bidirectional:
+        raise ValueError("rnn.bidirectional=True is not supported: a backward-in-time layer has "
+                         "no forward recurrence to measure; use bidirectional=False")
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError(f"rnn.proj_size={rnn.proj_size} is not supported: use an LSTM "
+                         "without projections (proj_size=0)")
+    if rnn.training and rnn.dropout > 0:
+        raise ValueError(f"rnn.dropout={rnn.dropout} in training mode is not supported: the "
+                         "measurement needs a deterministic network; call rnn.eval() first")
+    if x.dim() != 3 or x.shape[-1] != rnn.input_size:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (batch, seq, "
+                         f"{rnn.input_size}) with batch_first={rnn.batch_first} for this "
+                         f"module's input_size={rnn.input_size}")
+
+
+def _layers(rnn: nn.Module) -> list:
+    """``(cell name, weights)`` per layer, for ``rnnlab.engine.cells.run_layers``."""
+    cell = cells.for_module(rnn)
+    out = []
+    for l in range(rnn.num_layers):
+        if rnn.bias:
+            b_ih, b_hh = (getattr(rnn, f"bias_{n}_l{l}").detach() for n in ("ih", "hh"))
+        else:
+            b_ih = b_hh = torch.zeros_like(getattr(rnn, f"weight_hh_l{l}")[:, 0])
+        out.append((cell.name, cell.module_layer(rnn, l, b_ih, b_hh)))
+    return out
+
+
+def as_targets(y_target: Tensor, batch_first: bool, C: int, like: Tensor) -> Tensor:
+    if not batch_first:
+        y_target = y_target.transpose(0, 1)
+    if not torch.is_floating_point(y_target):  # class indices (B, T)
+        y_target = nn.functional.one_hot(y_target.long(), C)
+    if y_target.dim() != 3 or y_target.shape[-1] != C:
+        raise ValueError(f"y_target has shape {tuple(y_target.shape)} (batch first), expected "
+                         f"(batch, seq, {C}) targets or (batch, seq) class indices for a "
+                         f"readout with {C} outputs")
+    return y_target.to(like.dtype)
+
+
+def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
+                   loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
+                   h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
+                   neutral_tol: float = 1e-3, progress: bool = False,
+                   weight_grad: bool = False, loss_steps=None) -> ModuleMeasurement:
+    """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
+
+    ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
+    ``y_target`` holds targets over the readout's outputs or integer class indices. ``head``: a
+    ``torch.nn.Linear`` on the top layer's h (None: the identity, o = h). ``loss``: ``xent``,
+    ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
+    raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
+    rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.fit.fit_decay``).
+    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
+    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
+    Convert the module with ``.double()`` for reference-quality numbers.
+    """
+    if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
+        head = rnn.fc if head is None else head
+        rnn = rnn.rnn
+    _check_module(rnn, x)
+    choice("loss", loss, LOSSES)
+    if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
+                                or max_lag < 0):
+        raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
+    N = rnn.hidden_size
+    if head is not None and head.in_features != N:
+        raise ValueError(f"head.in_features={head.in_features} does not match the module's "
+                         f"hidden_size={N}")
+    ref = rnn.weight_hh_l0
+    if head is None:
+        readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
+                          torch.zeros(N, dtype=ref.dtype, device=ref.device))
+    else:
+        bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
+        readout = Readout(head.weight.detach(), bias.detach())
+    x_b = (x if rnn.batch_first else x.transpose(0, 1)).to(ref.dtype)
+    y = as_targets(y_target, rnn.batch_first, readout.V.shape[0], ref)
+    if y.shape[:2] != x_b.shape[:2]:
+        raise ValueError(f"y_target covers (batch, seq) = {tuple(y.shape[:2])} but x covers "
+                         f"{tuple(x_b.shape[:2])}")
+    B, L = x_b.shape[0], rnn.num_layers
+    if h0 is None:
+        zeros = torch.zeros(L, B, N, dtype=ref.dtype, device=ref.device)
+        h0 = (zeros, zeros) if isinstance(rnn, nn.LSTM) else zeros
+    state0 = [(h0[0][l], h0[1][l]) if isinstance(rnn, nn.LSTM) else (h0[l],) for l in range(L)]
+    layers = _layers(rnn)
+    with torch.no_grad():
+        if layers[0][0] == "elman" and L == 1:
+            # one Elman layer: the exact path of rnnlab's own networks, log-scaled for relu
+            W_ih, W_hh, b, activation = layers[0][1]
+            p = ElmanParams(W_ih, W_hh, b, readout.V, readout.c, activation)
+            traj = adjoint.forward(p, x_b, state0[0][0], y, loss=loss)
+        else:
+            traj = adjoint.trajectory(cells.run_layers(layers, x_b, state0), readout, y, loss)
+        wg = WeightGradStats(traj, max_lag, loss_steps=loss_steps) if weight_grad else None
+        profile = adjoint.pair_profile(traj, max_lag, keep_matrix=keep_matrix,
+                                         progress=progress, also=wg)
+    fit = fit_decay(profile.lag, profile.ln_ratio, fit_min_lag, fit_max_lag, neutral_tol)
+    return ModuleMeasurement(pd.DataFrame(lag_table(profile)), fit["decay_rate"],
+                             fit["decay_rate_stderr"], fit["regime"], fit, profile.log10_grad,
+                             None if wg is None else pd.DataFrame(wg.result()))

@@ -1,0 +1,139 @@
+"""The measurement app (``experiments/decay.py``) as the driver sees it: Hydra config -> RunSpec ->
+``runs.store.execute`` -> files, and a finished sweep -> tables, figures, report.html.
+
+The run store owns directories, atomic writes, locks, resume and provenance; this module supplies
+what a measurement run computes (``rnnlab.measure.run.measure``), the files it writes
+(``lags.parquet``, ``tensors.npz``, ``jacobian.parquet``, ``weight_grad.parquet``) and its torch
+thread count.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..checks import ConfigError, suggest
+from ..runs import store
+from ..runs.driver import App
+from .config import RunSpec, rehash
+from .run import Measurement, measure
+
+RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "weight_grad.parquet",
+                "run.json")
+
+TOP_KEYS = ("seed", "model", "data", "measure", "sweep")
+
+# B N^2 (the flops of one sample's step of the adjoint sweep, over N) below which one torch
+# thread is faster than several: thread start-up and synchronisation cost more than the GEMM
+# saves (measured on a 2-core CPU, README "Threads").
+ONE_THREAD_WORK = 2 ** 21
+
+
+def threads_for(spec: RunSpec) -> int | None:
+    """Torch threads for a run: ``measure.threads`` when set; one for a small problem on CPU;
+    otherwise None (torch's default)."""
+    ms = spec.measure
+    if ms.threads is not None:
+        return ms.threads
+    if ms.torch_device().type == "cpu" and \
+            spec.data.batch_size * spec.model.hidden_size ** 2 < ONE_THREAD_WORK:
+        return 1
+    return None
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to the name
+        np.savez(f, **arrays)
+
+
+def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
+    """lags.parquet, tensors.npz, jacobian.parquet and weight_grad.parquet; returns run.json's
+    measurement fields."""
+    store.atomic_write(run_dir / "lags.parquet",
+                       lambda p: pd.DataFrame(m.lags).to_parquet(p, index=False))
+    if m.tensors:
+        store.atomic_write(run_dir / "tensors.npz", lambda p: _savez(p, m.tensors))
+    if m.jacobian:
+        store.atomic_write(run_dir / "jacobian.parquet",
+                           lambda p: pd.DataFrame(m.jacobian).to_parquet(p, index=False))
+    if m.weight_grad:
+        store.atomic_write(run_dir / "weight_grad.parquet",
+                           lambda p: pd.DataFrame(m.weight_grad).to_parquet(p, index=False))
+    return {**m.fit, "theory": m.theory, "seconds": m.seconds,
+            "provenance": store.provenance(m.device, spec.measure.dtype)}
+
+
+def execute(spec: RunSpec, run_dir: Path, resume: bool = True, raise_errors: bool = True) -> dict:
+    """Measure one configuration into ``run_dir`` unless it is already complete there.
+
+    Returns run.json's record with ``outcome`` added: computed, skipped, failed or locked.
+    """
+    def compute():
+        threads = threads_for(spec)
+        if threads:
+            torch.set_num_threads(threads)
+        return measure(spec)
+
+    return store.execute(Path(run_dir), spec.flat(), spec.config_hash(), compute,
+                         lambda d, m: write_measurement(d, spec, m), result_files=RESULT_FILES,
+                         dtype=spec.measure.dtype, rehash=rehash, resume=resume,
+                         raise_errors=raise_errors)
+
+
+def run(spec: RunSpec, run_dir: Path, *, sweep: bool, launcher: str = "") -> dict:
+    """The driver's call: ``execute`` reporting a failure instead of raising; a job of the joblib
+    or Ray launcher (several jobs per machine, OMP_NUM_THREADS=1) uses one torch thread."""
+    if sweep and spec.measure.threads is None and ("Joblib" in launcher or "Ray" in launcher):
+        spec = replace(spec, measure=replace(spec.measure, threads=1))
+    return execute(spec, run_dir, raise_errors=False)
+
+
+def spec_from_config(cfg) -> RunSpec:
+    """A validated RunSpec from a Hydra/OmegaConf config (the ``sweep`` and ``hydra`` keys
+    are the runner's, not the measurement's)."""
+    from omegaconf import OmegaConf
+
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k not in ("sweep", "hydra")}
+    unknown = sorted(set(plain) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}{suggest(unknown[0], TOP_KEYS)} "
+                          f"(allowed top-level keys: {', '.join(TOP_KEYS)})")
+    return RunSpec.from_dict(plain).validate()
+
+
+def describe(record: dict) -> str:
+    """``decay_rate = ... +- ... nats/step (regime)`` of a run record."""
+    rate, err = (v if v is not None else math.nan
+                 for v in (record.get("decay_rate"), record.get("decay_rate_stderr")))
+    return f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({record.get('regime')})"
+
+
+def finish(sweep_dir: Path) -> int:
+    """Aggregate a finished sweep: tables, figures, report.html. 1 when runs failed."""
+    from . import plots, report, tables
+
+    result = tables.aggregate(sweep_dir)
+    figures = plots.sweep_figures(sweep_dir, result)
+    page = report.write(sweep_dir, result, figures)
+    print(f"report: {page}")
+    failed = [p for p in result.problems if p.startswith("failed")]
+    if failed:
+        print(f"rnnlab: {len(failed)} run(s) failed (named above, and in {page}); "
+              "re-running the same command computes them again", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def after_run(run_dir: Path):
+    from .plots import single_run_figures
+
+    return single_run_figures(run_dir)
+
+
+APP = App("decay", spec_from_config, run, describe, finish, after_run)

@@ -1,0 +1,51 @@
+"""The seeded draw of one measurement run: network and data.
+
+Every random number of a run comes from one CPU ``torch.Generator`` in float64, in a fixed order:
+the cell's weights (its own ``draw``: Elman W, U, b; GRU/LSTM the recurrent weights, the input
+weights, the biases; minimalRNN W, U, W_z, b), then V, c, h0 (and c0 for the LSTM), x, targets. It
+is cast and moved afterwards: the same seed gives the same network and data on every device and in
+every dtype.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..engine import cells
+from .config import DataSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One run's network (a registered cell's weights with the readout V, c) and data (float64,
+    CPU): h0 (B, S) the state entering the first step (LSTM: (h, c) side by side),
+    x (B, burn_in + T, D), y_target (B, T, C)."""
+
+    params: object
+    h0: Tensor
+    x: Tensor
+    y_target: Tensor
+
+
+def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
+    """Seeded network and data for a run; see the module docstring for the order of draws.
+
+    Each part of the state (h, and the LSTM's c) starts ~ N(0, h0_std^2).
+    """
+    g = torch.Generator().manual_seed(seed)
+    N, D, C = model.hidden_size, model.input_size, model.output_size
+    f64 = dict(generator=g, dtype=torch.float64)
+    cell = cells.get(model.cell)
+    weights = cell.draw(model, data.seq_len, g)
+    # V and c as nn.Linear initialises the tutorial's readout: U(-1/sqrt N, 1/sqrt N).
+    V = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
+    c = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
+    B, T = data.batch_size, data.seq_len
+    h0 = torch.cat([torch.randn(B, N, **f64) * data.h0_std for _ in cell.state_parts], -1)
+    x = torch.randn(B, data.burn_in + T, D, **f64) * data.input_std
+    classes = torch.randint(C, (B, T), generator=g)
+    y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
+    return Draw(cell.params(**weights, V=V, c=c), h0, x, y_target)

@@ -1,0 +1,385 @@
+"""Seaborn/matplotlib figures of sweeps and single runs, PNG and PDF, headless.
+
+Measurements are markers, theory lines; axes carry units (log10 for gradient ratios, nats per step
+for rates). A sweep's figures show every swept key (``layout``): the network (cell and
+activation, in fixed colours), the x axis (the first numeric swept key among rho, gain, T, N, ...),
+a marker style and facets for the rest; runs that differ only by seed are averaged, nothing else.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from scipy import stats
+
+from ..plotting import MARKERS, plt, save, sns, weight_grad_figure
+from ..plotting import colours as _fixed_colours
+from ..runs.store import read_run
+
+RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
+RATE_LABEL = "decay rate (nats per step)"
+# fixed across sweeps, so a colour always means the same network
+PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
+           "elman-linear": "#7f7f7f", "gru": "#ff7f0e", "lstm": "#9467bd", "minimal": "#8c564b"}
+NAMES = {"model.spectral_radius": r"spectral radius $\rho$", "model.gain": r"gain $\sigma_w$",
+         "data.seq_len": "T (steps)", "model.hidden_size": "N (hidden units)",
+         "model.input_size": "D (inputs)", "model.output_size": "C (classes)",
+         "model.input_gain": r"input gain $\sigma_u$", "model.bias_std": r"bias std $\sigma_b$",
+         "model.gate_bias": "gate bias", "model.init": "init", "model.loss": "loss",
+         "data.batch_size": "B (batch)", "data.input_std": "input std",
+         "data.burn_in": "burn-in (steps)", "data.h0_std": r"$h_0$ std",
+         "measure.max_lag": "max lag", "measure.dtype": "dtype", "network": "network"}
+SHORT = {"model.spectral_radius": "ρ", "model.gain": "σ_w", "data.seq_len": "T",
+         "model.hidden_size": "N", "model.input_size": "D", "model.output_size": "C",
+         "data.batch_size": "B"}
+# the x axis: the first of these that the sweep varies, else any other numeric key
+X_PRIORITY = ["model.spectral_radius", "model.gain", "data.seq_len", "model.hidden_size"]
+_NETWORK_KEYS = ("model.cell", "model.activation")
+
+
+def name(key: str) -> str:
+    return NAMES.get(key, key.split(".")[-1].replace("_", " "))
+
+
+def short(key: str) -> str:
+    return SHORT.get(key, key.split(".")[-1].replace("_", " "))
+
+
+# --------------------------------------------------------------------------------------------
+# What goes where
+# --------------------------------------------------------------------------------------------
+def network_names(runs: pd.DataFrame) -> pd.Series:
+    """``elman-<activation>`` for Elman runs, the cell's name for gated ones (with the activation
+    appended when a gated cell is swept over it)."""
+    act = runs["model.activation"].astype(str) if "model.activation" in runs \
+        else pd.Series("tanh", index=runs.index)
+    cell = runs["model.cell"].astype(str) if "model.cell" in runs \
+        else pd.Series("elman", index=runs.index)
+    out = cell.where(cell != "elman", "elman-" + act)
+    for c in set(cell) - {"elman"}:
+        rows = cell == c
+        if act[rows].nunique() > 1:
+            out[rows] = c + "-" + act[rows]
+    return out
+
+
+def colours(networks) -> dict:
+    return _fixed_colours(networks, PALETTE)
+
+
+@dataclass
+class Layout:
+    """x: numeric key on the rate plot's x axis (None: none varies); style: the next swept key
+    (marker); facets: every further swept key (one panel per combination)."""
+    x: str | None
+    style: str | None = None
+    facets: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        return ["network"] + [k for k in (self.x, self.style) if k] + self.facets
+
+
+def _numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
+        and col.notna().all()
+
+
+def layout(runs: pd.DataFrame, swept: list[str]) -> Layout:
+    rest = [k for k in swept if k not in _NETWORK_KEYS and k != "seed"]
+    numeric = [k for k in rest if _numeric(runs[k])]
+    ordered = [k for k in X_PRIORITY if k in numeric] + [k for k in numeric
+                                                           if k not in X_PRIORITY]
+    x = ordered[0] if ordered else None
+    rest = [k for k in rest if k != x]
+    rest.sort(key=lambda k: (k not in numeric, X_PRIORITY.index(k) if k in X_PRIORITY else 9))
+    return Layout(x, rest[0] if rest else None, rest[1:])
+
+
+def _prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    ok = runs[runs["status"] == "completed"].copy()
+    ok["network"] = network_names(ok)
+    return ok
+
+
+def _value(key, v) -> str:
+    if isinstance(v, float) and v.is_integer() and key not in ("model.spectral_radius",
+                                                               "model.gain"):
+        v = int(v)
+    return f"{short(key)} = {v}"
+
+
+def _facet_label(keys, values) -> str:
+    return ", ".join(_value(k, v) for k, v in zip(keys, values))
+
+
+def _groups(df: pd.DataFrame, keys: list[str]):
+    """(label, frame) per combination of ``keys`` (one group, label '' without keys)."""
+    if not keys:
+        return [("", df)]
+    return [(_facet_label(keys, vals if isinstance(vals, tuple) else (vals,)), g)
+            for vals, g in df.groupby(keys, sort=True, dropna=False)]
+
+
+def seed_means(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per configuration (every swept key): mean rate over seeds, its 95% half-width (Student t
+    over seeds, or 1.96 stderr for one seed) and the mean-field rate."""
+    def one(g):
+        n = len(g)
+        rate = g["decay_rate"].mean()
+        if n > 1:
+            half = stats.t.ppf(0.975, n - 1) * g["decay_rate"].std(ddof=1) / math.sqrt(n)
+        else:
+            half = 1.959963984540054 * float(g["decay_rate_stderr"].fillna(0).iloc[0])
+        mf = g["mean_field_rate"].mean() if "mean_field_rate" in g else np.nan
+        return pd.Series({"decay_rate": rate, "half": half, "mean_field_rate": mf, "n": n})
+    return ok.groupby(keys, sort=True, dropna=False).apply(one, include_groups=False) \
+        .reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Sweep figures
+# --------------------------------------------------------------------------------------------
+def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
+    """log10 ratio against lag, one line per configuration (seed mean): hue the x key, one panel
+    per network x style x facet value."""
+    ok = _prepare(runs)
+    lags = lags.merge(ok[["run", "network"]], on="run")
+    hue = lay.x
+    panel_keys = ["network"] + [k for k in [lay.style] + lay.facets if k]
+    curve_keys = panel_keys + ([hue] if hue else [])
+    mean = lags.groupby(curve_keys + ["lag"], as_index=False, dropna=False)[
+        "log10_ratio_mean"].mean()
+    # columns: the networks (or, for one network, panels wrapped three to a row); rows: every
+    # combination of the style and facet keys
+    nets = sorted(mean["network"].unique())
+    rows = _groups(mean, panel_keys[1:])
+    panels = [(f"{net}{', ' + label if label else ''}", g[g["network"] == net])
+              for label, g in rows for net in nets]
+    ncols = len(nets) if len(nets) > 1 else min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols + 0.6, 2.8 * nrows + 0.6),
+                             squeeze=False, constrained_layout=True)
+    levels = sorted(mean[hue].unique()) if hue else []
+    palette = colours(ok["network"])
+    cmap = plt.get_cmap("viridis")
+    colour = {v: cmap(i / max(len(levels) - 1, 1)) for i, v in enumerate(levels)}
+    for ax, (label, g) in zip(axes.flat, panels):
+        if g.empty:
+            ax.set_visible(False)
+            continue
+        for v, curve in (g.groupby(hue, sort=True) if hue else [(None, g)]):
+            ax.plot(curve["lag"], curve["log10_ratio_mean"], lw=1.3,
+                    color=colour[v] if hue else palette[g["network"].iloc[0]])
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("lag t - k (steps)")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(RATIO_LABEL)
+    fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
+    if hue:
+        handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
+        fig.legend(handles=handles, title=name(hue), loc="outside lower center",
+                   ncols=min(len(levels), 8), fontsize=8, frameon=False)
+    return fig
+
+
+def _dodge(levels, xs) -> dict:
+    """x offsets per style level so markers of equal x do not overprint."""
+    xs = np.unique(np.asarray(xs, dtype=float))
+    step = np.diff(xs).min() if xs.size > 1 else 1.0
+    n = len(levels)
+    return {v: (i - (n - 1) / 2) * 0.25 * step / max(n - 1, 1) for i, v in enumerate(levels)}
+
+
+def rate_figure(runs: pd.DataFrame, lay: Layout):
+    """Measured decay rate (markers, 95% intervals) against the x key: colour the network,
+    marker the style key, one panel per facet value; theory as lines (mean field of each
+    network, ln rho for a linear W = rho Q) and the regime boundary 0."""
+    ok = _prepare(runs)
+    keys = [k for k in lay.keys if k]
+    pts = seed_means(ok, keys)
+    x = lay.x or "network"
+    palette = colours(ok["network"])
+    styles = sorted(pts[lay.style].unique()) if lay.style else [None]
+    marker = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(styles)}
+    panels = _groups(pts, lay.facets)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(6.4, 4.6 * ncols), 3.8 * nrows + 0.8),
+                             squeeze=False, sharey=True, constrained_layout=True)
+    if lay.x:
+        offset = _dodge(styles, pts[lay.x])
+    else:
+        order = sorted(palette)
+        pts = pts.assign(network_x=pts["network"].map({n: i for i, n in enumerate(order)}))
+        offset = _dodge(styles, range(len(order)))
+    xcol = lay.x or "network_x"
+    for ax, (label, panel) in zip(axes.flat, panels):
+        group_keys = ["network"] + ([lay.style] if lay.style else [])
+        for vals, g in panel.groupby(group_keys, sort=True, dropna=False):
+            net, sv = vals[0], (vals[1] if lay.style else None)
+            g = g.sort_values(xcol)
+            xs = g[xcol].to_numpy(float) + offset[sv]
+            c = palette[net]
+            ax.errorbar(xs, g["decay_rate"], yerr=g["half"], fmt=marker[sv], color=c, ms=4,
+                        lw=0.8, capsize=2, ls="-" if lay.x else "none", zorder=3)
+            if lay.x and g["mean_field_rate"].notna().any():
+                ax.plot(g[xcol], g["mean_field_rate"], color=c, lw=0.9, ls="--", alpha=0.7,
+                        zorder=2)
+        if lay.x == "model.spectral_radius":
+            grid = np.linspace(panel[xcol].min(), panel[xcol].max(), 200)
+            ax.plot(grid, np.log(grid), color="k", lw=0.9, ls=":", zorder=1)
+        ax.axhline(0, color="0.4", lw=0.8, zorder=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(name(x))
+        if not lay.x:
+            ax.set_xticks(range(len(order)), order)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(RATE_LABEL)
+    handles = [Line2D([], [], color=palette[n], marker="o", ls="-", label=n) for n in palette]
+    if lay.style:
+        handles += [Line2D([], [], color="0.3", marker=marker[v], ls="none",
+                           label=_value(lay.style, v)) for v in styles]
+    if lay.x and ok.get("mean_field_rate") is not None and ok["mean_field_rate"].notna().any():
+        handles.append(Line2D([], [], color="0.3", ls="--",
+                              label=r"mean field $\frac{1}{2}\log\chi$ (each network)"))
+    if lay.x == "model.spectral_radius":
+        handles.append(Line2D([], [], color="k", ls=":", label=r"$\ln\rho$ (linear, $W=\rho Q$)"))
+    handles.append(Line2D([], [], color="0.4", lw=0.8, label="regime boundary (rate 0)"))
+    fig.suptitle("Decay rate (markers: measured, 95% interval; lines: theory)")
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
+    """Decay rate over (x key, style key), one panel per network x facet value, one shared
+    diverging colour scale around 0. None without two numeric-or-categorical axes."""
+    if not lay.x:
+        return None
+    ok = _prepare(runs)
+    keys = [k for k in lay.keys if k]
+    pts = seed_means(ok, keys)
+    rows = lay.style or "network"
+    panel_keys = (["network"] if lay.style else []) + lay.facets
+    panels = _groups(pts, panel_keys)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    height = 3.3 if lay.style else 1.6 + 0.45 * pts["network"].nunique()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False,
+                             constrained_layout=True)
+    vmax = float(np.nanmax(np.abs(pts["decay_rate"]))) or 1.0
+    annotate = pts[lay.x].nunique() <= 10
+    mesh = None
+    for ax, (label, panel) in zip(axes.flat, panels):
+        table = panel.pivot_table(index=rows, columns=lay.x, values="decay_rate")
+        sns.heatmap(table, ax=ax, cmap="RdBu_r", center=0, vmin=-vmax, vmax=vmax,
+                    annot=annotate, fmt=".2f", annot_kws={"fontsize": 7}, cbar=False)
+        mesh = ax.collections[0]
+        ax.set_title(label.replace("network = ", ""), fontsize=9)
+        ax.set_xlabel(name(lay.x))
+        ax.set_ylabel(name(rows))
+        ax.set_xticklabels([f"{v:g}" for v in table.columns], rotation=0)
+        ax.set_yticklabels([f"{v:g}" if isinstance(v, (int, float)) else str(v)
+                            for v in table.index], rotation=0)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), label=RATE_LABEL, shrink=0.9)
+    return fig
+
+
+def sweep_figures(sweep_dir: Path, agg) -> list[Path]:
+    """The sweep's figures into ``<sweep_dir>/figures/``: decay_curves, rate_vs_x (named
+    rate_vs_rho when rho is the x axis) and rate_heatmap."""
+    out_dir = Path(sweep_dir) / "figures"
+    runs = agg.runs
+    ok = runs[runs["status"] == "completed"] if not runs.empty else runs
+    if ok.empty or agg.lags.empty:
+        print("figures: skipped (no completed runs)")
+        return []
+    lay = layout(ok, agg.swept)
+    paths = save(decay_curves_figure(agg.lags, ok, lay), out_dir / "decay_curves")
+    x = (lay.x or "network").split(".")[-1]
+    x = {"spectral_radius": "rho"}.get(x, x)
+    paths += save(rate_figure(ok, lay), out_dir / f"rate_vs_{x}")
+    heat = rate_heatmap_figure(ok, lay)
+    if heat is not None:
+        paths += save(heat, out_dir / "rate_heatmap")
+    print(f"figures: {', '.join(sorted({p.stem for p in paths}))} (PNG, PDF) in {out_dir}")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# Single runs
+# --------------------------------------------------------------------------------------------
+def grad_heatmap(log10_grad: np.ndarray, path: Path, title: str = "") -> list[Path]:
+    """log10 ||dL_t/dh_k|| over (t, k): rows t, columns k, the upper triangle empty."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(np.ma.masked_invalid(log10_grad), origin="upper", cmap="magma",
+                   aspect="auto", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label=r"$\log_{10}\|\partial L_t/\partial h_k\|$")
+    ax.set_xlabel("k (hidden state, step)")
+    ax.set_ylabel("t (loss, step)")
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)
+
+
+def fitted_line(lags: pd.DataFrame, record: dict):
+    """(lags, log10 values) of the fitted line: slope decay_rate / ln 10 through the centroid of
+    the fit window, weighted by the finite values per lag, as ``fit.fit_decay`` weights them."""
+    rate = record.get("decay_rate")
+    lo, hi = record.get("fit_min_lag"), record.get("fit_max_lag")
+    if rate is None or lo is None or hi is None:
+        return None
+    win = lags[(lags["lag"] >= lo) & (lags["lag"] <= hi)]
+    w = win["n_finite"] if "n_finite" in win else win["n_pairs"]
+    ok = np.isfinite(win["log10_ratio_mean"]) & (w > 0)
+    if not ok.any():
+        return None
+    xbar = np.average(win["lag"][ok], weights=w[ok])
+    ybar = np.average(win["log10_ratio_mean"][ok], weights=w[ok])
+    x = np.array([lo, hi], dtype=float)
+    return x, ybar + rate / math.log(10) * (x - xbar)
+
+
+def single_run_figures(run_dir: Path) -> list[Path]:
+    """Lag curve of one run with its fitted line and rate and, with tensors.npz, its (t, k)
+    heatmap."""
+    run_dir = Path(run_dir)
+    lags = pd.read_parquet(run_dir / "lags.parquet")
+    record = read_run(run_dir) or {}
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.plot(lags["lag"], lags["log10_ratio_mean"], "o", ms=2.5, label="measured (mean)")
+    ax.fill_between(lags["lag"], lags["log10_ratio_mean"] - lags["log10_ratio_std"],
+                    lags["log10_ratio_mean"] + lags["log10_ratio_std"], alpha=0.25, lw=0,
+                    label=r"$\pm$1 std over batch and pairs")
+    line = fitted_line(lags, record)
+    if line is not None:
+        ax.plot(*line, "k--", lw=1.2, label=f"least-squares fit, lags {record['fit_min_lag']}"
+                f"–{record['fit_max_lag']}")
+        err = record.get("decay_rate_stderr")
+        err = f" ± {err:.2g}" if isinstance(err, float) else ""
+        ax.set_title(f"decay rate {record['decay_rate']:+.4g}{err} nats/step "
+                     f"({record.get('regime')})", fontsize=10)
+    ax.set_xlabel("lag t - k (steps)")
+    ax.set_ylabel(RATIO_LABEL)
+    ax.legend(fontsize=8)
+    paths = save(fig, run_dir / "figures" / "decay_curve")
+    npz = run_dir / "tensors.npz"
+    if npz.exists():
+        with np.load(npz) as t:
+            paths += grad_heatmap(t["log10_grad"], run_dir / "figures" / "grad_heatmap")
+    if (run_dir / "weight_grad.parquet").exists():
+        paths += weight_grad_figure(pd.read_parquet(run_dir / "weight_grad.parquet"),
+                                    run_dir / "figures" / "weight_grad")
+    return paths
+

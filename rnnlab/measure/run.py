@@ -1,0 +1,144 @@
+"""One measurement, end to end and free of I/O: RunSpec -> network and data -> lag table and fit.
+
+``measure`` returns plain arrays and numbers; ``rnnlab.measure.app`` turns them into files.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..engine import adjoint, cells
+from ..engine.fit import fit_decay, lag_table
+from ..engine.lyapunov import frame_transient, lyapunov_from_maps
+from ..engine.weightgrad import WeightGradStats
+from .config import RunSpec
+from .networks import draw
+
+
+@dataclass
+class Measurement:
+    """What one run measured: the per-lag table (columns of lags.parquet), the fit, the device
+    it ran on, the wall time, and the tensors of tensors.npz (float64 numpy)."""
+
+    lags: dict
+    fit: dict
+    device: str
+    seconds: float
+    theory: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    jacobian: dict | None = None
+    weight_grad: dict | None = None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def measure(spec: RunSpec) -> Measurement:
+    """Measure ||dL_t/dh_k|| for one validated configuration.
+
+    mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of lags.parquet.
+    mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
+    summed loss L = sum_t L_t, for very long sequences.
+    """
+    spec.validate()
+    m, d, ms = spec.model, spec.data, spec.measure
+    device, dtype = ms.torch_device(), ms.torch_dtype()
+    start = time.perf_counter()
+    net = draw(m, d, spec.seed)
+    p = net.params.to(device, dtype)
+    traj = adjoint.forward(p, net.x.to(device, dtype), net.h0.to(device, dtype),
+                             net.y_target.to(device, dtype), burn_in=d.burn_in, loss=m.loss)
+    matrix = ln_last = wgrad = None
+    if ms.mode == "pairs":
+        wg = WeightGradStats(traj, ms.max_lag) if ms.weight_grad else None
+        profile = adjoint.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
+                                         progress=ms.progress, also=wg)
+        wgrad = wg.result() if wg is not None else None
+        lags, matrix = lag_table(profile), profile.log10_grad
+        fit = fit_decay(profile.lag, profile.ln_ratio, ms.fit_min_lag, ms.fit_max_lag,
+                        ms.neutral_tol)
+    else:
+        lags, fit, ln_last = _profile_mode(traj, spec)
+    predictions = predict(net.params, spec)
+    if ms.lyapunov:
+        T, B, _ = traj.shape
+        lam = lyapunov_from_maps(traj.maps, T, k=1, transient=frame_transient(T),
+                                 generator=torch.Generator(device).manual_seed(spec.seed),
+                                 batch=B, dtype=dtype, device=device)
+        predictions["lyapunov_1"] = lam.mean().item()
+    jac = _jacobian_table(traj, spec) if ms.jacobian else None
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    tensors = {}
+    if ms.save_tensors:
+        T = d.seq_len
+        tensors = {**net.params.tensors(), "h0": traj.h0, "x": net.x[:, d.burn_in:],
+                   "y_target": net.y_target}
+        parts = cells.get(m.cell).state_parts
+        if len(parts) > 1:  # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
+            N = m.hidden_size
+            for i, name in enumerate(parts):
+                tensors[f"{name}0"] = traj.h0[:, i * N:(i + 1) * N]
+        tensors = {k: v.detach().cpu().double().numpy() for k, v in tensors.items()}
+        if matrix is None:  # profile mode measures only the last row of the triangle
+            matrix = np.full((T, T), np.nan)
+            L = ln_last.shape[0]
+            matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
+        tensors["log10_grad"] = matrix
+    return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac,
+                       wgrad)
+
+
+def _jacobian_table(traj, spec: RunSpec) -> dict:
+    """Per-lag batch mean and std of log10 ||dh_{T-1}/dh_{T-1-l}|| (spectral and Frobenius),
+    l = 0..max_lag (or T: lag T reaches h0)."""
+    T = spec.data.seq_len
+    L = T if spec.measure.max_lag is None else min(spec.measure.max_lag, T)
+    norms = adjoint.jacobian_norms(traj, L)
+    out = {"lag": np.arange(L + 1)}
+    for name in ("spec", "frob"):
+        v = norms[f"ln_{name}"] / math.log(10)
+        out[f"log10_{name}_mean"] = v.mean(1).cpu().numpy()
+        out[f"log10_{name}_std"] = v.std(1, correction=0).cpu().numpy()
+    return out
+
+
+def predict(params, spec: RunSpec) -> dict:
+    """What theory says for this run: the cell's own ``theory`` (nats per step; docs/theory.md),
+    empty for a cell without one."""
+    cell = cells.get(spec.model.cell)
+    return {} if cell.theory is None else cell.theory(params, spec.model, spec.data)
+
+
+def _profile_mode(traj, spec: RunSpec):
+    ms = spec.measure
+    ln_ratio, ln_last, ln_sum = adjoint.loss_profiles(traj)
+    T = ln_last.shape[0]
+    L = T if ms.max_lag is None else min(ms.max_lag, T - 1) + 1
+    ln_ratio, ln_last, ln_sum = ln_ratio[:L], ln_last[:L], ln_sum[:L]
+    moments = {}
+    for name, v in (("grad", ln_last), ("ratio", ln_ratio), ("sum_grad", ln_sum)):
+        ok = torch.isfinite(v)
+        moments[name] = {"count": ok.double(), "mean": torch.where(ok, v, 0.0),
+                         "M2": torch.zeros_like(v), "nonfinite": (~ok).double()}
+        moments[name] = {k: t.cpu().numpy() for k, t in moments[name].items()}
+    lag = np.arange(L)
+    profile = adjoint.PairProfile(lag, np.ones(L, dtype=np.int64), moments["grad"],
+                                    moments["ratio"])
+    lags = lag_table(profile)
+    summed = lag_table(adjoint.PairProfile(lag, profile.n_pairs, moments["sum_grad"],
+                                             moments["sum_grad"]))
+    lags["log10_sum_grad_mean"] = summed["log10_grad_mean"]
+    lags["log10_sum_grad_std"] = summed["log10_grad_std"]
+    fit = fit_decay(lag, moments["ratio"], ms.fit_min_lag, ms.fit_max_lag, ms.neutral_tol)
+    return lags, fit, ln_last.cpu().numpy()

@@ -1,0 +1,144 @@
+"""Grid planning and validation before Hydra runs anything: every override key exists, every job of a
+sweep composes to a valid run specification, and the output directory can be created. Nothing here
+knows an app: a job's configuration becomes a specification through the function the app gives
+(``runs.driver.App.spec_from_config``), which raises ``ConfigError``.
+"""
+from __future__ import annotations
+
+import copy
+import errno
+import os
+from pathlib import Path
+
+from ..checks import ConfigError, suggest
+
+
+def _known_keys(cfg) -> list[str]:
+    from omegaconf import OmegaConf
+
+    flat = []
+
+    def walk(node, prefix):
+        for k in node:
+            v = node[k]
+            if OmegaConf.is_dict(v):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat.append(f"{prefix}{k}")
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    walk(plain, "")
+    return flat
+
+
+def check_keys(overrides, cfg, groups) -> None:
+    """Every overridden key exists (``+key`` too: rnnlab has no free-form keys); a misspelt one
+    is named with the nearest valid key."""
+    known = _known_keys(cfg)
+    for o in overrides:
+        key = o.key_or_group
+        if o.is_hydra_override() or o.is_delete() or "/" in key or key in groups:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r}{suggest(key, known)} "
+                              "(every key is listed in the README and conf/)")
+
+
+def writable(path: Path) -> None:
+    """Raise the OSError that creating ``path`` would meet (permission denied, read-only file
+    system, not a directory...), naming the path; leaves nothing behind."""
+    path = path.absolute()
+    first_missing = None
+    probe = path
+    while not probe.exists():
+        first_missing, probe = probe, probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+    if first_missing is None:
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return
+    try:  # the real test (root passes os.access on a read-only mount)
+        os.mkdir(first_missing)
+        os.rmdir(first_missing)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot create the output directory {path}: "
+                        f"{(err.strerror or '').lower()} at {first_missing}") from None
+
+
+def plan_jobs(config) -> tuple[list[list[str]], list[str]]:
+    """The override lists of every job of a multirun, as Hydra's basic sweeper splits them, and
+    the run directory name Hydra gives each (``hydra.job.override_dirname``)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    params = config.hydra.sweeper.get("params") or {}
+    args = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(args), None)
+            for job in batch]
+    naming = config.hydra.job.config.override_dirname
+    names = [get_overrides_dirname(parser.parse_overrides(job), list(naming.exclude_keys),
+                                   naming.item_sep, naming.kv_sep) for job in jobs]
+    return jobs, names
+
+
+def validate_jobs(base, jobs: list[list[str]], load_job, to_spec) -> list:
+    """The run specification of every job (``to_spec`` of its composed config), or a
+    ConfigError naming the first bad job.
+
+    Values (``key=value``) are set on a plain copy of the composed base config; a job that also
+    chooses config groups (``model=...``) starts from Hydra's composition of those choices
+    (``load_job(choices)``, Hydra's own sweep-config loader), composed once per distinct choice.
+    Hydra's own keys do not reach the RunSpec and are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+
+    def plain(cfg) -> dict:
+        return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                      resolve=True)
+
+    composed = {(): plain(base)}
+    specs = []
+    for job in jobs:
+        parsed = [(text, parser.parse_override(text)) for text in job]
+        parsed = [(t, o) for t, o in parsed if not o.is_hydra_override()]
+        choices = tuple(t for t, o in parsed if not _is_value(base, o))
+        if choices not in composed:
+            composed[choices] = plain(load_job(list(choices)))
+        cfg = copy.deepcopy(composed[choices])
+        for text, o in parsed:
+            if text in choices:
+                continue
+            *parents, leaf = o.key_or_group.split(".")
+            node = cfg
+            for part in parents:
+                node = node.setdefault(part, {})
+            if o.is_delete():
+                node.pop(leaf, None)
+            else:
+                node[leaf] = o.value()
+        try:
+            specs.append(to_spec(cfg))
+        except ConfigError as err:
+            shown = [t for t in job if not t.lstrip("+~").startswith(("sweep=", "hydra"))]
+            raise ConfigError(f"sweep job {','.join(shown)}: {err}") from None
+    return specs
+
+
+def _is_value(base, override) -> bool:
+    """Whether an override sets a value (a dotted key or a scalar), not a config-group choice."""
+    from omegaconf import OmegaConf
+
+    if override.is_hydra_override():
+        return True
+    key = override.key_or_group
+    if "/" in key:
+        return False
+    choices = OmegaConf.select(base, "hydra.runtime.choices", default=None)
+    if choices is not None and key in choices:  # a group, whatever package it fills
+        return False
+    node = OmegaConf.select(base, key, default=None)
+    return not OmegaConf.is_dict(node) or override.is_add()

@@ -1,0 +1,191 @@
+"""The training app (``experiments/train.py``) as the driver sees it: Hydra config -> TrainConfig ->
+``runs.store.execute`` -> model.pt, curve.parquet, weight_grad.parquet, run.json, and a finished
+sweep -> tables and figures (``rnnlab.train.tables``, ``rnnlab.train.plots``).
+
+The run store (``rnnlab.runs.store``) owns the directory, atomic writes, the lock, resume by
+configuration hash and provenance, exactly as for measurement runs; this module supplies what a
+training run computes (``rnnlab.train.loop.train`` with the exact decay-rate hook of
+``rnnlab.train.horizon``) and the files it writes. A run whose loss or gradient became NaN or inf is
+recorded with ``status: failed``, the step and the reason (no model.pt), and a sweep goes on; a
+re-run computes it again. A run killed mid-way leaves no run.json, so a re-run trains it again
+from step 0 (no checkpoint is kept: the sweep's runs take seconds to minutes).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..checks import ConfigError, integer, suggest
+from ..plotting import weight_grad_figure
+from ..runs import store
+from ..runs.driver import App
+from .config import TrainConfig
+from .horizon import make_measure, weight_grad_table
+from .loop import build, sample, save_model, stream, train
+from .plots import figures
+from .tables import format_success, write_tables
+
+RESULT_FILES = ("model.pt", "curve.parquet", "weight_grad.parquet", "run.json")
+
+TOP_KEYS = ("seed", "task", "model", "train", "sweep")
+
+# runner settings: not part of the configuration (nor of its hash)
+RUNNER_KEYS = ("progress", "threads")
+MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
+                   if f.name not in ("task", "length", "seed") + MODEL_KEYS)
+
+
+def _section(plain: dict, name: str, allowed) -> dict:
+    part = plain.get(name) or {}
+    if not isinstance(part, dict):
+        raise ConfigError(f"{name}={part!r} is not allowed; it must be a group of keys")
+    for key in part:
+        if key not in allowed:
+            known = [f"{name}.{k}" for k in allowed]
+            raise ConfigError(f"unknown key {name}.{key!r}{suggest(f'{name}.{key}', known)} "
+                              f"(allowed: {', '.join(known)})")
+    return part
+
+
+def config_from_plain(plain: dict) -> tuple[TrainConfig, dict]:
+    """(validated TrainConfig, runner settings) from the plain config of ``conf/train.yaml``."""
+    unknown = sorted(set(plain) - set(TOP_KEYS) - {"hydra"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}{suggest(unknown[0], TOP_KEYS)} "
+                          f"(allowed top-level keys: {', '.join(TOP_KEYS)})")
+    task = _section(plain, "task", ("name", "length"))
+    model = _section(plain, "model", MODEL_KEYS)
+    tr = dict(_section(plain, "train", TRAIN_KEYS + RUNNER_KEYS))
+    runner = {k: tr.pop(k) for k in RUNNER_KEYS if k in tr}
+    try:
+        cfg = TrainConfig(task=task.get("name"), length=task.get("length"),
+                          seed=plain.get("seed", 0), **model, **tr).validate()
+        if runner.get("threads") is not None:
+            integer("train.threads", runner["threads"], 1)
+    except TypeError as err:  # a value of the wrong kind for the dataclass
+        raise ConfigError(str(err)) from None
+    return cfg, runner
+
+
+def spec_from_config(cfg) -> tuple[TrainConfig, dict]:
+    """The validated (TrainConfig, runner settings) of a Hydra/OmegaConf config."""
+    from omegaconf import OmegaConf
+
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k not in ("sweep", "hydra")}
+    return config_from_plain(plain)
+
+
+def params(cfg: TrainConfig) -> dict:
+    """The flat configuration stored in run.json and hashed (every field, defaults included)."""
+    return asdict(cfg)
+
+
+def rehash(stored: dict) -> str:
+    """The hash of stored ``params`` as this version normalises them (missing keys: defaults)."""
+    return store.params_hash(params(TrainConfig(**stored).validate()))
+
+
+def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
+    """model.pt and weight_grad.parquet (completed runs only), curve.parquet; returns run.json's
+    fields. weight_grad.parquet: the trained loss's dL/dW_hh by lag on the probe batch, for the
+    initial and the final weights (``stage``)."""
+    if result.status == "completed":
+        save_model(run_dir / "model.pt", result.rnn, result.head, result.config)
+        table = weight_grad_stages(cfg, result)
+        store.atomic_write(run_dir / "weight_grad.parquet",
+                           lambda p: table.to_parquet(p, index=False))
+        weight_grad_figure(table, run_dir / "figures" / "weight_grad")
+    store.atomic_write(run_dir / "curve.parquet",
+                       lambda p: result.curve.to_parquet(p, index=False))
+    record = result.record()
+    fields_ = {**record, "status": result.status,
+               "provenance": store.provenance("cpu", cfg.dtype)}
+    if result.status == "failed":
+        fields_["error"] = result.failure
+    return fields_
+
+
+def weight_grad_stages(cfg: TrainConfig, result) -> pd.DataFrame:
+    """The weight gradient by lag at initialisation (``build`` rebuilds the same weights) and
+    after training, on the run's probe batch."""
+    probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"),
+                   torch.float64)
+    stages = (("initial", build(cfg)), ("final", (result.rnn, result.head)))
+    return pd.concat([weight_grad_table(rnn, head, cfg.task, *probe).assign(stage=stage)
+                      for stage, (rnn, head) in stages], ignore_index=True)
+
+
+def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,
+            progress: bool | None = None, resume: bool = True,
+            raise_errors: bool = True) -> dict:
+    """Train one configuration into ``run_dir`` unless it is already complete there; returns
+    run.json's record with ``outcome`` (computed, skipped, failed, locked)."""
+    def compute():
+        if threads:
+            torch.set_num_threads(threads)
+        return train(cfg, measure=make_measure(cfg.task), progress=progress)
+
+    return store.execute(Path(run_dir), params(cfg), store.params_hash(params(cfg)), compute,
+                         lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,
+                         device="cpu", dtype=cfg.dtype, rehash=rehash, resume=resume,
+                         raise_errors=raise_errors)
+
+
+def run(spec: tuple, run_dir: Path, *, sweep: bool, launcher: str = "") -> dict:
+    """The driver's call: train ``spec`` = (TrainConfig, runner settings) into ``run_dir``,
+    reporting a failure instead of raising; a progress bar on a terminal for a single run."""
+    cfg, runner = spec
+    progress = False if sweep or not runner.get("progress", True) else None
+    return execute(cfg, run_dir, runner.get("threads", 1), progress, raise_errors=False)
+
+
+def describe(record: dict) -> str:
+    """``solved at step 750: test error 0.10% of 10000, loss 0.0123 (baseline 1.386)``."""
+    if record.get("status") == "failed":
+        return f"failed: {record.get('error')}"
+    err = record.get("eval_error_rate")
+    err = math.nan if err is None else err
+    head = f"solved at step {record['steps_to_solve']}" if record.get("solved") else \
+        f"not solved in {record.get('steps_done')} steps"
+    return (f"{head}: test error {100 * err:.2f}% of {record.get('eval_count')}, loss "
+            f"{record.get('final_loss', math.nan):.4g} (no-memory baseline "
+            f"{record.get('baseline_loss', math.nan):.4g}), initial decay rate "
+            f"{_fmt(record.get('initial_decay_rate'))} nats/step")
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None or not math.isfinite(v) else f"{v:+.4f}"
+
+
+def finish(sweep_dir: Path) -> int:
+    """The end of ``experiments/train.py -m``: tables and figures. Failed runs (NaN/inf) are part
+    of the results (they count as unsolved) and are named; exit 0 unless aggregation failed."""
+    tables = write_tables(sweep_dir)
+    runs = tables["runs"]
+    if runs.empty:
+        print(f"rnnlab: no finished training runs in {sweep_dir}", file=sys.stderr)
+        return 1
+    paths = figures(Path(sweep_dir), tables)
+    failed = runs[runs["status"] == "failed"]
+    for _, r in failed.iterrows():
+        print(f"rnnlab: run {r['run']} failed: {r['error']} (counted as unsolved)",
+              file=sys.stderr)
+    crashed = int(runs["crashed"].sum())
+    print(f"rnnlab: {len(runs)} runs, {int(runs['solved'].sum())} solved, {len(failed)} failed; "
+          f"tables and {len(paths)} figures in {sweep_dir}")
+    print(format_success(tables["success"]))
+    if crashed:
+        print(f"rnnlab: {crashed} run(s) raised an error (named above); re-running the same "
+              "command computes them again", file=sys.stderr)
+        return 1
+    return 0
+
+
+APP = App("train", spec_from_config, run, describe, finish)

@@ -1,0 +1,48 @@
+"""The training presets (``arch=...``, ``conf/arch/<name>.yaml``): a cell, its activation and its init
+under one name, with the label and colour every table and figure uses. This is the one list of
+archs; a test checks it against conf/arch/.
+
+A new arch is one entry here plus its YAML file (docs/architecture.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    cell: str
+    activation: str
+    init: str
+    label: str
+    colour: str
+
+
+ARCHS = {a.name: a for a in (
+    Arch("tanh", "elman", "tanh", "pytorch", "tanh (PyTorch init)", "#1f77b4"),
+    Arch("relu", "elman", "relu", "pytorch", "relu (PyTorch init)", "#d62728"),
+    Arch("irnn", "elman", "relu", "identity", "IRNN (relu, W = I)", "#e377c2"),
+    Arch("gru", "gru", "tanh", "pytorch", "GRU", "#ff7f0e"),
+    Arch("lstm", "lstm", "tanh", "pytorch", "LSTM", "#9467bd"),
+    Arch("sigmoid", "elman", "sigmoid", "pascanu_sigmoid", "sigmoid (Pascanu)", "#2ca02c"),
+    Arch("basic_tanh", "elman", "tanh", "pascanu_basic_tanh", "basic tanh (Pascanu)", "#17becf"),
+    Arch("smart_tanh", "elman", "tanh", "pascanu_smart_tanh", "smart tanh (Pascanu)", "#393b79"),
+)}
+
+
+def arch_name(params: dict) -> str:
+    """The arch of a run's cell/activation/init, or ``cell-activation-init`` for none."""
+    key = (params["cell"], params["activation"], params["init"])
+    for a in ARCHS.values():
+        if (a.cell, a.activation, a.init) == key:
+            return a.name
+    return "-".join(key)
+
+
+def label(name: str) -> str:
+    return ARCHS[name].label if name in ARCHS else name
+
+
+def colour_table() -> dict:
+    return {a.name: a.colour for a in ARCHS.values()}

@@ -1,0 +1,115 @@
+"""The configuration of one training run (``experiments/train.py``), validated before any compute
+with the vocabulary of ``rnnlab.checks``.
+
+Cells are the registered ones that have a ``torch.nn`` module (``rnnlab.engine.cells``); the
+recurrent inits ``gaussian``, ``orthogonal``, ``identity`` set each gate's recurrent block as the
+measurement runs do; Pascanu et al. 2013's inits are Elman-only (``rnnlab.train.loop``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import tasks
+from ..checks import ConfigError, choice, integer, number
+from ..engine import cells
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+RECURRENT_INITS = cells.RECURRENT_INITS
+# Pascanu et al. 2013: (std of every weight, activation, sparse W rescaled to rho 0.95)
+PASCANU_INITS = {"pascanu_sigmoid": (0.01, "sigmoid", False),
+                 "pascanu_basic_tanh": (0.1, "tanh", False),
+                 "pascanu_smart_tanh": (0.01, "tanh", True)}
+INITS = ("pytorch",) + RECURRENT_INITS + tuple(PASCANU_INITS)
+OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def cell_names() -> tuple[str, ...]:
+    """The cells training offers: every registered cell with a ``torch.nn`` module."""
+    return tuple(c.name for c in cells.CELLS.values() if c.torch_module is not None)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Field ``f`` is the CLI key ``KEYS[f]`` in error messages."""
+
+    task: str = "adding_pascanu"
+    length: int = 50
+    cell: str = "elman"
+    activation: str = "tanh"
+    hidden_size: int = 64
+    init: str = "pytorch"
+    spectral_radius: float | None = None
+    gain: float | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 32
+    steps: int = 1000
+    clip: float | None = 1.0
+    eval_every: int = 100
+    eval_size: int = 1000
+    test_size: int = 10000
+    eval_batch: int = 1000
+    probe_size: int = 32
+    seed: int = 0
+    dtype: str = "float32"
+
+    KEYS = {"task": "task", "length": "task.length", "seed": "seed",
+            **{k: f"model.{k}" for k in ("cell", "activation", "hidden_size", "init",
+                                          "spectral_radius", "gain")},
+            **{k: f"train.{k}" for k in ("optimizer", "lr", "batch_size", "steps", "clip",
+                                          "eval_every", "eval_size", "test_size", "eval_batch",
+                                          "probe_size", "dtype")}}
+
+    def validate(self) -> "TrainConfig":
+        """Reject a bad configuration before any compute, naming the key and the allowed values."""
+        k = self.KEYS
+        tasks.spec(self.task).check_length(self.length)
+        choice(k["cell"], self.cell, cell_names())
+        choice(k["activation"], self.activation, ACTIVATIONS)
+        choice(k["init"], self.init, INITS)
+        choice(k["optimizer"], self.optimizer, OPTIMIZERS)
+        choice(k["dtype"], self.dtype, DTYPES)
+        if self.cell != "elman" and self.activation != "tanh":
+            raise ConfigError(f"{k['activation']}={self.activation!r} with {k['cell']}="
+                             f"{self.cell!r}: gated cells have fixed nonlinearities; "
+                             "allowed: model.activation='tanh'")
+        if self.init in PASCANU_INITS:
+            needs = PASCANU_INITS[self.init][1]
+            if self.cell != "elman" or self.activation != needs:
+                raise ConfigError(f"{k['init']}={self.init!r} is Pascanu's Elman init with "
+                                 f"{needs} units; allowed with it: model.cell='elman', "
+                                 f"model.activation={needs!r}")
+        self._validate_scale()
+        for key in ("hidden_size", "batch_size", "eval_every", "eval_size", "test_size",
+                    "eval_batch", "probe_size"):
+            integer(k[key], getattr(self, key), 1)
+        integer(k["steps"], self.steps, 0)
+        integer(k["seed"], self.seed, 0)
+        number(k["lr"], self.lr, positive=True)
+        number(k["clip"], self.clip, positive=True, optional=True)
+        return self
+
+    def _validate_scale(self):
+        rho, gain, k = self.spectral_radius, self.gain, self.KEYS
+        number(k["spectral_radius"], rho, positive=True, optional=True)
+        number(k["gain"], gain, positive=True, optional=True)
+        if self.init == "gaussian" and (rho is None) == (gain is None):
+            raise ConfigError(f"model.spectral_radius={rho!r} and model.gain={gain!r} with "
+                             "model.init='gaussian': set exactly one of them, the other null")
+        if self.init in ("orthogonal", "identity") and gain is not None:
+            raise ConfigError(f"model.gain={gain!r} with model.init={self.init!r}: a gain applies "
+                             "to model.init='gaussian' only; set model.spectral_radius instead")
+        if self.init not in RECURRENT_INITS and (rho is not None or gain is not None):
+            raise ConfigError(f"model.spectral_radius={rho!r}, model.gain={gain!r} with "
+                             f"model.init={self.init!r}: they apply to {list(RECURRENT_INITS)} "
+                             "only; set both to null")
+
+    @property
+    def rho(self) -> float | None:
+        """The spectral radius actually used (orthogonal and identity default to 1)."""
+        if self.init in ("orthogonal", "identity") and self.spectral_radius is None:
+            return 1.0
+        return self.spectral_radius
