@@ -2,7 +2,8 @@
 
     python benchmarks/bench_gradients.py                       # CPU, float64, the shapes
     python benchmarks/bench_gradients.py --cells elman gru lstm minimal --shapes 256,32,300
-    python benchmarks/bench_gradients.py --device cuda --dtype float32 --shapes 256,32,1000 1024,64,1000
+    python benchmarks/bench_gradients.py --device cuda --dtype float32 \
+        --shapes 256,32,1000 1024,64,1000
 
 For each cell and (N, B, T): wall time of each path (forward included), the speedup, the achieved
 GFLOP/s of the sweep counted as G B N^2 (T^2 + T) (one multiply-add per entry of each live GEMM
@@ -152,7 +153,8 @@ def main():
     peak = gemm_peak(device, dtype)
     print(f"device: {name}; dtype {args.dtype}; torch {torch.__version__}")
     print(f"measured GEMM peak (best n^3 product, n <= 2048): {peak:.1f} GFLOP/s\n")
-    head = (f"{'cell':>7} {'N':>5} {'B':>4} {'T':>5} | {'sweep s':>8} {'ref s':>8} {'speedup':>8} | "
+    head = (f"{'cell':>7} {'N':>5} {'B':>4} {'T':>5} | "
+            f"{'sweep s':>8} {'ref s':>8} {'speedup':>8} | "
             f"{'GFLOP/s':>8} {'% peak':>7} | {'sweep MB':>9} {'ref MB':>8}")
     print(head)
     print("-" * len(head))
@@ -165,7 +167,8 @@ def main():
         else:
             t_ref, m_ref = run_isolated("reference", *common)
         gflops = GEMM_BLOCKS[cell] * B * N * N * (T * T + T) / t_fast / 1e9
-        print(f"{cell:>7} {N:>5} {B:>4} {T:>5} | {t_fast:>8.3f} {t_ref:>8.2f} {t_ref / t_fast:>7.1f}x | "
+        print(f"{cell:>7} {N:>5} {B:>4} {T:>5} | "
+              f"{t_fast:>8.3f} {t_ref:>8.2f} {t_ref / t_fast:>7.1f}x | "
               f"{gflops:>8.1f} {100 * gflops / peak:>6.0f}% | {m_fast:>9.1f} {m_ref:>8.1f}",
               flush=True)
 

@@ -1,6 +1,7 @@
 """Measure how ||dL_t/dh_k|| decays or grows with the lag t - k: one run, or a sweep with -m.
 
-    python experiments/decay.py model.activation=linear model.init=orthogonal model.spectral_radius=0.9
+    python experiments/decay.py model.activation=linear model.init=orthogonal \
+        model.spectral_radius=0.9
     python experiments/decay.py -m                 # the default sweep, into results/default/
 
 Expected: for a linear RNN with W = rho Q every ratio ||dL_t/dh_k|| / ||dL_t/dh_t|| is exactly

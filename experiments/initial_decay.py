@@ -1,10 +1,13 @@
 """Initial decay rate of ||dL_t/dh_k|| on a task's own inputs, by plain autograd through the torch
 modules of ``rnnlab.train`` (a small reference, not the exact engine; training runs use the exact
-engine's ``rnnlab.horizon.decay_rate``, which agrees with this to float64 rounding,
+engine's ``rnnlab.train.horizon.decay_rate``, which agrees with this to float64 rounding,
 tests/test_horizon.py).
 
     python experiments/initial_decay.py          # temporal order, L = 200, 50 units, 10 seeds
     python experiments/initial_decay.py --task adding_pascanu --length 100 --seeds 5
+    python -m experiments.initial_decay --archs sigmoid basic_tanh smart_tanh
+
+One line per arch of ``rnnlab.train.archs`` (its cell, activation and init; default every arch).
 
 Each step is run as its own module call and a zero leaf z_k is added to the state it hands on
 (h_k, and c_k for an LSTM), so dL_t/dz_k is the state-to-state adjoint: the total derivative of the
@@ -30,18 +33,9 @@ import numpy as np
 import torch
 
 from rnnlab import tasks
+from rnnlab.train.archs import ARCHS
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.loop import build, sample, stream
-
-INITS = {  # label: TrainConfig fields
-    "pascanu_sigmoid": dict(init="pascanu_sigmoid", activation="sigmoid"),
-    "pascanu_basic_tanh": dict(init="pascanu_basic_tanh"),
-    "pascanu_smart_tanh": dict(init="pascanu_smart_tanh"),
-    "tanh_pytorch": dict(),
-    "irnn": dict(activation="relu", init="identity"),
-    "gru_pytorch": dict(cell="gru"),
-    "lstm_pytorch": dict(cell="lstm"),
-}
 
 
 def log_state_grads(rnn, head, task_name: str, x: torch.Tensor, y: torch.Tensor,
@@ -98,7 +92,7 @@ def make_measure(task_name: str, max_lag: int = 50):
     return lambda rnn, head, x, y: decay_rate(rnn, head, task_name, x, y, max_lag)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="temporal_order")
     ap.add_argument("--length", type=int, default=200)
@@ -106,22 +100,24 @@ def main():
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--max-lag", type=int, default=50)
-    ap.add_argument("--inits", nargs="*", default=list(INITS), choices=list(INITS))
-    args = ap.parse_args()
+    ap.add_argument("--archs", nargs="*", default=list(ARCHS), choices=list(ARCHS),
+                    help="archs of rnnlab.train.archs (default all)")
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print(f"task={args.task} L={args.length} N={args.hidden_size} batch={args.batch} "
           f"seeds={args.seeds} lags 1..{args.max_lag}; rate in nats/step, mean +- std over seeds")
-    for label in args.inits:
-        rates = []
+    for name in args.archs:
+        arch, rates = ARCHS[name], []
         for seed in range(args.seeds):
             cfg = TrainConfig(task=args.task, length=args.length, hidden_size=args.hidden_size,
-                              seed=seed, dtype="float64", **INITS[label]).validate()
+                              seed=seed, dtype="float64", cell=arch.cell,
+                              activation=arch.activation, init=arch.init).validate()
             rnn, head = build(cfg)
             x, y = sample(args.task, args.batch, args.length, stream(seed, "probe"),
                           torch.float64)
             rates.append(decay_rate(rnn, head, args.task, x, y, args.max_lag))
         rates = np.array(rates)
-        print(f"{label:20s} {rates.mean():+.4f} +- {rates.std(ddof=1):.4f}   "
+        print(f"{name:12s} {arch.label:22s} {rates.mean():+.4f} +- {rates.std(ddof=1):.4f}   "
               f"[{rates.min():+.4f}, {rates.max():+.4f}]")
 
 

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import log_diff, make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import cells, reference
 from rnnlab.engine.cells import gated
 from rnnlab.engine.cells.gated import GatedParams
-from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 from rnnlab.engine.lyapunov import lyapunov_from_jacobians, lyapunov_from_maps
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 from rnnlab.measure.run import measure
-
-from conftest import log_diff, make
 
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +216,7 @@ def test_lstm_jacobian_norms_match_explicit_products():
         for lag in range(1, 13):
             t = 12 - lag  # the step from states[t] (s_{t-1}) to states[t+1] (s_t)
 
-            def f(s_prev, t=t):
+            def f(s_prev, t=t, b=b):
                 h, c = cell(x[b, t], (s_prev[:N], s_prev[N:]))
                 return torch.cat([h, c])
 

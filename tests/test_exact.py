@@ -13,13 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine.fit import fit_decay
 from rnnlab.engine.init import spectral_radius
 from rnnlab.engine.model import GAMMA, ElmanParams
-
-from conftest import make
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.9, 1.0, 1.3, 3.0])
@@ -61,7 +60,8 @@ def test_tanh_zero_fixed_point():
     sig = ElmanParams(W=0.95 * Q, activation="sigmoid",
                       **{**zeros, "b": -(0.95 * Q) @ half[0]})
     traj = gradients.forward(sig, x, half, y)
-    assert torch.allclose(traj.maps.layers[0].dphi[30], torch.full((1, N), 0.25, dtype=torch.float64))
+    quarter = torch.full((1, N), 0.25, dtype=torch.float64)
+    assert torch.allclose(traj.maps.layers[0].dphi[30], quarter)
     jac = gradients.jacobian_norms(traj, max_lag=30)
     expected = torch.arange(31, dtype=torch.float64) * math.log(0.95 / 4)
     assert torch.allclose(jac["ln_spec"][:, 0], expected, atol=1e-12)

@@ -8,7 +8,6 @@
 * summary rows: a one-sided ``bound`` row passes at or below expected + tolerance and fails
   above it; a two-sided row fails on NaN; an unknown kind is refused.
 """
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -16,20 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIGURES = Path(__file__).resolve().parents[1] / "experiments" / "figures"
-sys.path.insert(0, str(FIGURES))
-import _measure  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: experiments
 
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"figures_{name}", FIGURES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from experiments.figures import bifurcation, common, walls
 
 
 def test_clipped_steps_never_exceed_lr_times_threshold():
-    walls = load("walls")
     import torch
     axis = torch.linspace(-10, 10, walls.GRID, dtype=torch.float64)
     W, B = torch.meshgrid(axis, axis, indexing="ij")
@@ -44,24 +35,23 @@ def test_clipped_steps_never_exceed_lr_times_threshold():
 
 
 def test_iterated_attractors_are_the_fixed_points():
-    bif = load("bifurcation")
-    x, ok = bif.iterate(np.array([[-2.5]]), np.linspace(-10, 10, 41)[None, :], 20000)
-    found = bif.attractors(x, ok)[0]
+    x, ok = bifurcation.iterate(np.array([[-2.5]]), np.linspace(-10, 10, 41)[None, :], 20000)
+    found = bifurcation.attractors(x, ok)[0]
     from scipy.optimize import brentq
     from scipy.special import expit
-    fixed = lambda v: 5.0 * expit(v) - 2.5 - v  # noqa: E731
+    fixed = lambda v: 5.0 * expit(v) - 2.5 - v  # noqa: E731 (one line, for brentq)
     roots = [brentq(fixed, -10.0, -1.0, xtol=1e-15), brentq(fixed, 1.0, 10.0, xtol=1e-15)]
     assert len(found) == 2 and np.allclose(found, roots, atol=1e-8, rtol=0)
 
 
 def test_row_kinds():
     bound = dict(kind="bound", basis="b")
-    assert _measure.row("f", "q", 0.0, -0.3, 1e-9, **bound)["passed"]
-    assert _measure.row("f", "q", 0.0, 1e-9, 1e-9, **bound)["passed"]
-    assert not _measure.row("f", "q", 0.0, 1e-6, 1e-9, **bound)["passed"]
-    assert not _measure.row("f", "q", 0.0, math.nan, 1.0, **bound)["passed"]
-    assert not _measure.row("f", "q", 0.0, math.nan, 1.0, kind="theory", basis="b")["passed"]
-    r = _measure.row("f", "q", 1.0, 1.1, 0.2, kind="theory", basis="b", seeds=5, spread=0.1)
-    assert r["passed"] and list(r) == _measure.COLUMNS
+    assert common.row("f", "q", 0.0, -0.3, 1e-9, **bound)["passed"]
+    assert common.row("f", "q", 0.0, 1e-9, 1e-9, **bound)["passed"]
+    assert not common.row("f", "q", 0.0, 1e-6, 1e-9, **bound)["passed"]
+    assert not common.row("f", "q", 0.0, math.nan, 1.0, **bound)["passed"]
+    assert not common.row("f", "q", 0.0, math.nan, 1.0, kind="theory", basis="b")["passed"]
+    r = common.row("f", "q", 1.0, 1.1, 0.2, kind="theory", basis="b", seeds=5, spread=0.1)
+    assert r["passed"] and list(r) == common.COLUMNS
     with pytest.raises(ValueError, match="allowed"):
-        _measure.row("f", "q", 0.0, 0.0, 0.0, kind="guess", basis="b")
+        common.row("f", "q", 0.0, 0.0, 0.0, kind="guess", basis="b")

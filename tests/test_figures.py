@@ -1,10 +1,10 @@
 """Sweep figures for any swept axis, the single-run figure, and report.html in a real browser.
 
 - every swept key is drawn, never averaged: a hidden_size x rho x activation sweep gets one curve
-  per (N, rho, network) and one marker series per (network, N); x is the numeric key that varies
+  per (N, rho, cell) and one marker series per (cell, N); x is the numeric key that varies
   (rho before gain before T before N); a sweep over N alone gets N on the x axis;
-- networks keep fixed colours across sweeps (elman-tanh is the same blue wherever it appears);
-- the heatmap has one panel per network with one shared colour bar (no overprinted labels);
+- cells keep fixed colours across sweeps (elman-tanh is the same blue wherever it appears);
+- the heatmap has one panel per cell with one shared colour bar (no overprinted labels);
 - the single-run figure carries the fitted line (slope decay_rate / ln 10, to 1e-12) and the
   rate in its title;
 - report.html is self-contained (no external resource) and, in headless chromium (Debian's
@@ -66,14 +66,14 @@ def test_hidden_size_sweep_draws_every_configuration(tmp_path):
 
     fig = plots.decay_curves_figure(agg.lags, ok, lay)
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.lines]
-    assert len(axes) == 4  # 2 networks x 2 hidden sizes
+    assert len(axes) == 4  # 2 cells x 2 hidden sizes
     assert sum(len(ax.lines) for ax in axes) == 8  # and 2 rho each: 8 configurations, 16 runs
     titles = sorted(ax.get_title() for ax in axes)
     assert titles[0] == "elman-relu, N = 32"
 
     fig = plots.rate_figure(ok, lay)
     (ax,) = [a for a in fig.axes if a.get_visible()]
-    assert len(ax.containers) == 4  # one errorbar series per (network, N)
+    assert len(ax.containers) == 4  # one errorbar series per (cell, N)
     colours = {plt_rgb(c.lines[0].get_color()) for c in ax.containers}
     assert colours == {plt_rgb(plots.PALETTE[n]) for n in ("elman-tanh", "elman-relu")}
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -82,7 +82,7 @@ def test_hidden_size_sweep_draws_every_configuration(tmp_path):
 
     fig = plots.rate_heatmap_figure(ok, lay)
     panels = [a for a in fig.axes if a.get_visible() and a.get_title()]
-    assert len(panels) == 2 and len(fig.axes) == 3  # two networks and one colour bar
+    assert len(panels) == 2 and len(fig.axes) == 3  # two cells and one colour bar
 
 
 def plt_rgb(colour):
@@ -110,8 +110,8 @@ def test_x_axis_is_whatever_numeric_key_varies_and_colours_are_fixed(tmp_path):
 
 
 def test_single_run_figure_has_fit_and_rate(tmp_path):
-    from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
     from rnnlab.measure.app import execute
+    from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 
     spec = RunSpec(model=ModelSpec(activation="linear", init="orthogonal", spectral_radius=0.9,
                                    hidden_size=8), data=DataSpec(seq_len=30, batch_size=2),

@@ -22,11 +22,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from rnnlab.engine import adjoint as gradients
-from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.engine.fit import fit_decay, step_weights
+from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
 
 

@@ -9,12 +9,11 @@ import math
 
 import pytest
 import torch
+from conftest import log_diff, make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 from rnnlab.measure.run import measure
-
-from conftest import log_diff, make
 
 pytestmark = pytest.mark.gpu
 

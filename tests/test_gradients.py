@@ -9,12 +9,11 @@ import math
 
 import pytest
 import torch
+from conftest import log_diff, make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import reference
 from rnnlab.engine.model import ElmanParams, hidden_states, losses, outputs
-
-from conftest import log_diff, make
 
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 

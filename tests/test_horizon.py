@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.train.horizon import decay_rate, make_measure
 from rnnlab.train.config import TrainConfig
+from rnnlab.train.horizon import decay_rate, make_measure
 from rnnlab.train.loop import build, sample, stream, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))

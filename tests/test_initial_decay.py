@@ -6,22 +6,20 @@
 - ``nn.LSTM`` with every weight zero and forget bias b_f: dc_{k+1}/dc_k = sigmoid(b_f) and h_k does
   not reach step k + 1, so the rate is ln sigmoid(b_f) (b_f = 1: -0.3133) to 1e-9.
 """
-import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: experiments
+
+from experiments import initial_decay
 from rnnlab.engine.init import haar_orthogonal
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.loop import build, sample, stream
-
-_path = Path(__file__).resolve().parents[1] / "experiments" / "initial_decay.py"
-_spec = importlib.util.spec_from_file_location("initial_decay", _path)
-initial_decay = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(initial_decay)
 
 
 @pytest.mark.parametrize("task,length", [("temporal_order", 60), ("copy", 20)])

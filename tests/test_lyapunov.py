@@ -26,8 +26,12 @@ import torch
 from scipy.special import polygamma
 
 from rnnlab import theory as th
-from rnnlab.engine.lyapunov import (lyapunov_from_jacobians, lyapunov_from_matrices,
-                             lyapunov_spectrum, random_frame)
+from rnnlab.engine.lyapunov import (
+    lyapunov_from_jacobians,
+    lyapunov_from_matrices,
+    lyapunov_spectrum,
+    random_frame,
+)
 from rnnlab.engine.model import ElmanParams, hidden_states, phi_prime_from_h
 
 f64 = torch.float64
@@ -144,9 +148,9 @@ def test_forward_rate_equals_backward_rate(sigma_w):
 
 def test_measure_discards_the_frame_transient():
     """``measure.lyapunov`` averages only after frame_transient(T) = min(100, T // 4) steps."""
+    from rnnlab.engine.lyapunov import frame_transient
     from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
     from rnnlab.measure.networks import draw
-    from rnnlab.engine.lyapunov import frame_transient
     from rnnlab.measure.run import measure
     assert frame_transient(2000) == 100 and frame_transient(40) == 10
     spec = RunSpec(model=ModelSpec(activation="tanh", hidden_size=32, gain=1.5,

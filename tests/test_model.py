@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 from rnnlab.engine.init import spectral_radius
-from rnnlab.measure.networks import draw
 from rnnlab.engine.model import RNN, ElmanRNN, elman_from_tutorial, hidden_states, outputs
+from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.measure.networks import draw
 from rnnlab.measure.run import measure
 
 
@@ -96,7 +96,8 @@ BAD = [
 def test_bad_configuration_fails_before_compute(cfg, message, monkeypatch):
     import rnnlab.measure.run
 
-    monkeypatch.setattr(rnnlab.measure.run, "draw", lambda *a: pytest.fail("computed before checking"))
+    monkeypatch.setattr(rnnlab.measure.run, "draw",
+                        lambda *a: pytest.fail("computed before checking"))
     with pytest.raises(ValueError, match=message):
         measure(RunSpec.from_dict(cfg))
 

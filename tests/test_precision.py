@@ -13,11 +13,10 @@ import mpmath
 import numpy as np
 import pytest
 import torch
+from conftest import make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine.model import ElmanParams
-
-from conftest import make
 
 
 def _exact_grad(V, c, h, target, loss):
@@ -53,8 +52,8 @@ def test_saturated_softmax_gradient_matches_mpmath(loss):
             u = torch.randn(1, N, generator=gen, dtype=torch.float64)
             y = torch.zeros(1, C, dtype=torch.float64)
             y[0, target] = 1
-            g_dir, ln_g = gradients.loss_grad_log(p, u, torch.tensor([math.log(scale)], dtype=torch.float64),
-                                                  y, loss)
+            s = torch.tensor([math.log(scale)], dtype=torch.float64)
+            g_dir, ln_g = gradients.loss_grad_log(p, u, s, y, loss)
             ln_exact, dir_exact = _exact_grad(V, c, (scale * u[0]).numpy(), target, loss)
             assert abs(ln_g.item() - ln_exact) < 1e-9 * max(1, abs(ln_exact))
             assert np.abs(g_dir[0].numpy() - dir_exact).max() < 1e-9

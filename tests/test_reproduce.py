@@ -7,8 +7,8 @@
   seconds. Run twice, every CSV is identical byte for byte (the fixed thread count). Slow: all
   figures in quick mode pass.
 * ``--quick`` without ``--out`` writes results/reproduction-quick/, never the committed
-  results/reproduction/; a figure script run alone makes its own files; an unknown figure name
-  is refused with the allowed names.
+  results/reproduction/; a figure script run alone (as a file, or with ``python -m``) makes its
+  own files; an unknown figure name is refused with the allowed names.
 * The committed summary.csv was made in full mode; every row states a kind and the basis of its
   tolerance; every statistical row (kind theory, with a seed spread) averages >= 5 seeds, and
   every passing one has a tolerance of at least 2.5 standard errors of its mean (an unbiased
@@ -81,9 +81,12 @@ def test_quick_never_writes_the_committed_results():
     assert {p: p.stat().st_mtime_ns for p in COMMITTED.rglob("*") if p.is_file()} == before
 
 
-def test_a_figure_script_runs_alone(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "figures" / "walls.py"),
-                           "--quick", "--out", str(tmp_path)], capture_output=True, text=True)
+@pytest.mark.parametrize("how", ["file", "module"])
+def test_a_figure_script_runs_alone(tmp_path, how):
+    script = ([str(ROOT / "experiments" / "figures" / "walls.py")] if how == "file"
+              else ["-m", "experiments.figures.walls"])
+    done = subprocess.run([sys.executable, *script, "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "walls.png").exists() and (tmp_path / "walls_grid.csv").exists()
     assert "3/3 pass" in done.stdout

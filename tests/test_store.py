@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from rnnlab.measure import config, tables
-from rnnlab.runs import store
 from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
+from rnnlab.runs import store
 
 
 def writer(run_dir, result):

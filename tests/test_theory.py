@@ -27,8 +27,14 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from rnnlab import theory as th
-from rnnlab.engine.model import (ElmanParams, hidden_states, loss_grad_h, losses, outputs,
-                          phi_prime_from_h)
+from rnnlab.engine.model import (
+    ElmanParams,
+    hidden_states,
+    loss_grad_h,
+    losses,
+    outputs,
+    phi_prime_from_h,
+)
 
 # sigma_w: (chi, 1/2 log chi at s2 = 0; q*, chi, 1/2 log chi at s2 = 0.1), docs/theory.md.
 # The s2 = 0, sigma_w = 3 entries of an earlier table (1.8600, +0.3103) are 1.4e-4 off: quad gives

@@ -28,6 +28,7 @@ from rnnlab.engine.init import spectral_radius
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.loop import build, clip_joint_norm, load_model, save_model, stream, train
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Small recurrent steps run 10-30x faster on one thread when the cores are shared."""
@@ -56,7 +57,7 @@ def test_saved_model_scores_what_was_reported(tmp_path, task, cell, activation, 
     rnn, head, config = load_model(tmp_path / "model.pt")
     assert type(rnn) is type(result.rnn) and type(head) is torch.nn.Linear
     assert config == result.config
-    rng, spec = stream(cfg.seed, "test"), tasks.spec(task)
+    rng = stream(cfg.seed, "test")
     wrong = counted = 0
     losses = []
     with torch.no_grad():

@@ -34,8 +34,8 @@ def train_cli(cwd, *overrides, multirun=False):
 
 
 def test_tiny_run_writes_its_files_and_the_model_reproduces_its_score(tmp_path):
-    from rnnlab.train.horizon import decay_rate
     from rnnlab.train.config import TrainConfig
+    from rnnlab.train.horizon import decay_rate
     from rnnlab.train.loop import evaluate, load_model, sample, stream
 
     run_dir = tmp_path / "run"

@@ -1,17 +1,30 @@
-"""Aggregation of training sweeps (``rnnlab.train_report``) on hand-made run records:
+"""Aggregation of training sweeps (``rnnlab.train.tables``) on hand-made run records:
 
 - success_table counts solved seeds per cell/init, clipping and T, counts a failed (NaN) run as
   unsolved, and takes the median steps_to_solve of the solved seeds only;
 - longest_solved takes the longest T solved by more than half of the seeds (a T solved by one
   of three does not count) and the horizon 1/|rate| at the longest T tried;
-- arch names follow conf/arch, and clip null is "no clipping".
+- arch names follow conf/arch, and clip null is "no clipping";
+- a key that varies across a sweep (here the hidden size) is a group of its own, never pooled:
+  two hidden sizes x 3 seeds give two groups of 3 seeds in success.csv and longest_solved.csv,
+  and two lines in success_vs_T.
 """
 import math
 
 import pytest
 
+from rnnlab.runs.store import write_json
 from rnnlab.train.archs import arch_name
-from rnnlab.train.tables import longest_solved, run_row, runs_frame, success_table
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.plots import success_figure
+from rnnlab.train.tables import (
+    group_keys,
+    longest_solved,
+    run_row,
+    runs_frame,
+    success_table,
+    write_tables,
+)
 
 BASE = dict(task="temporal_order", cell="elman", activation="tanh", init="pytorch",
             optimizer="adam", lr=1e-3, clip=1.0)
@@ -53,3 +66,29 @@ def test_names():
         "elman-tanh-orthogonal"
     row = rec(10, 0, True, status="failed")
     assert row["solved"] is False and not math.isnan(row["initial_decay_rate"])
+
+
+def test_a_swept_hidden_size_is_grouped_not_pooled(tmp_path):
+    for N in (16, 32):
+        for seed in range(3):
+            cfg = TrainConfig(task="temporal_order", length=10, hidden_size=N, seed=seed)
+            solved = N == 32 or seed == 0  # 3/3 solved at N = 32, 1/3 at N = 16
+            run_dir = tmp_path / f"model.hidden_size={N},seed={seed}"
+            run_dir.mkdir()
+            write_json(run_dir / "run.json",
+                       {"status": "completed", "params": dict(vars(cfg)), "solved": solved,
+                        "steps_to_solve": 100 if solved else None, "eval_error_rate": 0.0,
+                        "initial_decay_rate": -0.5, "task": "temporal_order"})
+    tables = write_tables(tmp_path)
+    assert group_keys(tables["runs"])[-1] == "hidden_size"
+    success = tables["success"].set_index("hidden_size")
+    assert list(success["seeds"]) == [3, 3]
+    assert success.loc[16, "solved"] == 1 and success.loc[32, "solved"] == 3
+    csv = (tmp_path / "success.csv").read_text().splitlines()
+    assert "hidden_size" in csv[0] and len(csv) == 3
+    longest = tables["longest"].set_index("hidden_size")
+    assert longest.loc[16, "longest_T_solved"] == 0 and longest.loc[32, "longest_T_solved"] == 10
+    ax = success_figure(tables["success"]).axes[0]
+    assert len(ax.lines) == 2
+    assert sorted(line.get_label() for line in ax.lines) == ["tanh (PyTorch init), hidden_size 16",
+                                                             "tanh (PyTorch init), hidden_size 32"]

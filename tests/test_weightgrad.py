@@ -13,14 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import make
 from torch.func import functional_call
 
-from rnnlab.engine import reference
 from rnnlab.engine.cells import gated
 from rnnlab.engine.model import phi, readout_losses
 from rnnlab.engine.weightgrad import weight_grad_by_lag
-
-from conftest import make
 
 T = 12
 

@@ -17,23 +17,24 @@ attractors on a fine b grid, and the attractors at b = -2.5 by iteration. Theory
 fixed-point curve b(x) = x - w sigmoid(x), solid where stable (|w sigmoid'(x)| < 1), dashed where
 unstable. The outer attractors at b = -2.5 are compared with the roots of x = w sigmoid(x) + b
 in attractors.csv only: one map solved two ways in one script is a check of the script, not a
-reproduced result. Run alone: ``python experiments/figures/bifurcation.py [--quick]`` (35 s measured
-on the shared machine).
+reproduced result. Run alone: ``python experiments/figures/bifurcation.py [--quick]`` or
+``python -m experiments.figures.bifurcation [--quick]`` (35 s measured on the shared machine).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.optimize import brentq  # noqa: E402
-from _measure import row, standalone  # noqa: E402
-from scipy.special import expit  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit
+
+from experiments.figures.common import is_quick, row, standalone
+from rnnlab.plotting import plt
 
 FIGURE = "bifurcation"
 W = 5.0
@@ -55,8 +56,8 @@ def attractors(x_inf: np.ndarray, ok: np.ndarray) -> list[np.ndarray]:
     stability test drops an unstable fixed point hit exactly (x_0 = 0 at b = -2.5 is one)."""
     out = []
     ok = ok & (W * expit(x_inf) * (1 - expit(x_inf)) < 1)
-    for row, good in zip(x_inf, ok):
-        vals = np.sort(row[good])
+    for ends, good in zip(x_inf, ok):
+        vals = np.sort(ends[good])
         out.append(vals[np.r_[True, np.diff(vals) > DISTINCT]] if vals.size else vals)
     return out
 
@@ -64,21 +65,20 @@ def attractors(x_inf: np.ndarray, ok: np.ndarray) -> list[np.ndarray]:
 def saddle_nodes() -> list[float]:
     """b at the saddle-node points: x = w s(x) + b and w s'(x) = 1, by brentq in x on each side
     of the inflection point x = 0 (w s'(x) peaks there at w/4 > 1)."""
-    tangency = lambda x: W * expit(x) * (1 - expit(x)) - 1  # noqa: E731
+    tangency = lambda x: W * expit(x) * (1 - expit(x)) - 1  # noqa: E731 (one line, for brentq)
     xs = [brentq(tangency, 0.0, 20.0, xtol=1e-15), brentq(tangency, -20.0, 0.0, xtol=1e-15)]
     return sorted(x - W * expit(x) for x in xs)
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
+def measure(mode: str) -> dict:
+    """The saddle-node points by root-finding, the simulated end states over a b grid (and the
+    bistable range they give), and the attractors at b = -2.5 beside the map's roots there."""
     # 1. bifurcation points by root-finding
     b_lo, b_hi = saddle_nodes()
 
     # 2. simulated attractors over a b grid from several x_0. Near a saddle-node the approach is
     #    slow (the multiplier tends to 1), so runs that have not converged are left out.
-    n_b, n_iter = (801, 4000) if quick else (4001, 20000)
+    n_b, n_iter = (801, 4000) if is_quick(mode) else (4001, 20000)
     b = np.linspace(-3.5, -1.5, n_b)
     x0 = np.linspace(-6.0, 6.0, 13)
     x_inf, ok = iterate(b[:, None], x0[None, :], n_iter)
@@ -86,22 +86,54 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     n_att = np.array([len(a) for a in found])
     bistable = b[n_att == 2]
     edges = (bistable.min(), bistable.max()) if bistable.size else (np.nan, np.nan)
-    db = b[1] - b[0]
 
     # 3. the two attractors at b = -2.5 from a wide spread of initial states
     x_mid, ok_mid = iterate(np.array([[-2.5]]), np.linspace(-10, 10, 41)[None, :], 20000)
     at_mid = attractors(x_mid, ok_mid)[0]
-    fixed = lambda x: W * expit(x) - 2.5 - x  # noqa: E731  outer fixed points at b = -2.5
+    fixed = lambda x: W * expit(x) - 2.5 - x  # noqa: E731 (one line, for brentq)
+    # the outer fixed points at b = -2.5
     roots = [brentq(fixed, -10.0, -1.0, xtol=1e-15), brentq(fixed, 1.0, 10.0, xtol=1e-15)]
+    return {"saddle_nodes": (b_lo, b_hi), "b": b, "x_inf": x_inf, "converged": ok,
+            "attractors": found, "n_attractors": n_att, "bistable": bistable, "edges": edges,
+            "at_mid": at_mid, "roots": roots}
 
-    # 4. table: attractors per b
-    pd.DataFrame({"b": b, "n_attractors": n_att,
+
+def rows(measured: dict) -> list[dict]:
+    # The expected values are given to 4 decimals (rounding error <= 5e-5), so 1e-4 bounds
+    # root-finding (xtol 1e-15) plus rounding. The simulated edges are only located to within
+    # one grid step db (plus the same rounding).
+    (b_lo, b_hi), edges, b = measured["saddle_nodes"], measured["edges"], measured["b"]
+    db = b[1] - b[0]
+    rounding = "expected value given to 4 decimals: 5e-5 rounding"
+    return [row(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4,
+                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
+            row(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4,
+                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
+            row(FIGURE, "bistable range lower edge, simulated", EXPECTED[0], edges[0],
+                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
+            row(FIGURE, "bistable range upper edge, simulated", EXPECTED[1], edges[1],
+                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
+            row(FIGURE, "stable fixed points at b = -2.5 (distinct attractors)", 2,
+                len(measured["at_mid"]), 0, kind="exact",
+                basis="a count: bistable means exactly 2")]
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    b, x_inf, ok, found = (measured[k] for k in ("b", "x_inf", "converged", "attractors"))
+    bistable, edges, at_mid = measured["bistable"], measured["edges"], measured["at_mid"]
+    n_b = len(b)
+
+    # tables: attractors per b; the two at b = -2.5, iterated and as roots of the map
+    pd.DataFrame({"b": b, "n_attractors": measured["n_attractors"],
                   "x_inf_low": [a[0] if len(a) else np.nan for a in found],
                   "x_inf_high": [a[-1] if len(a) else np.nan for a in found],
                   "n_not_converged": (~ok).sum(1)}).to_csv(out_dir / "bifurcation.csv",
                                                            index=False)
+    two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]
+    pd.DataFrame({"attractor": ["low", "high"], "iterated": two,
+                  "root": measured["roots"]}).to_csv(out_dir / "attractors.csv", index=False)
 
-    # 5. figure: theory curve (lines) and simulated end states (markers)
+    # figure: theory curve (lines) and simulated end states (markers)
     xs = np.linspace(-6, 6, 4001)
     b_of_x = xs - W * expit(xs)
     stable = W * expit(xs) * (1 - expit(xs)) < 1
@@ -129,24 +161,10 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     fig.savefig(out_dir / "bifurcation.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
 
-    # 6. comparisons. The expected values are given to 4 decimals (rounding error <= 5e-5), so
-    # 1e-4 bounds root-finding (xtol 1e-15) plus rounding. The simulated edges are only located
-    # to within one grid step db (plus the same rounding).
-    two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]
-    pd.DataFrame({"attractor": ["low", "high"], "iterated": two, "root": roots}).to_csv(
-        out_dir / "attractors.csv", index=False)
-    rounding = "expected value given to 4 decimals: 5e-5 rounding"
-    return [row(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4,
-                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
-            row(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4,
-                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
-            row(FIGURE, "bistable range lower edge, simulated", EXPECTED[0], edges[0],
-                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
-            row(FIGURE, "bistable range upper edge, simulated", EXPECTED[1], edges[1],
-                db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
-            row(FIGURE, "stable fixed points at b = -2.5 (distinct attractors)", 2,
-                len(at_mid), 0, kind="exact", basis="a count: bistable means exactly 2")]
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

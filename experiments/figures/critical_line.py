@@ -20,28 +20,36 @@ EXPECTED:
 Full mode also measures s2 = 0.01, 0.3 and 1.0 at the critical gain +- 0.25 (2 seeds each) and
 draws them; they are not compared (no finite-N budget was measured there). 7.5 min measured
 on the shared 2-core machine (~2.5 min of CPU). Run alone:
-``python experiments/figures/critical_line.py [--quick]``.
+``python experiments/figures/critical_line.py [--quick]`` or
+``python -m experiments.figures.critical_line [--quick]``.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _measure import full_rank_noise, network, row, standalone, windowed_rate  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from rnnlab import theory  # noqa: E402
+from experiments.figures.common import (
+    full_rank_noise,
+    is_quick,
+    network,
+    row,
+    standalone,
+    windowed_rate,
+)
+from rnnlab import theory
+from rnnlab.plotting import plt
 
 FIGURE = "critical-line"
 TABLE = {0.01: 1.1934, 0.05: 1.3270, 0.1: 1.4093, 0.3: 1.5828, 1.0: 1.8556}
 SEEDS, DRAWN_SEEDS = 5, 2  # compared points, drawn-only points
 TOL_RATE = 0.006  # finite-N budget: tanh, s_in^2 = 0.1, N = 1000 (docs/tolerances.md)
-GAINS = {True: [1.2, 1.4, 1.5, 1.7], False: [1.2, 1.3, 1.4, 1.5, 1.6, 1.7]}  # quick, full
+GAINS = {"quick": [1.2, 1.4, 1.5, 1.7], "full": [1.2, 1.3, 1.4, 1.5, 1.6, 1.7]}
 
 
 def seed_rates(sigma_w, s_in2, T, seeds):
@@ -65,43 +73,60 @@ def zero_crossing(x, y):
     return x[i] - y[i] * (x[i + 1] - x[i]) / (y[i + 1] - y[i]), i
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [row(FIGURE, f"tanh critical sigma_w at s2 = {s2} (chi = 1)", expected,
-                theory.critical_gain("tanh", s2), 1e-4, kind="exact",
-                basis="expected value to 4 decimals (5e-5) + brentq 1e-13")
-            for s2, expected in TABLE.items()]
+def measured_crossing(points: pd.DataFrame):
+    """At s2 = 0.1: (the measured points by sigma_w, the measured zero crossing, the index of
+    its bracket)."""
+    at = points[points["s2"] == 0.1].set_index("sigma_w")
+    crossing, i = zero_crossing(at.index.to_numpy(), at["decay_rate"].to_numpy())
+    return at, crossing, i
 
+
+def measure(mode: str) -> dict:
+    """{"points": the measured rates (s2 = 0.1 compared, the others drawn), "line": the
+    critical gain over s2 from theory}."""
+    quick = is_quick(mode)
     T = 60 if quick else 200
     others = [] if quick else [(s2, round(theory.critical_gain("tanh", s2) + d, 2))
                                for s2 in (0.01, 0.3, 1.0) for d in (-0.25, 0.25)]
-    measured = pd.DataFrame([measured_point(0.1, g, T, SEEDS) for g in GAINS[quick]]
-                            + [measured_point(s2, g, T, DRAWN_SEEDS) for s2, g in others])
-    at = measured[measured["s2"] == 0.1].set_index("sigma_w")
-    crit = theory.critical_gain("tanh", 0.1)
-    for g in (1.2, 1.7):
-        rows.append(row(FIGURE, f"rate at sigma_w = {g}, s2 = 0.1, N = 1000 (5 seeds) vs "
-                        "1/2 log chi (nats/step)", at.loc[g, "mean_field_rate"],
-                        at.loc[g, "decay_rate"], TOL_RATE, kind="theory", seeds=SEEDS,
-                        spread=at.loc[g, "seed_std"],
-                        basis=f"finite-N budget at N = 1000; 3 SE = "
-                        f"{3 * at.loc[g, 'seed_std'] / np.sqrt(SEEDS):.4f}"))
-    x = at.index.to_numpy()
-    crossing, i = zero_crossing(x, at["decay_rate"].to_numpy())
-    mf = at["mean_field_rate"].to_numpy()
-    secant = (mf[i + 1] - mf[i]) / (x[i + 1] - x[i])
-    bias = zero_crossing(x, mf)[0] - crit
-    rows.append(row(FIGURE, f"measured zero crossing at s2 = 0.1 (between sigma_w = {x[i]} and "
-                    f"{x[i + 1]}) vs critical gain", crit, crossing,
-                    TOL_RATE / secant + abs(bias), kind="theory", seeds=SEEDS,
-                    basis=f"rate budget / secant slope ({TOL_RATE}/{secant:.3f}) + "
-                    f"interpolation bias {abs(bias):.1e}"))
-
+    points = pd.DataFrame([measured_point(0.1, g, T, SEEDS) for g in GAINS[mode]]
+                          + [measured_point(s2, g, T, DRAWN_SEEDS) for s2, g in others])
     s2_grid = np.linspace(0, 1.0, 41)
     line = pd.DataFrame({"s2": s2_grid, "critical_sigma_w": [
         theory.critical_gain("tanh", s) for s in s2_grid]})
+    return {"points": points, "line": line}
+
+
+def rows(measured: dict) -> list[dict]:
+    out = [row(FIGURE, f"tanh critical sigma_w at s2 = {s2} (chi = 1)", expected,
+               theory.critical_gain("tanh", s2), 1e-4, kind="exact",
+               basis="expected value to 4 decimals (5e-5) + brentq 1e-13")
+           for s2, expected in TABLE.items()]
+    at, crossing, i = measured_crossing(measured["points"])
+    crit = theory.critical_gain("tanh", 0.1)
+    for g in (1.2, 1.7):
+        out.append(row(FIGURE, f"rate at sigma_w = {g}, s2 = 0.1, N = 1000 (5 seeds) vs "
+                       "1/2 log chi (nats/step)", at.loc[g, "mean_field_rate"],
+                       at.loc[g, "decay_rate"], TOL_RATE, kind="theory", seeds=SEEDS,
+                       spread=at.loc[g, "seed_std"],
+                       basis=f"finite-N budget at N = 1000; 3 SE = "
+                       f"{3 * at.loc[g, 'seed_std'] / np.sqrt(SEEDS):.4f}"))
+    x = at.index.to_numpy()
+    mf = at["mean_field_rate"].to_numpy()
+    secant = (mf[i + 1] - mf[i]) / (x[i + 1] - x[i])
+    bias = zero_crossing(x, mf)[0] - crit
+    out.append(row(FIGURE, f"measured zero crossing at s2 = 0.1 (between sigma_w = {x[i]} and "
+                   f"{x[i + 1]}) vs critical gain", crit, crossing,
+                   TOL_RATE / secant + abs(bias), kind="theory", seeds=SEEDS,
+                   basis=f"rate budget / secant slope ({TOL_RATE}/{secant:.3f}) + "
+                   f"interpolation bias {abs(bias):.1e}"))
+    return out
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    points, line = measured["points"], measured["line"]
     line.to_csv(out_dir / "critical_line.csv", index=False)
-    measured.to_csv(out_dir / "measured_rates.csv", index=False)
+    points.to_csv(out_dir / "measured_rates.csv", index=False)
+    crossing = measured_crossing(points)[1]
 
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4), gridspec_kw={"wspace": 0.45})
     ax = axes[0]
@@ -113,7 +138,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     ax.plot([v ** 2 for v in TABLE.values()], list(TABLE), "wo", mec="k",
             label="critical gains (4 decimals)")
     for sign, color in ((-1, "tab:blue"), (1, "tab:red")):
-        m = measured[np.sign(measured["decay_rate"]) == sign]
+        m = points[np.sign(points["decay_rate"]) == sign]
         ax.plot(m["sigma_w"] ** 2, m["s2"], "s", ms=7, mec="k", color=color,
                 label=f"measured rate {'< 0' if sign < 0 else '> 0'} (N = 1000)")
     ax.plot(crossing ** 2, 0.1, "k*", ms=12, label="measured crossing, s2 = 0.1")
@@ -123,7 +148,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     ax.legend(fontsize=7, loc="center right")
     ax = axes[1]
     grid = np.linspace(1.0, 2.2, 200)
-    for (s2v, m), color in zip(measured.groupby("s2"), ("C0", "C1", "C2", "C3")):
+    for (s2v, m), color in zip(points.groupby("s2"), ("C0", "C1", "C2", "C3")):
         ax.plot(grid, theory.log_chi_rate("tanh", grid, s2v), "-", lw=1, color=color)
         ax.plot(m["sigma_w"], m["decay_rate"], "o", color=color,
                 label=f"s2 = {s2v}: measured (markers), mean field (line)")
@@ -136,8 +161,11 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     ax.legend(fontsize=7)
     fig.savefig(out_dir / "critical_line.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
-    return rows
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -22,30 +22,30 @@ whose bias is ``model.gate_bias``):
 Each rate is the least-squares slope of ln r(t, k) over lags 1..40 (T = 80, 2 sequences per
 network, 800 burn-in steps so the LSTM's c is stationary). Full mode about 1 minute on one
 core; quick mode the same sizes and seeds at three biases. Run alone:
-``python experiments/figures/gate_timescales.py [--quick]``.
+``python experiments/figures/gate_timescales.py [--quick]`` (or ``python -m
+experiments.figures.gate_timescales [--quick]``).
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-from _measure import network, row, standalone, stderr  # noqa: E402
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-from rnnlab import theory  # noqa: E402
-from rnnlab.engine import adjoint as gradients  # noqa: E402
-from rnnlab.engine.fit import fit_decay  # noqa: E402
+from experiments.figures.common import is_quick, network, row, standalone, stderr
+from rnnlab import theory
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine.fit import fit_decay
+from rnnlab.plotting import plt
 
 FIGURE = "gate-timescales"
 CELLS = ("lstm", "gru")
-BIASES = {False: [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], True: [0.0, 2.0, 5.0]}
+BIASES = {"full": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "quick": [0.0, 2.0, 5.0]}
 NOISE_ROWS = (2.0, 3.0, 5.0)  # the gate-noise rates with a stated value
 SEEDS, MAX_LAG, T, BURN_IN = 5, 40, 80, 800
 TOL_EXACT = 1e-6
@@ -65,19 +65,21 @@ def rate(**kw) -> float:
     return fit_decay(prof.lag, prof.ln_ratio, 1, MAX_LAG)["decay_rate"]
 
 
-def measure_all(biases) -> pd.DataFrame:
-    points = [(c, r, b, s) for c in CELLS for r in REGIMES for b in biases
+def measure(mode: str) -> pd.DataFrame:
+    """One rate per cell, regime, bias and seed (one seed for zero weights)."""
+    is_quick(mode)
+    points = [(c, r, b, s) for c in CELLS for r in REGIMES for b in BIASES[mode]
               for s in (range(1) if r == "zero weights" else range(SEEDS))]
-    rows = []
+    records = []
     for cell, regime, b, seed in tqdm(points, desc=FIGURE, mininterval=2.0):
-        rows.append(dict(cell=cell, regime=regime, gate_bias=b, seed=seed,
-                         rate=rate(seed=seed, cell=cell, gate_bias=b, **REGIMES[regime])))
-    return pd.DataFrame(rows)
+        records.append(dict(cell=cell, regime=regime, gate_bias=b, seed=seed,
+                            rate=rate(seed=seed, cell=cell, gate_bias=b, **REGIMES[regime])))
+    return pd.DataFrame(records)
 
 
-def compare(df: pd.DataFrame) -> list[dict]:
+def rows(measured: pd.DataFrame) -> list[dict]:
     out = []
-    for cell, g in df.groupby("cell"):
+    for cell, g in measured.groupby("cell"):
         exact = g[g.regime == "zero weights"]
         dev = (exact.rate - exact.gate_bias.map(theory.keep_gate_rate)).abs()
         out.append(row(FIGURE, f"{cell}, zero weights: max |rate - ln s(b)| over b", 0.0,
@@ -94,7 +96,8 @@ def compare(df: pd.DataFrame) -> list[dict]:
                            kind="theory", seeds=len(r), spread=float(r.std(ddof=1)),
                            basis="3 standard errors of the seed mean (N = D = 256)"))
         real = g[g.regime == "pytorch init"].groupby("gate_bias").rate
-        mean, se = real.mean().sort_index(), (real.std(ddof=1) / np.sqrt(real.count())).sort_index()
+        mean = real.mean().sort_index()
+        se = (real.std(ddof=1) / np.sqrt(real.count())).sort_index()
         drop = -np.diff(mean.to_numpy())  # > 0 where the rate decreases as b grows
         violations = int((drop > 2 * np.hypot(se.to_numpy()[1:], se.to_numpy()[:-1])).sum())
         out.append(row(FIGURE, f"{cell}, pytorch init: significant decreases of the rate as b "
@@ -105,7 +108,8 @@ def compare(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def draw(df: pd.DataFrame, path: Path) -> None:
+def draw(measured: pd.DataFrame, out_dir: Path) -> None:
+    measured.to_csv(out_dir / "gate_timescales.csv", index=False)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, constrained_layout=True)
     b = np.linspace(-2.2, 5.2, 200)
     style = {"zero weights": ("o", "C0"), "gate noise": ("s", "C1"), "pytorch init": ("^", "C2")}
@@ -115,7 +119,8 @@ def draw(df: pd.DataFrame, path: Path) -> None:
         ax.plot(b, [theory.gate_noise_rate(v, 1.0) for v in b], "k--", lw=1.0,
                 label="1/2 ln E[s(b + z)^2] (gate noise)")
         for regime, (marker, color) in style.items():
-            g = df[(df.cell == cell) & (df.regime == regime)].groupby("gate_bias").rate
+            sel = (measured.cell == cell) & (measured.regime == regime)
+            g = measured[sel].groupby("gate_bias").rate
             m, sd = g.mean(), g.std(ddof=1).fillna(0.0)
             ax.errorbar(m.index, m.to_numpy(), yerr=sd.to_numpy(), fmt=marker, color=color,
                         ms=5, capsize=2, label=f"measured: {regime}")
@@ -124,17 +129,13 @@ def draw(df: pd.DataFrame, path: Path) -> None:
                [cell], xlabel="keep-gate bias b (model.gate_bias)")
     axes[0].set_ylabel("decay rate of ||dL_t/ds_k|| (nats per step)")
     axes[1].legend(fontsize=8, loc="lower right")
-    fig.savefig(path, dpi=130)
+    fig.savefig(out_dir / "gate_timescales.png", dpi=130)
     plt.close(fig)
 
 
-def run(out: Path, quick: bool = False) -> list[dict]:
-    out.mkdir(parents=True, exist_ok=True)
-    df = measure_all(BIASES[quick])
-    df.to_csv(out / "gate_timescales.csv", index=False)
-    draw(df, out / "gate_timescales.png")
-    return compare(df)
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -24,7 +24,8 @@ several percent and would otherwise dominate the spread between draws.
 Full mode: N = 1000, 24 draws per fresh-weight configuration (4 for the tied ones, which are
 not compared), 15 min measured on the shared 2-core machine (~5 min of CPU; a progress bar
 shows on a terminal). Run alone:
-``python experiments/figures/isometry.py [--quick]``.
+``python experiments/figures/isometry.py [--quick]`` or
+``python -m experiments.figures.isometry [--quick]``.
 """
 from __future__ import annotations
 
@@ -32,20 +33,20 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _measure import row, standalone  # noqa: E402
-from scipy import stats  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm import tqdm
 
-from rnnlab import theory  # noqa: E402
-from rnnlab.engine.init import haar_orthogonal  # noqa: E402
-from rnnlab.engine.model import phi, phi_prime_from_h  # noqa: E402
+from experiments.figures.common import is_quick, row, standalone
+from rnnlab import theory
+from rnnlab.engine.init import haar_orthogonal
+from rnnlab.engine.model import phi, phi_prime_from_h
+from rnnlab.plotting import plt
 
 FIGURE = "isometry"
 TANH_S2 = 0.01  # sigma_b^2 for tanh; relu and linear need no bias at their critical gain
@@ -53,6 +54,7 @@ ACTIVATIONS = ("linear", "relu", "tanh")
 WEIGHTS = ("orthogonal", "gaussian")
 DEPTHS = (1, 2, 4, 8, 16)  # L at which the spectral moments are recorded
 EDGE_DEPTHS = (1, 4, 16)
+L = max(DEPTHS)  # the depth of the spectra and of the rows
 
 
 def critical(activation: str) -> tuple[float, float]:
@@ -68,7 +70,7 @@ def draw_weight(N: int, weights: str, sigma_w: float, g: torch.Generator) -> tor
 
 
 def product(activation: str, weights: str, N: int, g: torch.Generator, tied: bool = False,
-            svd_at=(max(DEPTHS),)) -> tuple[dict, dict]:
+            svd_at=(L,)) -> tuple[dict, dict]:
     """Propagate a_l = W_l phi(a_{l-1}) + b_l and build J_l = D_l W_l J_{l-1} for l = 1..L.
 
     Returns {L: (mean, scale-free variance) of the eigenvalues of J J^T} at DEPTHS, from
@@ -103,16 +105,18 @@ def extrapolate(Ns, means, ses) -> tuple[float, float]:
     return float((cov @ (A.T @ (w * np.asarray(means))))[0]), float(math.sqrt(cov[0, 0]))
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def measure(mode: str) -> dict:
+    """{"moments": mean and scale-free variance of the eigenvalues of J J^T per activation,
+    weights, setting (fresh, tied) and depth, "spectra": the singular values at depth L per
+    activation and weights (fresh), "edge": the largest singular value of critical linear
+    Gaussian products per N and its N -> infinity limit, and the sizes}."""
+    quick = is_quick(mode)
     N, fresh_draws, tied_draws = (128, 16, 4) if quick else (1000, 24, 4)
     # edge: draws per N chosen so that every N costs about the same
     edge_sizes = {64: 32, 128: 16, 256: 8} if quick else {250: 48, 500: 24, 1000: 12, 2000: 6}
-    L = max(DEPTHS)
 
     # 1. spectral moments per depth and singular values at L, fresh and tied weights
-    rows, spectra = [], {}
+    moments, spectra = [], {}
     configs = [(a, w, t) for t in (False, True) for a in ACTIVATIONS for w in WEIGHTS]
     for seed, (activation, weights, tied) in enumerate(tqdm(configs, desc="isometry products",
                                                              disable=None, leave=False)):
@@ -125,17 +129,16 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         for depth in DEPTHS:
             m = np.array([r[0][depth] for r in runs])  # (draws, 2): mean, variance
             mean_th, var_th = theory.isometry_variance(activation, sigma_w, s2, depth, weights)
-            rows.append({"activation": activation, "weights": weights,
-                         "setting": "tied (RNN)" if tied else "fresh (paper)", "L": depth,
-                         "N": N, "draws": draws, "sigma_w": sigma_w, "s2": s2,
-                         "mean_theory": mean_th, "mean": m[:, 0].mean(),
-                         "mean_sd": m[:, 0].std(ddof=1),
-                         "mean_se": m[:, 0].std(ddof=1) / math.sqrt(draws),
-                         "variance_theory": var_th, "variance": m[:, 1].mean(),
-                         "variance_sd": m[:, 1].std(ddof=1),
-                         "variance_se": m[:, 1].std(ddof=1) / math.sqrt(draws)})
-    table = pd.DataFrame(rows)
-    table.to_csv(out_dir / "isometry_moments.csv", index=False)
+            moments.append({"activation": activation, "weights": weights,
+                            "setting": "tied (RNN)" if tied else "fresh (paper)", "L": depth,
+                            "N": N, "draws": draws, "sigma_w": sigma_w, "s2": s2,
+                            "mean_theory": mean_th, "mean": m[:, 0].mean(),
+                            "mean_sd": m[:, 0].std(ddof=1),
+                            "mean_se": m[:, 0].std(ddof=1) / math.sqrt(draws),
+                            "variance_theory": var_th, "variance": m[:, 1].mean(),
+                            "variance_sd": m[:, 1].std(ddof=1),
+                            "variance_se": m[:, 1].std(ddof=1) / math.sqrt(draws)})
+    moments = pd.DataFrame(moments)
 
     # 2. largest singular value of critical linear Gaussian products at several N, and its
     #    N -> infinity limit by extrapolation in N^(-2/3)
@@ -155,9 +158,60 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         edge.append({"L": depth, "N": math.inf, "draws": sum(r["draws"] for r in sel),
                      "sigma_max_mean": limit, "sigma_max_se": se})
     edge = pd.DataFrame(edge).assign(edge_theory=lambda d: theory.fuss_catalan_edge(d["L"]))
+    return {"N": N, "fresh_draws": fresh_draws, "edge_sizes": list(edge_sizes),
+            "moments": moments, "spectra": spectra, "edge": edge}
+
+
+def rows(measured: dict) -> list[dict]:
+    # comparisons at L = 16, fresh weights (the paper's setting). "k SE" below is the Student-t
+    # multiple with the coverage of 3 sigma (99.73%, two-sided) for that number of draws.
+    # Variance: k standard errors over the draws (sampling), plus L^2/N for the finite width: the
+    # O(1/N) correction of a linear Gaussian product is L(L+1)/(2N) (from E tr(W A W^T)^2 =
+    # (1 + 1/N) tr A^2 + (tr A)^2 / N per factor); L^2/N bounds it with room for the relu/tanh
+    # masks' own 1/N terms. Linear orthogonal is exact: float64 rounding only (1e-12).
+    # Mean: k standard errors (1e-12 floor for the exact linear orthogonal case).
+    # Edge: at finite N the top singular value sits below the edge by O(N^(-2/3)) (Tracy-Widom
+    # scale; a few percent at L = 16, N = 2000), so the comparison is the N -> inf
+    # extrapolation, with 3 standard errors of the fitted intercept (propagated from the per-N
+    # standard errors of the mean) as tolerance.
+    N, fresh_draws, edge = measured["N"], measured["fresh_draws"], measured["edge"]
+    fresh = measured["moments"][measured["moments"]["setting"] == "fresh (paper)"]
+    k = stats.t.ppf(0.99865, fresh_draws - 1)
+    out = []
+    for _, r in fresh[fresh["L"] == L].iterrows():
+        exact = r["activation"] == "linear" and r["weights"] == "orthogonal"
+        name = f"{r['activation']} {r['weights']}, L={L}, N={N}"
+        if exact:
+            out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", 0.0, r["variance"], 1e-12,
+                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
+            out.append(row(FIGURE, f"mean eig JJ^T, {name}", 1.0, r["mean"], 1e-12,
+                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
+            continue
+        out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", r["variance_theory"],
+                       r["variance"], k * r["variance_se"] + L**2 / N, kind="theory",
+                       seeds=fresh_draws, spread=r["variance_sd"],
+                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws) + finite-N bias "
+                       f"bound L^2/N = {L**2 / N:.3g} (linear Gaussian: L(L+1)/(2N))"))
+        out.append(row(FIGURE, f"mean eig JJ^T, {name}", r["mean_theory"], r["mean"],
+                       k * r["mean_se"], kind="theory", seeds=fresh_draws, spread=r["mean_sd"],
+                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws); no finite-N bias "
+                       "term (E ||J||_F^2 / N = chi^L exactly for linear; O(1/N) otherwise)"))
+    sizes = ",".join(map(str, measured["edge_sizes"]))
+    for _, r in edge[edge["N"] == math.inf].iterrows():
+        out.append(row(FIGURE, f"sigma_max linear Gaussian, L={int(r['L'])}, "
+                       f"N->inf from N={sizes}", r["edge_theory"], r["sigma_max_mean"],
+                       3 * r["sigma_max_se"], kind="theory", seeds=int(r["draws"]),
+                       basis="3 SE of the N^(-2/3) extrapolation's intercept (propagated from "
+                       "the per-N standard errors)"))
+    return out
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    N, table, spectra, edge = (measured[k] for k in ("N", "moments", "spectra", "edge"))
+    table.to_csv(out_dir / "isometry_moments.csv", index=False)
     edge.to_csv(out_dir / "isometry_edge.csv", index=False)
 
-    # 3. figure: densities at L (markers), variance and mean vs depth (theory lines), edge
+    # figure: densities at L (markers), variance and mean vs depth (theory lines), edge
     fig, axes = plt.subplots(2, 3, figsize=(16, 9), gridspec_kw={"hspace": 0.35})
     bins = np.linspace(-6, 1.5, 76)
     fresh = table[table["setting"] == "fresh (paper)"]
@@ -224,46 +278,10 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     fig.savefig(out_dir / "isometry.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
-    # 4. comparisons at L = 16, fresh weights (the paper's setting). "k SE" below is the Student-t
-    # multiple with the coverage of 3 sigma (99.73%, two-sided) for that number of draws.
-    # Variance: k standard errors over the draws (sampling), plus L^2/N for the finite width: the
-    # O(1/N) correction of a linear Gaussian product is L(L+1)/(2N) (from E tr(W A W^T)^2 =
-    # (1 + 1/N) tr A^2 + (tr A)^2 / N per factor); L^2/N bounds it with room for the relu/tanh
-    # masks' own 1/N terms. Linear orthogonal is exact: float64 rounding only (1e-12).
-    # Mean: k standard errors (1e-12 floor for the exact linear orthogonal case).
-    # Edge: at finite N the top singular value sits below the edge by O(N^(-2/3)) (Tracy-Widom
-    # scale; a few percent at L = 16, N = 2000), so the comparison is the N -> inf
-    # extrapolation, with 3 standard errors of the fitted intercept (propagated from the per-N
-    # standard errors of the mean) as tolerance.
-    k = stats.t.ppf(0.99865, fresh_draws - 1)
-    out = []
-    for _, r in fresh[fresh["L"] == L].iterrows():
-        exact = r["activation"] == "linear" and r["weights"] == "orthogonal"
-        name = f"{r['activation']} {r['weights']}, L={L}, N={N}"
-        if exact:
-            out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", 0.0, r["variance"], 1e-12,
-                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
-            out.append(row(FIGURE, f"mean eig JJ^T, {name}", 1.0, r["mean"], 1e-12,
-                           kind="exact", basis="orthogonal product: isometric, float64 rounding"))
-            continue
-        out.append(row(FIGURE, f"var(eig JJ^T)/mean^2, {name}", r["variance_theory"],
-                       r["variance"], k * r["variance_se"] + L**2 / N, kind="theory",
-                       seeds=fresh_draws, spread=r["variance_sd"],
-                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws) + finite-N bias "
-                       f"bound L^2/N = {L**2 / N:.3g} (linear Gaussian: L(L+1)/(2N))"))
-        out.append(row(FIGURE, f"mean eig JJ^T, {name}", r["mean_theory"], r["mean"],
-                       k * r["mean_se"], kind="theory", seeds=fresh_draws, spread=r["mean_sd"],
-                       basis=f"{k:.2f} SE (t, 99.73%, {fresh_draws} draws); no finite-N bias "
-                       "term (E ||J||_F^2 / N = chi^L exactly for linear; O(1/N) otherwise)"))
-    sizes = ",".join(map(str, edge_sizes))
-    for _, r in edge[edge["N"] == math.inf].iterrows():
-        out.append(row(FIGURE, f"sigma_max linear Gaussian, L={int(r['L'])}, "
-                       f"N->inf from N={sizes}", r["edge_theory"], r["sigma_max_mean"],
-                       3 * r["sigma_max_se"], kind="theory", seeds=int(r["draws"]),
-                       basis="3 SE of the N^(-2/3) extrapolation's intercept (propagated from "
-                       "the per-N standard errors)"))
-    return out
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -22,7 +22,8 @@ above), zero-input tanh with W = rho Q (after a few steps h ~ 0 and the network 
 one above), and relu's mean field above sqrt 2, where q* diverges (the README's "Gaps").
 Full mode: N = 256, T = 200, 300 burn-in steps; 39 s measured on the shared 2-core machine
 (load ~6; about a third of that in CPU time). Run alone:
-``python experiments/figures/lag_decay.py [--quick]``.
+``python experiments/figures/lag_decay.py [--quick]`` (or
+``python -m experiments.figures.lag_decay [--quick]``).
 """
 from __future__ import annotations
 
@@ -30,24 +31,34 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _measure import full_rank_noise, network, row, standalone, windowed_rate  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from rnnlab import theory  # noqa: E402
-from rnnlab.engine import adjoint as gradients  # noqa: E402
+from experiments.figures.common import (
+    full_rank_noise,
+    is_quick,
+    network,
+    row,
+    standalone,
+    windowed_rate,
+)
+from rnnlab import theory
+from rnnlab.engine import adjoint as gradients
+from rnnlab.plotting import plt
 
 FIGURE = "lag-decay"
 RHOS = [0.5, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]
+ACTIVATIONS = ("tanh", "relu")
 S_IN2 = 0.1  # full-rank input noise: the setting in which mean field holds
 SEEDS = range(5)
 MAX_LAG = 50
 SIGN_MARGIN = 0.05  # nats/step; the sign is asserted only where |1/2 log chi| exceeds it
+# exact references (linear: every ratio rho^lag) and zero-input tanh (drawn only): panel, rho
+REFERENCES = [("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5), ("tanh, no input", 0.9)]
 
 
 def mean_log10_ratio(prof):
@@ -65,13 +76,14 @@ def max_bound_excess(p, traj):
     return float(excess[torch.isfinite(excess) & (lag >= 1)].max())  # lag 0: exactly 0
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    N, T, burn_in = (64, 100, 100) if quick else (256, 200, 300)
-    rows, table, curves = [], [], []
+def measure(mode: str) -> dict:
+    """{"N": width, "table": one row per panel and rho (rates, bound slack, exact errors),
+    "curves": mean log10 ratio per lag of seed 0}."""
+    N, T, burn_in = (64, 100, 100) if is_quick(mode) else (256, 200, 300)
+    table, curves = [], []
 
     # tanh and relu, W = rho Q, full-rank input noise s_in^2 = 0.1, 5 networks per rho
-    for act in ("tanh", "relu"):
+    for act in ACTIVATIONS:
         for rho in RHOS:
             rates, excess = [], []
             for seed in SEEDS:
@@ -92,8 +104,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                           "pascanu_max_excess": max(excess)})
 
     # exact reference: linear W = rho Q (every ratio rho^lag); zero-input tanh, drawn only
-    for act, rho in (("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
-                     ("tanh, no input", 0.9)):
+    for act, rho in REFERENCES:
         kw = dict(hidden_size=32, seq_len=80, batch_size=2) if act == "linear" else \
             dict(hidden_size=N, input_std=0.0, h0_std=1.0, seq_len=T, batch_size=4)
         p, traj = network(seed=0, activation=act.split(",")[0], init="orthogonal",
@@ -107,44 +118,56 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
             lag = (lag[:, None] - lag[None, :]).double().unsqueeze(-1)
             entry["max_abs_ln_ratio_error"] = float(
                 (ln_r - lag * math.log(rho)).abs().nan_to_num(0.0).max())
-            rows.append(row(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| over "
-                            f"all pairs, lags <= {MAX_LAG}", 0.0,
-                            entry["max_abs_ln_ratio_error"], 1e-12, kind="exact",
-                            basis="exact identity; float64 rounding over 50 steps"))
         table.append(entry)
         curves.append(pd.DataFrame({"panel": act, "rho": rho, "lag": prof.lag,
                                     "log10_ratio": mean_log10_ratio(prof)}))
-    table, curves = pd.DataFrame(table), pd.concat(curves)
+    return {"N": N, "table": pd.DataFrame(table), "curves": pd.concat(curves)}
 
-    for act in ("tanh", "relu"):
+
+def rows(measured: dict) -> list[dict]:
+    table, out = measured["table"], []
+    for act, rho in REFERENCES:
+        if act != "linear":
+            continue
+        r = table[(table["panel"] == act) & (table["rho"] == rho)].iloc[0]
+        out.append(row(FIGURE, f"linear W = {rho} Q: max |ln r(t,k) - lag ln rho| over "
+                       f"all pairs, lags <= {MAX_LAG}", 0.0,
+                       float(r["max_abs_ln_ratio_error"]), 1e-12, kind="exact",
+                       basis="exact identity; float64 rounding over 50 steps"))
+    for act in ACTIVATIONS:
         g = table[table["panel"] == act].sort_values("rho")
         crit = theory.critical_gain(act, S_IN2)
         below = g[g["mean_field_rate"] <= -SIGN_MARGIN]["rho"].max()
         above = g[g["mean_field_rate"] >= SIGN_MARGIN]["rho"].min()
         for rho, sign in ((below, -1.0), (above, 1.0)):
             r = g[g["rho"] == rho].iloc[0]
-            rows.append(row(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the mean "
-                            f"rate (critical rho = {crit:.4f})", sign,
-                            math.copysign(1.0, r["decay_rate"]), 0.0, kind="sign",
-                            seeds=len(SEEDS), spread=r["decay_rate_seed_std"],
-                            basis=f"mean field {r['mean_field_rate']:+.3f} nats/step, at least "
-                            f"{SIGN_MARGIN} from 0"))
-        rows.append(row(FIGURE, f"{act}: mean rates that fall as rho rises", 0.0,
-                        float((np.diff(g["decay_rate"]) < 0).sum()), 0.0, kind="sign",
-                        seeds=len(SEEDS), spread=g["decay_rate_seed_std"].max(),
-                        basis="a count; neighbouring mean-field rates differ by >= 0.05, "
-                        "the seeds' spread is at most the value shown"))
-        rows.append(row(FIGURE, f"{act}: max over pairs, rho and seeds of ln r(t,k) - lag "
-                        "ln(gamma sigma_max(W)) (Pascanu bound; signed slack, nats)", 0.0,
-                        float(g["pascanu_max_excess"].max()), 1e-9, kind="bound",
-                        seeds=len(SEEDS), basis="a bound on every trajectory: <= 0 up to 1e-9 "
-                        "of float64 rounding"))
+            out.append(row(FIGURE, f"{act}, W = {rho} Q, s_in^2 = {S_IN2}: sign of the mean "
+                           f"rate (critical rho = {crit:.4f})", sign,
+                           math.copysign(1.0, r["decay_rate"]), 0.0, kind="sign",
+                           seeds=len(SEEDS), spread=r["decay_rate_seed_std"],
+                           basis=f"mean field {r['mean_field_rate']:+.3f} nats/step, at least "
+                           f"{SIGN_MARGIN} from 0"))
+        out.append(row(FIGURE, f"{act}: mean rates that fall as rho rises", 0.0,
+                       float((np.diff(g["decay_rate"]) < 0).sum()), 0.0, kind="sign",
+                       seeds=len(SEEDS), spread=g["decay_rate_seed_std"].max(),
+                       basis="a count; neighbouring mean-field rates differ by >= 0.05, "
+                       "the seeds' spread is at most the value shown"))
+        out.append(row(FIGURE, f"{act}: max over pairs, rho and seeds of ln r(t,k) - lag "
+                       "ln(gamma sigma_max(W)) (Pascanu bound; signed slack, nats)", 0.0,
+                       float(g["pascanu_max_excess"].max()), 1e-9, kind="bound",
+                       seeds=len(SEEDS), basis="a bound on every trajectory: <= 0 up to 1e-9 "
+                       "of float64 rounding"))
+    return out
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    N, table, curves = measured["N"], measured["table"], measured["curves"]
     table.to_csv(out_dir / "lag_decay.csv", index=False)
     curves.to_csv(out_dir / "lag_decay_curves.csv", index=False)
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     cmap = plt.get_cmap("viridis")
-    for ax, act in zip(axes, ("tanh", "relu")):
+    for ax, act in zip(axes, ACTIVATIONS):
         for i, rho in enumerate(RHOS):
             c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
             color = cmap(i / (len(RHOS) - 1))
@@ -156,8 +179,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                      "(lines: mean field; critical rho = "
                      f"{theory.critical_gain(act, S_IN2):.3f})",
                      fontsize=9)
-    for (act, rho), color in zip([("linear", 0.9), ("linear", 1.1), ("tanh, no input", 0.5),
-                                  ("tanh, no input", 0.9)], ("C0", "C3", "C2", "C1")):
+    for (act, rho), color in zip(REFERENCES, ("C0", "C3", "C2", "C1")):
         c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
         axes[2].plot(c["lag"], c["log10_ratio"], "o" if act == "linear" else "x", ms=3,
                      color=color, label=f"{act}, rho = {rho}")
@@ -173,8 +195,11 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                  y=1.04)
     fig.savefig(out_dir / "lag_decay.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
-    return rows
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

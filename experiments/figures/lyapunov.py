@@ -30,42 +30,54 @@ EXPECTED:
   50 at once has probability 0.27%, "3 sigma"). Full mode 64 products x 5000 steps, quick
   64 x 1000. The table lists every exponent and its standard error.
 Full mode: 14 min measured on the shared 2-core machine (~4.5 min of CPU). Run alone:
-``python experiments/figures/lyapunov.py [--quick]``.
+``python experiments/figures/lyapunov.py [--quick]`` or
+``python -m experiments.figures.lyapunov [--quick]``.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _measure import full_rank_noise, network, row, standalone, stderr, windowed_rate  # noqa
-from scipy.special import polygamma  # noqa: E402
-from scipy.stats import norm  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import polygamma
+from scipy.stats import norm
+from tqdm import tqdm
 
-from rnnlab import theory  # noqa: E402
-from rnnlab.engine.lyapunov import (frame_transient, lyapunov_from_jacobians,  # noqa: E402
-                             lyapunov_from_matrices)
-from rnnlab.engine.model import phi_prime_from_h  # noqa: E402
+from experiments.figures.common import (
+    full_rank_noise,
+    is_quick,
+    network,
+    row,
+    standalone,
+    windowed_rate,
+)
+from rnnlab import theory
+from rnnlab.engine.lyapunov import (
+    frame_transient,
+    lyapunov_from_jacobians,
+    lyapunov_from_matrices,
+)
+from rnnlab.engine.model import phi_prime_from_h
+from rnnlab.plotting import plt
 
 FIGURE = "lyapunov"
-GAINS = {False: [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], True: [1.3, 2.0]}
+GAINS = {"full": [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], "quick": [1.3, 2.0]}
 NOISE = (0.01, 0.1)
 SEEDS = range(5)
 ORDERED_SEEDS = range(10)  # s_in^2 = 0.1, sigma_w <= 1: lambda_1 spreads ~0.005 between seeds
 N, BURN_IN = 1000, 500
 TOL_MF = 0.006  # finite-N budget: N = 1000, s_in^2 = 0.1 (docs/tolerances.md)
-BACKWARD = {False: (1.0, 2.0), True: (2.0,)}  # gains of the consistency rows (full, quick)
+BACKWARD = {"full": (1.0, 2.0), "quick": (2.0,)}  # gains of the consistency rows
 NEWMAN_N, NEWMAN_FAMILY = 50, 0.0027  # family-wise false-alarm rate of the z-score row
 
 
-def measure(sigma_w, s_in2, seed, T, backward=False):
+def one_network(sigma_w, s_in2, seed, T, backward=False):
     """(forward lambda_1, backward windowed rate or None) of one network: QR on the Jacobians
     diag(phi'(a_t)) W of its trajectory (2 sequences, the frame's warm-up discarded); with
     ``backward``, the rate of the same trajectory's adjoint sweep."""
@@ -77,14 +89,21 @@ def measure(sigma_w, s_in2, seed, T, backward=False):
     return lam, (windowed_rate(p, traj, max_lag=50)[0] if backward else np.nan)
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    T, tol_fb = (300, 0.005) if quick else (1000, 0.002)
-    rows, table = [], []
-    points = [(s_in2, g) for s_in2 in NOISE for g in GAINS[quick]]
+def sizes(mode: str):
+    """(T, consistency tolerance, Newman steps) of a mode."""
+    return (300, 0.005, 1000) if is_quick(mode) else (1000, 0.002, 5000)
+
+
+def measure(mode: str) -> dict:
+    """{"mode", "table": lambda_1 per noise and gain (mean, spread, seed 0 forward and backward),
+    "newman": the 50 exponents of the i.i.d. products beside Newman's law and their standard
+    errors, "batch"}."""
+    T, _, steps = sizes(mode)
+    table = []
+    points = [(s_in2, g) for s_in2 in NOISE for g in GAINS[mode]]
     for s_in2, sigma_w in tqdm(points, desc="lyapunov", disable=None, leave=False):
-        backward = s_in2 == 0.1 and sigma_w in BACKWARD[quick]
-        lam, bw = zip(*[measure(sigma_w, s_in2, seed, T, backward and seed == 0)
+        backward = s_in2 == 0.1 and sigma_w in BACKWARD[mode]
+        lam, bw = zip(*[one_network(sigma_w, s_in2, seed, T, backward and seed == 0)
                         for seed in (ORDERED_SEEDS if s_in2 == 0.1 and sigma_w <= 1.0
                                      else SEEDS)])
         mf = float(theory.log_chi_rate("tanh", sigma_w, s_in2))
@@ -92,27 +111,8 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
                       "lambda_1": np.mean(lam), "lambda_1_seed_std": np.std(lam, ddof=1),
                       "mean_field_rate": mf, "difference": np.mean(lam) - mf,
                       "lambda_1_seed0": lam[0], "backward_rate_seed0": bw[0]})
-        if s_in2 == 0.1:
-            rows.append(row(FIGURE, f"lambda_1 at sigma_w = {sigma_w}, s_in^2 = 0.1, N = {N} "
-                            f"({len(lam)} seeds) vs 1/2 log chi (nats/step)", mf, np.mean(lam),
-                            TOL_MF, kind="theory", seeds=len(lam), spread=np.std(lam, ddof=1),
-                            basis=f"finite-N budget at N = {N}; 3 SE = {3 * stderr(lam):.4f}"))
-        if backward:
-            rows.append(row(FIGURE, f"backward rate (lags 1-50) vs forward lambda_1, same "
-                            f"trajectory, sigma_w = {sigma_w}, s_in^2 = 0.1, T = {T}", lam[0],
-                            bw[0], tol_fb, kind="consistency", seeds=1,
-                            basis="two measurements of one number; the difference is a "
-                            "boundary term, O(1/lag)"))
-    table = pd.DataFrame(table)
-    lam13 = table[(table["s_in2"] == 0.01) & (table["sigma_w"] == 1.3)].iloc[0]
-    crit = theory.critical_gain("tanh", 0.01)
-    rows.append(row(FIGURE, f"sign of lambda_1 at sigma_w = 1.3, s_in^2 = 0.01 (critical gain "
-                    f"{crit:.4f})", 1.0, float(np.sign(lam13["lambda_1"])), 0.0, kind="sign",
-                    seeds=int(lam13["seeds"]), spread=lam13["lambda_1_seed_std"],
-                    basis=f"mean field {lam13['mean_field_rate']:+.3f} nats/step"))
-    table.to_csv(out_dir / "lambda_vs_gain.csv", index=False)
 
-    n, batch, steps = NEWMAN_N, 64, (1000 if quick else 5000)
+    n, batch = NEWMAN_N, 64
     gen = torch.Generator().manual_seed(5)
     mats = (torch.randn(batch, n, n, generator=gen, dtype=torch.float64) / n ** 0.5
             for _ in range(steps))
@@ -120,20 +120,59 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     newman = theory.newman_spectrum(n, 1.0)
     i = np.arange(1, n + 1)
     se = np.sqrt(polygamma(1, (n - i + 1) / 2) / 4 / (batch * steps))
-    z = (spectrum - newman) / se
+    return {"mode": mode, "table": pd.DataFrame(table), "batch": batch,
+            "newman": pd.DataFrame({"i": i, "measured": spectrum, "newman": newman, "stderr": se,
+                                    "z": (spectrum - newman) / se})}
+
+
+def rows(measured: dict) -> list[dict]:
+    mode, table, out = measured["mode"], measured["table"], []
+    T, tol_fb, steps = sizes(mode)
+    for r in table.itertuples():
+        if r.s_in2 != 0.1:
+            continue
+        se = r.lambda_1_seed_std / math.sqrt(r.seeds)  # common.stderr of the seeds' lambda_1
+        out.append(row(FIGURE, f"lambda_1 at sigma_w = {r.sigma_w}, s_in^2 = 0.1, N = {N} "
+                       f"({r.seeds} seeds) vs 1/2 log chi (nats/step)", r.mean_field_rate,
+                       r.lambda_1, TOL_MF, kind="theory", seeds=r.seeds,
+                       spread=r.lambda_1_seed_std,
+                       basis=f"finite-N budget at N = {N}; 3 SE = {3 * se:.4f}"))
+        if r.sigma_w in BACKWARD[mode]:
+            out.append(row(FIGURE, f"backward rate (lags 1-50) vs forward lambda_1, same "
+                           f"trajectory, sigma_w = {r.sigma_w}, s_in^2 = 0.1, T = {T}",
+                           r.lambda_1_seed0, r.backward_rate_seed0, tol_fb, kind="consistency",
+                           seeds=1, basis="two measurements of one number; the difference is "
+                           "a boundary term, O(1/lag)"))
+    lam13 = table[(table["s_in2"] == 0.01) & (table["sigma_w"] == 1.3)].iloc[0]
+    crit = theory.critical_gain("tanh", 0.01)
+    out.append(row(FIGURE, f"sign of lambda_1 at sigma_w = 1.3, s_in^2 = 0.01 (critical gain "
+                   f"{crit:.4f})", 1.0, float(np.sign(lam13["lambda_1"])), 0.0, kind="sign",
+                   seeds=int(lam13["seeds"]), spread=lam13["lambda_1_seed_std"],
+                   basis=f"mean field {lam13['mean_field_rate']:+.3f} nats/step"))
+
+    spectrum = measured["newman"]
+    n, batch, z = len(spectrum), measured["batch"], spectrum["z"].to_numpy()
     z_crit = float(norm.isf(NEWMAN_FAMILY / (2 * n)))
     worst = int(np.argmax(np.abs(z)))
-    rows.append(row(FIGURE, f"Newman spectrum N = {n}, {batch} x {steps} products: max |z| "
-                    f"over the {n} exponents (worst i = {worst + 1}, off by "
-                    f"{spectrum[worst] - newman[worst]:+.4f})", 0.0, float(np.abs(z).max()),
-                    z_crit, kind="theory", seeds=batch * steps,
-                    basis=f"exact standard errors; Bonferroni over {n} exponents, family-wise "
-                    f"{NEWMAN_FAMILY:.2%}"))
-    pd.DataFrame({"i": i, "measured": spectrum, "newman": newman, "stderr": se,
-                  "z": z}).to_csv(out_dir / "newman_spectrum.csv", index=False)
+    off = spectrum["measured"].iloc[worst] - spectrum["newman"].iloc[worst]
+    out.append(row(FIGURE, f"Newman spectrum N = {n}, {batch} x {steps} products: max |z| "
+                   f"over the {n} exponents (worst i = {worst + 1}, off by {off:+.4f})", 0.0,
+                   float(np.abs(z).max()), z_crit, kind="theory", seeds=batch * steps,
+                   basis=f"exact standard errors; Bonferroni over {n} exponents, family-wise "
+                   f"{NEWMAN_FAMILY:.2%}"))
+    return out
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    mode, table, spectra = measured["mode"], measured["table"], measured["newman"]
+    _, _, steps = sizes(mode)
+    table.to_csv(out_dir / "lambda_vs_gain.csv", index=False)
+    spectra.to_csv(out_dir / "newman_spectrum.csv", index=False)
+    n, batch = len(spectra), measured["batch"]
+    i, spectrum, newman = (spectra[k].to_numpy() for k in ("i", "measured", "newman"))
 
     fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.3), gridspec_kw={"wspace": 0.3})
-    grid = np.linspace(0.45, max(GAINS[quick]) + 0.05, 300)
+    grid = np.linspace(0.45, max(GAINS[mode]) + 0.05, 300)
     for s_in2, color in zip(NOISE, ("tab:blue", "tab:red")):
         m = table[table["s_in2"] == s_in2]
         axes[0].plot(grid, theory.log_chi_rate("tanh", grid, s_in2), color=color, lw=1,
@@ -168,8 +207,11 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     axes[2].legend(fontsize=7)
     fig.savefig(out_dir / "lyapunov.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
-    return rows
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -15,7 +15,8 @@ steepest, fixed-W networks measure +0.062 against +0.126, unchanged with 1500 bu
 N = 1000: the row fails, and the fixed-W effect there is larger than 0.03.
 Each rate is the least-squares slope of ln r(t, k) over lags 1..50 (T = 100, 2 sequences per
 network, 300 burn-in steps). Full mode about 2 minutes on one core; quick mode: sigma_w = 2
-and 8 only. Run alone: ``python experiments/figures/minimalrnn.py [--quick]``.
+and 8 only. Run alone: ``python experiments/figures/minimalrnn.py [--quick]`` (or
+``python -m experiments.figures.minimalrnn [--quick]``).
 """
 from __future__ import annotations
 
@@ -23,21 +24,21 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-from _measure import network, row, standalone, stderr  # noqa: E402
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-from rnnlab import theory  # noqa: E402
-from rnnlab.engine import adjoint as gradients  # noqa: E402
-from rnnlab.engine.fit import fit_decay  # noqa: E402
+from experiments.figures.common import is_quick, network, row, standalone, stderr
+from rnnlab import theory
+from rnnlab.engine import adjoint as gradients
+from rnnlab.engine.fit import fit_decay
+from rnnlab.plotting import plt
 
 FIGURE = "minimalrnn"
-GAINS = {False: [0.5, 1.0, 2.0, 4.0, 6.0, 8.0], True: [2.0, 8.0]}
+GAINS = {"full": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0], "quick": [2.0, 8.0]}
 MU_B = (0.0, 4.0)
 SEEDS, N, T, BURN_IN, MAX_LAG = 5, 500, 100, 300, 50
 FIXED_W = 0.03  # mean field's redrawn W against one fixed W (see the docstring)
@@ -55,27 +56,36 @@ def mean_field(sigma_w, mu_b) -> float:
     return 0.5 * math.log(theory.minimal_chi(sigma_w, mu_b))
 
 
-def run(out: Path, quick: bool = False) -> list[dict]:
-    out.mkdir(parents=True, exist_ok=True)
-    points = [(mu, sw, s) for mu in MU_B for sw in GAINS[quick] for s in range(SEEDS)]
+def measure(mode: str) -> pd.DataFrame:
+    """One rate per gate bias, sigma_w and seed, beside its mean-field rate."""
+    is_quick(mode)
+    points = [(mu, sw, s) for mu in MU_B for sw in GAINS[mode] for s in range(SEEDS)]
     df = pd.DataFrame([dict(mu_b=mu, sigma_w=sw, seed=s, rate=rate(s, sw, mu))
                        for mu, sw, s in tqdm(points, desc=FIGURE, mininterval=2.0)])
     df["mean_field_rate"] = [mean_field(sw, mu) for sw, mu in zip(df.sigma_w, df.mu_b)]
-    df.to_csv(out / "minimalrnn.csv", index=False)
-    rows = []
-    for (mu, sw), g in df.groupby(["mu_b", "sigma_w"]):
+    return df
+
+
+def rows(measured: pd.DataFrame) -> list[dict]:
+    out = []
+    for (mu, sw), g in measured.groupby(["mu_b", "sigma_w"]):
         se = stderr(g.rate)
-        rows.append(row(FIGURE, f"mu_b = {mu:g}, sigma_w = {sw:g}", mean_field(sw, mu),
-                        float(g.rate.mean()), FIXED_W + 3 * se, kind="theory", seeds=len(g),
-                        spread=float(g.rate.std(ddof=1)),
-                        basis="fixed W vs mean field's redrawn W: up to 0.03, plus 3 standard "
-                        "errors of the seed mean"))
+        out.append(row(FIGURE, f"mu_b = {mu:g}, sigma_w = {sw:g}", mean_field(sw, mu),
+                       float(g.rate.mean()), FIXED_W + 3 * se, kind="theory", seeds=len(g),
+                       spread=float(g.rate.std(ddof=1)),
+                       basis="fixed W vs mean field's redrawn W: up to 0.03, plus 3 standard "
+                       "errors of the seed mean"))
+    return out
+
+
+def draw(measured: pd.DataFrame, out_dir: Path) -> None:
+    measured.to_csv(out_dir / "minimalrnn.csv", index=False)
     fig, ax = plt.subplots(figsize=(6.5, 4.3), constrained_layout=True)
     s = np.linspace(0.3, 8.5, 120)
     for mu, color in zip(MU_B, ("C0", "C3")):
         ax.plot(s, [mean_field(v, mu) for v in s], "-", color=color, lw=1.2,
                 label=f"mean field 1/2 ln chi, mu_b = {mu:g}")
-        g = df[df.mu_b == mu].groupby("sigma_w").rate
+        g = measured[measured.mu_b == mu].groupby("sigma_w").rate
         ax.errorbar(g.mean().index, g.mean().to_numpy(), yerr=g.std(ddof=1).to_numpy(), fmt="o",
                     color=color, ms=5, capsize=2, label=f"measured (N = {N}, 5 seeds), "
                     f"mu_b = {mu:g}")
@@ -84,10 +94,13 @@ def run(out: Path, quick: bool = False) -> list[dict]:
            ylabel="decay rate of ||dL_t/dh_k|| (nats per step)",
            title="minimalRNN: gradient decay rate against sigma_w")
     ax.legend(fontsize=8)
-    fig.savefig(out / "minimalrnn.png", dpi=130)
+    fig.savefig(out_dir / "minimalrnn.png", dpi=130)
     plt.close(fig)
-    return rows
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -23,23 +23,32 @@ Each point is the mean over its networks (seeds 0..n-1) of the least-squares slo
 over lags 1..50, 4 sequences per network, all pairs; the table also lists the seeds' spread and the
 worst single seed. Full mode: T = 200, 14 min measured on the shared machine (~4.5 min of CPU);
 quick mode: the same N, seeds and tolerances, T = 60 and fewer gains. Run alone: ``python
-experiments/figures/rate_vs_gain.py [--quick]``.
+experiments/figures/rate_vs_gain.py [--quick]`` or ``python -m experiments.figures.rate_vs_gain
+[--quick]``.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-from _measure import full_rank_noise, network, row, standalone, stderr, windowed_rate  # noqa
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-from rnnlab import theory  # noqa: E402
+from experiments.figures.common import (
+    full_rank_noise,
+    is_quick,
+    network,
+    row,
+    standalone,
+    windowed_rate,
+)
+from rnnlab import theory
+from rnnlab.plotting import plt
 
 FIGURE = "rate-vs-gain"
 SEEDS = {"tanh": 5, "relu": 10}
@@ -74,41 +83,55 @@ def tolerance(act, sigma_w, s_in2, N):
     return TOL_TANH_INPUT[N]
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def measure(mode: str) -> dict:
+    """{"mode", "table": one row per panel, N and sigma_w: the seeds' mean rate, their spread,
+    the worst seed, mean field and the tolerance (None where the point is drawn only)}."""
+    quick = is_quick(mode)
     N, T = 1000, (60 if quick else 200)
     jobs = [(panel, act, s_in2, sigma_w, N) for panel, (act, s_in2, full, short)
             in PANELS.items() for sigma_w in (short if quick else full)]
     if not quick:  # the finite-size ladder
         jobs += [("tanh, s_in^2 = 0.1", "tanh", 0.1, sigma_w, n)
                  for n in (250, 500) for sigma_w in (0.5, 2.0)]
-    rows, table = [], []
+    table = []
     for panel, act, s_in2, sigma_w, n in tqdm(jobs, desc="rate-vs-gain", disable=None,
                                               leave=False):
         r = rates(act, sigma_w, s_in2, n, T)
         mf = float(theory.log_chi_rate(act, sigma_w, s_in2))
-        tol = tolerance(act, sigma_w, s_in2, n)
         table.append({"panel": panel, "N": n, "sigma_w": sigma_w, "seeds": r.size,
                       "decay_rate": r.mean(), "seed_std": r.std(ddof=1), "mean_field_rate": mf,
                       "difference": r.mean() - mf,
                       "worst_seed_difference": (r - mf)[np.abs(r - mf).argmax()],
-                      "tolerance": tol})
-        if tol is not None:
-            rows.append(row(FIGURE, f"{panel}, sigma_w = {sigma_w}, N = {n}: rate (lags 1-50, "
-                            f"{r.size} seeds) vs 1/2 log chi (nats/step)", mf, r.mean(), tol,
-                            kind="theory", seeds=r.size, spread=r.std(ddof=1),
-                            basis=f"finite-N budget at N = {n}; 3 SE = {3 * stderr(r):.4f}"))
-    table = pd.DataFrame(table)
+                      "tolerance": tolerance(act, sigma_w, s_in2, n)})
+    return {"mode": mode, "table": pd.DataFrame(table)}
+
+
+def rows(measured: dict) -> list[dict]:
+    table, out = measured["table"], []
+    for t in table.itertuples():
+        if pd.isna(t.tolerance):
+            continue
+        se = t.seed_std / math.sqrt(t.seeds)  # common.stderr of the seeds' rates
+        out.append(row(FIGURE, f"{t.panel}, sigma_w = {t.sigma_w}, N = {t.N}: rate (lags 1-50, "
+                       f"{t.seeds} seeds) vs 1/2 log chi (nats/step)", t.mean_field_rate,
+                       t.decay_rate, t.tolerance, kind="theory", seeds=t.seeds,
+                       spread=t.seed_std,
+                       basis=f"finite-N budget at N = {t.N}; 3 SE = {3 * se:.4f}"))
     edge = table[(table["panel"] == "tanh, no input") & (table["sigma_w"] >= 1.0)]
-    rows.append(row(FIGURE, "tanh, no input, sigma_w in [1, 1.5]: mean rates that fall as "
-                    "sigma_w rises", 0.0, float((np.diff(edge["decay_rate"]) < 0).sum()), 0.0,
-                    kind="sign", seeds=SEEDS["tanh"], spread=edge["seed_std"].max(),
-                    basis="a count; mean field fails here for one W, only the order is asserted"))
+    out.append(row(FIGURE, "tanh, no input, sigma_w in [1, 1.5]: mean rates that fall as "
+                   "sigma_w rises", 0.0, float((np.diff(edge["decay_rate"]) < 0).sum()), 0.0,
+                   kind="sign", seeds=SEEDS["tanh"], spread=edge["seed_std"].max(),
+                   basis="a count; mean field fails here for one W, only the order is asserted"))
     at_one = edge[edge["sigma_w"] == 1.0].iloc[0]
-    rows.append(row(FIGURE, "tanh, no input, sigma_w = 1 (power-law decay): sign of the mean "
-                    "rate", -1.0, float(np.sign(at_one["decay_rate"])), 0.0, kind="sign",
-                    seeds=SEEDS["tanh"], spread=at_one["seed_std"],
-                    basis="norm ~ (k/t)^(1/2) falls over lags 1-50"))
+    out.append(row(FIGURE, "tanh, no input, sigma_w = 1 (power-law decay): sign of the mean "
+                   "rate", -1.0, float(np.sign(at_one["decay_rate"])), 0.0, kind="sign",
+                   seeds=SEEDS["tanh"], spread=at_one["seed_std"],
+                   basis="norm ~ (k/t)^(1/2) falls over lags 1-50"))
+    return out
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    table, quick = measured["table"], is_quick(measured["mode"])
     table.to_csv(out_dir / "rate_vs_gain.csv", index=False)
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -127,8 +150,11 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     axes[0].set_ylabel("rate: slope of ln r over lags 1-50 (nats per step)")
     fig.savefig(out_dir / "rate_vs_gain.png", dpi=130, bbox_inches="tight")
     plt.close(fig)
-    return rows
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -20,7 +20,7 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
    1-50, last-step loss) matches the reference values for Pascanu et al.'s inits within their
    seed spread (docs/theory.md, tasks and training):
    sigmoid -4.043 +- 0.054, basic tanh -0.371 +- 0.051, smart tanh -0.072 +- 0.007 nats/step.
-   Measured with the exact engine (rnnlab.horizon, float64) on 20 probe sequences per seed.
+   Measured with the exact engine (rnnlab.train.horizon, float64) on 20 probe sequences per seed.
 
 A claim that does not hold at this scale is reported as failed, with the evidence in the basis
 column and the CSVs beside the figure; nothing is retuned until it passes. The full mode reads the
@@ -28,75 +28,93 @@ committed trainability sweeps (results/trainability/{cells,clipping,adding}/, ma
 ``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping`` and
 ``sweep=trainability_adding``);
 ``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates: a
-smoke run whose orderings need not hold). Run alone:
-``python experiments/figures/trainability.py [--quick]`` (full: a few seconds; quick: about 20 s).
+smoke run whose orderings need not hold). The archs (cell, activation, init) are those of
+rnnlab.train.archs. Run alone: ``python experiments/figures/trainability.py [--quick]`` or
+``python -m experiments.figures.trainability [--quick]`` (full: a few seconds; quick: about 20 s).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from scipy.special import digamma  # noqa: E402
-from _measure import row, standalone  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import digamma
 
-from rnnlab.train.horizon import decay_rate, make_measure  # noqa: E402
-from rnnlab.train.config import TrainConfig  # noqa: E402
-from rnnlab.train.loop import build, sample, stream, train  # noqa: E402
-from rnnlab.train.tables import (collect, longest_solved, run_row, runs_frame,  # noqa: E402
-                                 success_table)
+from experiments.figures.common import ROOT, is_quick, row, standalone
+from rnnlab.plotting import plt
+from rnnlab.train.archs import ARCHS, colour_table
+from rnnlab.train.archs import label as arch_label
+from rnnlab.train.config import PASCANU_INITS, TrainConfig
+from rnnlab.train.horizon import decay_rate, make_measure
+from rnnlab.train.loop import build, sample, stream, train
+from rnnlab.train.tables import collect, longest_solved, run_row, runs_frame, success_table
 
 FIGURE = "trainability"
-SWEEPS = Path(__file__).resolve().parents[2] / "results" / "trainability"
+SWEEPS = ROOT / "results" / "trainability"
 # the ordering claim is checked on every task whose sweep is committed
 TASK_LABELS = {"temporal_order": "temporal order", "adding_pascanu": "adding (Pascanu)"}
-ARMS = {"tanh": {}, "irnn": dict(activation="relu", init="identity"), "gru": dict(cell="gru"),
-        "lstm": dict(cell="lstm"), "smart_tanh": dict(init="pascanu_smart_tanh")}
-GATED = ("gru", "lstm", "irnn")
-CLIPPED_ARMS = ("tanh", "smart_tanh", "irnn")
-# Pascanu et al. 2013 (their RNN.py), temporal order, L = 200, 50 units, 10 seeds, lags 1-50
-PUBLISHED = {"pascanu_sigmoid": (-4.043, 0.054), "pascanu_basic_tanh": (-0.371, 0.051),
-             "pascanu_smart_tanh": (-0.072, 0.007)}
-INIT_ARCH = {"pascanu_sigmoid": dict(activation="sigmoid", init="pascanu_sigmoid"),
-             "pascanu_basic_tanh": dict(init="pascanu_basic_tanh"),
-             "pascanu_smart_tanh": dict(init="pascanu_smart_tanh")}
+# the archs (names in rnnlab.train.archs.ARCHS) of each claim
+ADAM_ARCHS = ("tanh", "irnn", "gru", "lstm")  # trained with Adam (the quick grid)
+LONGER_THAN_TANH = ("gru", "lstm", "irnn")  # claim 1: each solves longer T than tanh
+CLIPPED = ("tanh", "smart_tanh", "irnn")  # claim 2: SGD with and without clipping
+# claim 3: Pascanu et al. 2013 (their RNN.py), temporal order, L = 200, 50 units, 10 seeds,
+# lags 1-50: (mean, std) of the initial decay rate per arch with one of their inits
+PUBLISHED = {"sigmoid": (-4.043, 0.054), "basic_tanh": (-0.371, 0.051),
+             "smart_tanh": (-0.072, 0.007)}
 L_INIT, N_INIT, SEEDS_INIT, PROBE, LAGS = 200, 50, 10, 20, 50
 
 
+def arch_config(name: str) -> dict:
+    """The TrainConfig fields (cell, activation, init) of an arch of rnnlab.train.archs."""
+    a = ARCHS[name]
+    return dict(cell=a.cell, activation=a.activation, init=a.init)
+
+
 def quick_runs() -> pd.DataFrame:
-    """The --quick grid, trained in-process: Adam arms and SGD with and without clipping."""
+    """The --quick grid, trained in-process: the Adam archs, and SGD with and without
+    clipping."""
     base = dict(task="temporal_order", hidden_size=32, steps=500, eval_every=250, eval_size=500,
                 test_size=2000)
-    grid = [dict(arm=arm, optimizer="adam", lr=1e-3, clip=1.0) for arm in
-            ("tanh", "irnn", "gru", "lstm")]
-    grid += [dict(arm=arm, optimizer="sgd", lr=0.1, clip=clip) for arm in CLIPPED_ARMS
+    grid = [dict(arch=name, optimizer="adam", lr=1e-3, clip=1.0) for name in ADAM_ARCHS]
+    grid += [dict(arch=name, optimizer="sgd", lr=0.1, clip=clip) for name in CLIPPED
              for clip in (1.0, None)]
     rows = []
     for spec in grid:
         for T in (10, 25):
-            cfg = TrainConfig(length=T, seed=0, **base, **ARMS[spec["arm"]],
-                              **{k: v for k, v in spec.items() if k != "arm"}).validate()
+            cfg = TrainConfig(length=T, seed=0, **base, **arch_config(spec["arch"]),
+                              **{k: v for k, v in spec.items() if k != "arch"}).validate()
             result = train(cfg, measure=make_measure(cfg.task), progress=False)
             rows.append(run_row(result.config, {**result.record(), "status": result.status}))
     return runs_frame(rows)
 
 
+def sweep_runs() -> pd.DataFrame:
+    """The committed trainability sweeps (results/trainability/{cells,clipping,adding}/)."""
+    parts = [collect(SWEEPS / name)[0] for name in ("cells", "clipping")]
+    if (SWEEPS / "adding").is_dir():
+        parts.append(collect(SWEEPS / "adding")[0])
+    if any(p.empty for p in parts):
+        raise FileNotFoundError(f"no trainability sweep in {SWEEPS}: run python "
+                                "experiments/train.py -m sweep=trainability and "
+                                "sweep=trainability_clipping first")
+    return pd.concat(parts, ignore_index=True)
+
+
 def initial_rates() -> pd.DataFrame:
     """The initial decay rate per Pascanu init and seed, by the exact engine (float64)."""
     rows = []
-    for init, arch in INIT_ARCH.items():
+    for name in PUBLISHED:
         for seed in range(SEEDS_INIT):
             cfg = TrainConfig(task="temporal_order", length=L_INIT, hidden_size=N_INIT,
-                              seed=seed, dtype="float64", **arch).validate()
+                              seed=seed, dtype="float64", **arch_config(name)).validate()
             rnn, head = build(cfg)
             x, y = sample("temporal_order", PROBE, L_INIT, stream(seed, "probe"), torch.float64)
-            rows.append({"init": init, "seed": seed,
+            rows.append({"init": ARCHS[name].init, "seed": seed,
                          "decay_rate": decay_rate(rnn, head, "temporal_order", x, y, LAGS)})
     return pd.DataFrame(rows)
 
@@ -108,7 +126,9 @@ def linearised_rates() -> pd.DataFrame:
     an RNN) or a FRESH W each step (the i.i.d. product, whose exponent is ln(a sigma) +
     (psi(N/2) + ln 2)/2), 10 seeds x 20 random v, float64 numpy."""
     rows, lags = [], np.arange(1, LAGS + 1)
-    for init, sigma, a in (("pascanu_sigmoid", 0.01, 0.25), ("pascanu_basic_tanh", 0.1, 1.0)):
+    for name, a in (("sigmoid", 0.25), ("basic_tanh", 1.0)):  # a: the activation's slope at 0
+        init = ARCHS[name].init
+        sigma = PASCANU_INITS[init][0]
         for fresh in (False, True):
             slopes = []
             for seed in range(SEEDS_INIT):
@@ -126,44 +146,53 @@ def linearised_rates() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _longest(longest: pd.DataFrame, arm: str, optimizer: str, clip: str,
+def measure(mode: str) -> dict:
+    """The success table (and longest T solved) of the committed sweeps (full) or of a small
+    grid trained here (quick), and the initial decay rates of Pascanu's inits."""
+    runs = quick_runs() if is_quick(mode) else sweep_runs()
+    success = success_table(runs)
+    return {"success": success, "longest": longest_solved(success), "rates": initial_rates(),
+            "linear": linearised_rates()}
+
+
+def _longest(longest: pd.DataFrame, arch: str, optimizer: str, clip: str,
              task: str = "temporal_order") -> int:
-    sel = longest[(longest["arm"] == arm) & (longest["optimizer"] == optimizer)
+    sel = longest[(longest["arch"] == arch) & (longest["optimizer"] == optimizer)
                   & (longest["clip_label"] == clip) & (longest["task"] == task)]
     return int(sel["longest_T_solved"].iloc[0]) if len(sel) else 0
 
 
-def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, seeds: int) -> list[dict]:
+def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame) -> list[dict]:
     rows = []
-    for task, label in TASK_LABELS.items():
+    for task, task_label in TASK_LABELS.items():
         adam = success[(success["optimizer"] == "adam") & (success["task"] == task)]
         if adam.empty:
             continue
         Ts = ", ".join(str(int(t)) for t in sorted(adam["length"].unique()))
         tanh = _longest(longest, "tanh", "adam", "clip 1", task)
-        for arm in GATED:
-            mine = _longest(longest, arm, "adam", "clip 1", task)
-            rows.append(row(FIGURE, f"{label}, Adam, clip 1: longest T solved by {arm} > by "
-                            "tanh (PyTorch init); order violations", 0.0, float(mine <= tanh),
+        for arch in LONGER_THAN_TANH:
+            mine = _longest(longest, arch, "adam", "clip 1", task)
+            rows.append(row(FIGURE, f"{task_label}, Adam, clip 1: longest T solved by {arch} > "
+                            "by tanh (PyTorch init); order violations", 0.0, float(mine <= tanh),
                             0.0, kind="sign", seeds=int(adam["seeds"].max()),
-                            basis=f"longest T solved by a majority of seeds: {arm} {mine}, "
+                            basis=f"longest T solved by a majority of seeds: {arch} {mine}, "
                             f"tanh {tanh} (0: none), T in {{{Ts}}}, at most 2000 updates"))
     sgd = success[success["optimizer"] == "sgd"]
-    for arm in CLIPPED_ARMS:
-        g = sgd[sgd["arm"] == arm].pivot_table(index="length", columns="clip_label",
-                                               values="success_rate")
+    for arch in CLIPPED:
+        g = sgd[sgd["arch"] == arch].pivot_table(index="length", columns="clip_label",
+                                                 values="success_rate")
         if not {"clip 1", "no clipping"} <= set(g.columns):
             continue
         gain = (g["clip 1"] - g["no clipping"]).dropna()
         text = ", ".join(f"T={int(t)}: {g.loc[t, 'clip 1']:.2f} vs {g.loc[t, 'no clipping']:.2f}"
                          for t in gain.index)
         n = int(sgd["seeds"].max())
-        rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arm}: T where clipping's success "
+        rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: T where clipping's success "
                         "rate is below no clipping's (count)", 0.0, float((gain < 0).sum()), 0.0,
                         kind="sign", seeds=n, basis=f"success rate clip 1 vs none: {text}"))
         best = float(gain.max())
         at = int(gain.idxmax()) if best > 0 else None
-        rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arm}: sign of the largest gain of "
+        rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: sign of the largest gain of "
                         "clipping in success rate over T", 1.0, float(np.sign(best)), 0.0,
                         kind="sign", seeds=n,
                         basis=f"largest gain {best:+.2f}" + (f" at T = {at}" if at else "")
@@ -173,14 +202,15 @@ def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, seeds: int) -> l
 
 def init_rows(rates: pd.DataFrame, linear: pd.DataFrame) -> list[dict]:
     rows = []
-    for init, (mean, std) in PUBLISHED.items():
+    for name, (mean, std) in PUBLISHED.items():
+        init = ARCHS[name].init
         r = rates.loc[rates["init"] == init, "decay_rate"].to_numpy()
         lin = linear[linear["init"] == init]
         note = "" if lin.empty else "; linearised N = 50 check: " + ", ".join(
             f"{w} {m:+.3f} +- {sd:.3f}" for w, m, sd in zip(lin["W"], lin["mean"], lin["std"])) \
             + f", i.i.d. theory {lin['iid_theory'].iloc[0]:+.3f}"
         rows.append(row(FIGURE, f"temporal order L = {L_INIT}, N = {N_INIT}: initial decay rate, "
-                        f"{init.removeprefix('pascanu_')} init (nats/step)", mean,
+                        f"{name} init (nats/step)", mean,
                         float(r.mean()), std, kind="consistency", seeds=len(r),
                         spread=float(r.std(ddof=1)),
                         basis=f"reference value for Pascanu et al. 2013's init (docs/theory.md, "
@@ -190,26 +220,34 @@ def init_rows(rates: pd.DataFrame, linear: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
-    from rnnlab.train.archs import ARCHS
-    ARM_COLOURS = {a.name: a.colour for a in ARCHS.values()}
-    ARM_LABELS = {a.name: a.label for a in ARCHS.values()}
+def rows(measured: dict) -> list[dict]:
+    return (ordering_rows(measured["success"], measured["longest"])
+            + init_rows(measured["rates"], measured["linear"]))
 
+
+def draw(measured: dict, out_dir: Path) -> None:
+    success, rates = measured["success"], measured["rates"]
+    measured["linear"].to_csv(out_dir / "initial_decay_linearised.csv", index=False,
+                              float_format="%.12g")
+    success.to_csv(out_dir / "trainability_success.csv", index=False, float_format="%.6g")
+    rates.to_csv(out_dir / "initial_decay.csv", index=False, float_format="%.12g")
+
+    colours = colour_table()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]
-    for arm, g in adam.groupby("arm"):
+    for arch, g in adam.groupby("arch"):
         g = g.sort_values("length")
-        axes[0].plot(g["length"], g["success_rate"], marker="o", color=ARM_COLOURS.get(arm),
-                     label=ARM_LABELS.get(arm, arm))
+        axes[0].plot(g["length"], g["success_rate"], marker="o", color=colours.get(arch),
+                     label=arch_label(arch))
     axes[0].set_title("temporal order, Adam 1e-3, clip 1", fontsize=9)
     sgd = success[success["optimizer"] == "sgd"]
-    for i, ((arm, clip), g) in enumerate(sgd.groupby(["arm", "clip_label"])):
+    for i, ((arch, clip), g) in enumerate(sgd.groupby(["arch", "clip_label"])):
         g = g.sort_values("length")
         # a small vertical offset per line, so equal success rates do not hide each other
         axes[1].plot(g["length"], g["success_rate"] + 0.012 * (i - 2.5),
                      marker="o" if clip == "clip 1" else "x",
-                     ls="-" if clip == "clip 1" else "--", color=ARM_COLOURS.get(arm),
-                     label=f"{ARM_LABELS.get(arm, arm)}, {clip}")
+                     ls="-" if clip == "clip 1" else "--", color=colours.get(arch),
+                     label=f"{arch_label(arch)}, {clip}")
     axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
     for ax, part in zip(axes[:2], (adam, sgd)):
         ax.set_xscale("log")
@@ -222,14 +260,14 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     ax = axes[2]
-    for i, (init, (mean, std)) in enumerate(PUBLISHED.items()):
-        r = rates.loc[rates["init"] == init, "decay_rate"]
+    for i, (name, (mean, std)) in enumerate(PUBLISHED.items()):
+        r = rates.loc[rates["init"] == ARCHS[name].init, "decay_rate"]
         ax.errorbar([i - 0.1], [mean], yerr=[std], fmt="s", color="k", capsize=3,
                     label="reference values" if i == 0 else None)
         ax.errorbar([i + 0.1], [r.mean()], yerr=[r.std(ddof=1)], fmt="o", color="C3", capsize=3,
                     label="measured (exact engine)" if i == 0 else None)
     ax.set_yscale("symlog", linthresh=0.05)
-    ax.set_xticks(range(len(PUBLISHED)), [k.removeprefix("pascanu_") for k in PUBLISHED])
+    ax.set_xticks(range(len(PUBLISHED)), list(PUBLISHED))
     ax.set_ylabel("initial decay rate (nats/step), mean +- std")
     ax.set_title(f"temporal order, L = {L_INIT}, N = {N_INIT}, {SEEDS_INIT} seeds", fontsize=9)
     ax.legend(fontsize=7)
@@ -239,31 +277,9 @@ def figure(success: pd.DataFrame, rates: pd.DataFrame, out_dir: Path) -> None:
     plt.close(fig)
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if quick:
-        runs = quick_runs()
-    else:
-        parts = [collect(SWEEPS / name)[0] for name in ("cells", "clipping")]
-        if (SWEEPS / "adding").is_dir():
-            parts.append(collect(SWEEPS / "adding")[0])
-        if any(p.empty for p in parts):
-            raise FileNotFoundError(f"no trainability sweep in {SWEEPS}: run python "
-                                    "experiments/train.py -m sweep=trainability and "
-                                    "sweep=trainability_clipping first")
-        runs = pd.concat(parts, ignore_index=True)
-    success = success_table(runs)
-    longest = longest_solved(success)
-    rates = initial_rates()
-    linear = linearised_rates()
-    linear.to_csv(out_dir / "initial_decay_linearised.csv", index=False, float_format="%.12g")
-    success.to_csv(out_dir / "trainability_success.csv", index=False, float_format="%.6g")
-    rates.to_csv(out_dir / "initial_decay.csv", index=False, float_format="%.12g")
-    figure(success, rates, out_dir)
-    seeds = int(success.loc[success["optimizer"] == "adam", "seeds"].max())
-    return ordering_rows(success, longest, seeds) + init_rows(rates, linear)
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -16,9 +16,10 @@ thrown far away (here out of the plotted square); with gradient-norm clipping (P
 ``lr * threshold`` long and the trajectory stays local.
 
 The grid costs well under a second, so quick mode uses the same 401 x 401 grid and the same
-tolerances as the full mode. Run alone: ``python experiments/figures/walls.py [--quick]`` (about
-5 s). That a clipped step never exceeds lr * threshold is a property of the clipping code
-(tests/test_figure_scripts.py), not a reproduced result, so it is not a row of summary.csv.
+tolerances as the full mode. Run alone: ``python experiments/figures/walls.py [--quick]`` or
+``python -m experiments.figures.walls [--quick]`` (about 5 s). That a clipped step never
+exceeds lr * threshold is a property of the clipping code (tests/test_figure_scripts.py), not
+a reproduced result, so it is not a row of summary.csv.
 """
 from __future__ import annotations
 
@@ -26,14 +27,15 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _measure import row, standalone  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+
+from experiments.figures.common import is_quick, row, standalone
+from rnnlab.plotting import plt
 
 FIGURE = "walls"
 STEPS, X0, TARGET = 50, 0.5, 0.7
@@ -84,18 +86,16 @@ def theory_curves():
     return curves, (w_line, b_line)
 
 
-def run(out_dir: Path, quick: bool = False) -> list[dict]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
+def measure(mode: str) -> dict:
+    """The error and its gradient norm over the grid, the steepest wall point, both descents
+    from beside it, and a finer grid around it. The same in both modes (it takes seconds)."""
+    is_quick(mode)
     # 1. gradient norm over the whole grid, one vectorised autograd pass
     axis = torch.linspace(-10, 10, GRID, dtype=torch.float64)
     W, B = torch.meshgrid(axis, axis, indexing="ij")
     E, gw, gb = error_and_grad(W, B)
     norm = torch.hypot(gw, gb).numpy()
     median = float(np.median(norm))
-    peak = float(norm.max())
-    wall_pct = 100 * float((norm > 100 * median).mean())
     i, j = np.unravel_index(norm.argmax(), norm.shape)
     w_wall, b_wall = float(W[i, j]), float(B[i, j])
 
@@ -103,11 +103,42 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     #    points into the wall (low-error side of the cliff), with and without clipping
     start = (w_wall, b_wall + 0.1)
     traj = pd.concat([descend(start, clip=False), descend(start, clip=True)], ignore_index=True)
+
+    # 3. the error on a finer grid around the steepest wall point
+    zoom = (w_wall - 0.6, w_wall + 0.6, b_wall - 0.4, b_wall + 0.4)
+    zw, zb = torch.meshgrid(torch.linspace(zoom[0], zoom[1], 241, dtype=torch.float64),
+                            torch.linspace(zoom[2], zoom[3], 241, dtype=torch.float64),
+                            indexing="ij")
+    zE = error_and_grad(zw, zb)[0]
+    return {"E": E.numpy(), "norm": norm, "median": median, "peak": float(norm.max()),
+            "wall_pct": 100 * float((norm > 100 * median).mean()),
+            "wall": (w_wall, b_wall), "descent": traj, "zoom": zoom, "zoom_E": zE.numpy()}
+
+
+def rows(measured: dict) -> list[dict]:
+    # The expected values were computed on exactly this grid in float64, so the only legitimate
+    # difference is their rounding to two significant digits (half a unit: 1.1% of 4.6e-3, 1.9%
+    # of 26, 0.005 points of 0.26%); 2% relative and 0.01 percentage points cover that and
+    # nothing else.
+    basis = "published to 2 significant digits: half a unit of rounding, nothing else"
+    return [
+        row(FIGURE, "median gradient norm", 4.6e-3, measured["median"], 0.02 * 4.6e-3,
+            kind="exact", basis=basis),
+        row(FIGURE, "max gradient norm", 26.0, measured["peak"], 0.02 * 26.0, kind="exact",
+            basis=basis),
+        row(FIGURE, "% of grid above 100x median", 0.26, measured["wall_pct"], 0.01,
+            kind="exact", basis=basis),
+    ]
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    median, peak, wall_pct = measured["median"], measured["peak"], measured["wall_pct"]
+    (w_wall, b_wall), traj, zoom = measured["wall"], measured["descent"], measured["zoom"]
     plain, clipped = traj[~traj["clipped"]], traj[traj["clipped"]]
     longest_plain = float(plain["step_length"].max())
     longest_clipped = float(clipped["step_length"].max())
 
-    # 3. tables
+    # tables
     pd.DataFrame([
         {"quantity": "grid", "value": GRID}, {"quantity": "median_grad_norm", "value": median},
         {"quantity": "max_grad_norm", "value": peak},
@@ -118,18 +149,14 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     ]).to_csv(out_dir / "walls_grid.csv", index=False)
     traj.to_csv(out_dir / "walls_descent.csv", index=False)
 
-    # 4. figure: E_50, log10 ||grad|| with theory curves and both descents, and a zoom
+    # figure: E_50, log10 ||grad|| with theory curves and both descents, and a zoom
     curves, (w_line, b_line) = theory_curves()
-    zoom = (w_wall - 0.6, w_wall + 0.6, b_wall - 0.4, b_wall + 0.4)
-    zw, zb = torch.meshgrid(torch.linspace(zoom[0], zoom[1], 241, dtype=torch.float64),
-                            torch.linspace(zoom[2], zoom[3], 241, dtype=torch.float64),
-                            indexing="ij")
-    zE, zgw, zgb = error_and_grad(zw, zb)
     fig, axes = plt.subplots(1, 3, figsize=(19, 5.4), gridspec_kw={"wspace": 0.3})
     extent = (-10, 10, -10, 10)
-    panels = [(axes[0], E.numpy(), extent, r"$E_{50}$", "viridis"),
-              (axes[1], np.log10(norm), extent, r"$\log_{10}\|\nabla_{(w,b)} E_{50}\|$", "magma"),
-              (axes[2], zE.numpy(), zoom, r"$E_{50}$ (zoom)", "viridis")]
+    panels = [(axes[0], measured["E"], extent, r"$E_{50}$", "viridis"),
+              (axes[1], np.log10(measured["norm"]), extent,
+               r"$\log_{10}\|\nabla_{(w,b)} E_{50}\|$", "magma"),
+              (axes[2], measured["zoom_E"], zoom, r"$E_{50}$ (zoom)", "viridis")]
     for ax, img, ext, label, cmap in panels:
         im = ax.imshow(img.T, origin="lower", extent=ext, aspect="auto", cmap=cmap)
         fig.colorbar(im, ax=ax, label=label)
@@ -164,19 +191,10 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     fig.savefig(out_dir / "walls.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
-    # 5. comparisons. The expected values were computed on exactly this grid in float64, so the
-    # only legitimate difference is their rounding to two significant digits (half a unit:
-    # 1.1% of 4.6e-3, 1.9% of 26, 0.005 points of 0.26%); 2% relative and 0.01 percentage points
-    # cover that and nothing else.
-    basis = "published to 2 significant digits: half a unit of rounding, nothing else"
-    return [
-        row(FIGURE, "median gradient norm", 4.6e-3, median, 0.02 * 4.6e-3, kind="exact",
-            basis=basis),
-        row(FIGURE, "max gradient norm", 26.0, peak, 0.02 * 26.0, kind="exact", basis=basis),
-        row(FIGURE, "% of grid above 100x median", 0.26, wall_pct, 0.01, kind="exact",
-            basis=basis),
-    ]
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    sys.exit(standalone(run, FIGURE))
+    sys.exit(main())

@@ -43,9 +43,9 @@ def fit_decay(lag: np.ndarray, moments: dict, fit_min_lag: int = 1, fit_max_lag:
     """Fit the slope of the mean ln ratio against lag.
 
     ``moments`` holds (L, B) arrays ``count``, ``mean``, ``M2`` and ``nonfinite`` per lag and
-    sample (``rnnlab.engine.adjoint.LagStats``). The regime is ``vanishing`` when the 95% interval lies below
-    -neutral_tol, ``exploding`` when above +neutral_tol, else ``neutral`` (nats per step);
-    ``undefined`` when fewer than two lags are measured.
+    sample (``rnnlab.engine.adjoint.LagStats``). The regime is ``vanishing`` when the 95% interval
+    lies below -neutral_tol, ``exploding`` when above +neutral_tol, else ``neutral`` (nats per
+    step); ``undefined`` when fewer than two lags are measured.
     """
     lag = np.asarray(lag, dtype=float)
     hi = lag.max() if fit_max_lag is None else fit_max_lag
@@ -133,9 +133,10 @@ def regime(rate: float, stderr: float, neutral_tol: float = 1e-3, z: float = Z95
 
 
 def lag_table(profile) -> dict:
-    """Columns of lags.parquet from a ``rnnlab.engine.adjoint.PairProfile``: log10 mean and std over the batch
-    and all pairs at each lag (population std; non-finite values left out and counted); a part
-    of the state (the LSTM's c) adds ``log10_ratio_c_mean/std`` and ``log10_grad_c_mean/std``."""
+    """Columns of lags.parquet from a ``rnnlab.engine.adjoint.PairProfile``: log10 mean and std
+    over the batch and all pairs at each lag (population std; non-finite values left out and
+    counted); a part of the state (the LSTM's c) adds ``log10_ratio_c_mean/std`` and
+    ``log10_grad_c_mean/std``."""
     out = {"lag": profile.lag, "n_pairs": profile.n_pairs}
     series = [("ratio", profile.ln_ratio), ("grad", profile.ln_grad)]
     for part, (ln_grad, ln_ratio) in getattr(profile, "parts", {}).items():

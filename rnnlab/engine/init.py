@@ -1,4 +1,4 @@
-"""Recurrent initialisers with exact spectral-radius scaling (float64, CPU, from a seeded generator).
+"""Recurrent initialisers with exact spectral-radius scaling (float64, CPU, seeded generator).
 
 Each cell draws its own weights with these (``rnnlab.engine.cells``); the measurement app draws a
 whole run, network and data, from one generator in a fixed order (``rnnlab.measure.networks``).

@@ -121,9 +121,9 @@ def lyapunov_spectrum(p: ElmanParams, x: Tensor, h0: Tensor, k: int, transient: 
                       generator: torch.Generator | None = None) -> Tensor:
     """The k leading Lyapunov exponents along the trajectories of the Elman RNN ``p``.
 
-    ``x``: inputs (B, T, D); ``h0``: initial state (B, N). Runs :func:`rnnlab.engine.model.hidden_states`
-    without a graph, takes ``phi'(a_t)`` from ``h_t`` and calls
-    :func:`lyapunov_from_jacobians`. Returns (B, k), natural log per step; the first
+    ``x``: inputs (B, T, D); ``h0``: initial state (B, N). Runs
+    :func:`rnnlab.engine.model.hidden_states` without a graph, takes ``phi'(a_t)`` from ``h_t`` and
+    calls :func:`lyapunov_from_jacobians`. Returns (B, k), natural log per step; the first
     ``transient`` steps (burn-in onto the attractor) are not averaged.
     """
     with torch.no_grad():
@@ -137,9 +137,9 @@ def lyapunov_from_maps(maps, T: int, k: int, transient: int = 0, Q0: Tensor | No
                        dtype=None, device=None) -> Tensor:
     """The k leading Lyapunov exponents of any cell's step Jacobians (natural log per step).
 
-    ``maps``: a trajectory's ``rnnlab.engine.cells.Stack`` (``Trajectory.maps``), whose ``jvp(t, Q)``
-    applies J_t to a (B, S, k) frame; steps t = 0..T-1. For Elman it performs exactly the
-    arithmetic of :func:`lyapunov_from_jacobians`. Returns (B, k).
+    ``maps``: a trajectory's ``rnnlab.engine.cells.Stack`` (``Trajectory.maps``), whose
+    ``jvp(t, Q)`` applies J_t to a (B, S, k) frame; steps t = 0..T-1. For Elman it performs
+    exactly the arithmetic of :func:`lyapunov_from_jacobians`. Returns (B, k).
     """
     S = maps.state_size
     if not 1 <= k <= S:

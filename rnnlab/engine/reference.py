@@ -13,7 +13,7 @@ un-cloned c), and dL_t/dc_t = 0.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -105,8 +105,8 @@ def cell_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
 def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
                      loss: str = "xent", max_lag: int | None = None) -> dict:
     """The per-target autograd loop through one ``torch.nn.RNNCell`` / ``GRUCell`` /
-    ``LSTMCell`` per layer, loaded with the module's weights (each cell's ``reference_step``): ln norms
-    (T, T, B) under "" (whole state) and, for an LSTM, "c"."""
+    ``LSTMCell`` per layer, loaded with the module's weights: ln norms (T, T, B) under "" (whole
+    state) and, for an LSTM, "c"."""
     if isinstance(rnn, RNN):
         head = rnn.fc if head is None else head
         rnn = rnn.rnn

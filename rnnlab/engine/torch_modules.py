@@ -30,7 +30,7 @@ class Readout:
     V: Tensor
     c: Tensor
 
-    def to(self, device=None, dtype=None) -> "Readout":
+    def to(self, device=None, dtype=None) -> Readout:
         return replace(self, V=self.V.to(device=device, dtype=dtype),
                        c=self.c.to(device=device, dtype=dtype))
 

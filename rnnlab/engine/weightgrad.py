@@ -11,10 +11,10 @@ says how much the update learns from inputs l steps back, and whose tail sum sum
 measures the share of the update carried by lags >= d. For a linear RNN with W = rho Q,
 G_l = rho^l (Q^T)^l sum_k g_{k+l} h_{k-1}^T exactly.
 
-Each group is accumulated in the same adjoint sweep as the measurement (``rnnlab.engine.adjoint.sweep_pairs``),
-as a matrix with its own natural-log scale, so terms of wildly different size (an exploding or
-vanishing network) add without overflow; lags can be binned to bound memory at
-(bins x G N x N) numbers.
+Each group is accumulated in the same adjoint sweep as the measurement
+(``rnnlab.engine.adjoint.sweep_pairs``), as a matrix with its own natural-log scale, so terms of
+wildly different size (an exploding or vanishing network) add without overflow; lags can be
+binned to bound memory at (bins x G N x N) numbers.
 """
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def _previous_states(traj: Trajectory) -> tuple[Tensor, Tensor]:
 
 
 class WeightGradStats:
-    """A visitor of ``rnnlab.engine.adjoint.sweep_pairs`` that accumulates G_bin = sum over pairs with t - k
-    in the bin of (dL_t/da_k) h_{k-1}^T (summed over the batch), each bin a float64 matrix with
-    its own ln scale; pass it to ``rnnlab.engine.adjoint.pair_profile(..., also=stats)`` to get it from the
-    measurement's own sweep, then read ``result()``."""
+    """A visitor of ``rnnlab.engine.adjoint.sweep_pairs`` that accumulates G_bin = sum over pairs
+    with t - k in the bin of (dL_t/da_k) h_{k-1}^T (summed over the batch), each bin a float64
+    matrix with its own ln scale; pass it to ``rnnlab.engine.adjoint.pair_profile(...,
+    also=stats)`` to get it from the measurement's own sweep, then read ``result()``."""
 
     def __init__(self, traj: Trajectory, max_lag: int | None = None,
                  bin_width: int | None = None, loss_steps: Tensor | None = None):

@@ -184,7 +184,7 @@ class RunSpec:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
 
     @classmethod
-    def from_dict(cls, cfg: dict) -> "RunSpec":
+    def from_dict(cls, cfg: dict) -> RunSpec:
         """Build from a plain nested dict (a resolved Hydra config); unknown keys are errors."""
         parts = {}
         for name, spec in (("model", ModelSpec), ("data", DataSpec), ("measure", MeasureSpec)):
@@ -193,7 +193,7 @@ class RunSpec:
             parts[name] = spec(**given)
         return cls(seed=cfg.get("seed", 0), **parts)
 
-    def validate(self) -> "RunSpec":
+    def validate(self) -> RunSpec:
         integer("seed", self.seed, 0)
         self.model.validate()
         self.data.validate()

@@ -1,7 +1,7 @@
 """Seaborn/matplotlib figures of sweeps and single runs, PNG and PDF, headless.
 
 Measurements are markers, theory lines; axes carry units (log10 for gradient ratios, nats per step
-for rates). A sweep's figures show every swept key (``layout``): the network (cell and
+for rates). A sweep's figures show every swept key (``layout``): the cell (with its
 activation, in fixed colours), the x axis (the first numeric swept key among rho, gain, T, N, ...),
 a marker style and facets for the rest; runs that differ only by seed are averaged, nothing else.
 """
@@ -22,7 +22,7 @@ from ..runs.store import read_run
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
 RATE_LABEL = "decay rate (nats per step)"
-# fixed across sweeps, so a colour always means the same network
+# fixed across sweeps, so a colour always means the same cell
 PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
            "elman-linear": "#7f7f7f", "gru": "#ff7f0e", "lstm": "#9467bd", "minimal": "#8c564b"}
 NAMES = {"model.spectral_radius": r"spectral radius $\rho$", "model.gain": r"gain $\sigma_w$",
@@ -32,7 +32,7 @@ NAMES = {"model.spectral_radius": r"spectral radius $\rho$", "model.gain": r"gai
          "model.gate_bias": "gate bias", "model.init": "init", "model.loss": "loss",
          "data.batch_size": "B (batch)", "data.input_std": "input std",
          "data.burn_in": "burn-in (steps)", "data.h0_std": r"$h_0$ std",
-         "measure.max_lag": "max lag", "measure.dtype": "dtype", "network": "network"}
+         "measure.max_lag": "max lag", "measure.dtype": "dtype", "cell": "cell"}
 SHORT = {"model.spectral_radius": "ρ", "model.gain": "σ_w", "data.seq_len": "T",
          "model.hidden_size": "N", "model.input_size": "D", "model.output_size": "C",
          "data.batch_size": "B"}
@@ -52,7 +52,7 @@ def short(key: str) -> str:
 # --------------------------------------------------------------------------------------------
 # What goes where
 # --------------------------------------------------------------------------------------------
-def network_names(runs: pd.DataFrame) -> pd.Series:
+def cell_names(runs: pd.DataFrame) -> pd.Series:
     """``elman-<activation>`` for Elman runs, the cell's name for gated ones (with the activation
     appended when a gated cell is swept over it)."""
     act = runs["model.activation"].astype(str) if "model.activation" in runs \
@@ -67,8 +67,8 @@ def network_names(runs: pd.DataFrame) -> pd.Series:
     return out
 
 
-def colours(networks) -> dict:
-    return _fixed_colours(networks, PALETTE)
+def colours(names) -> dict:
+    return _fixed_colours(names, PALETTE)
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Layout:
 
     @property
     def keys(self) -> list[str]:
-        return ["network"] + [k for k in (self.x, self.style) if k] + self.facets
+        return ["cell"] + [k for k in (self.x, self.style) if k] + self.facets
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -102,7 +102,7 @@ def layout(runs: pd.DataFrame, swept: list[str]) -> Layout:
 
 def _prepare(runs: pd.DataFrame) -> pd.DataFrame:
     ok = runs[runs["status"] == "completed"].copy()
-    ok["network"] = network_names(ok)
+    ok["cell"] = cell_names(ok)
     return ok
 
 
@@ -146,26 +146,26 @@ def seed_means(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     """log10 ratio against lag, one line per configuration (seed mean): hue the x key, one panel
-    per network x style x facet value."""
+    per cell x style x facet value."""
     ok = _prepare(runs)
-    lags = lags.merge(ok[["run", "network"]], on="run")
+    lags = lags.merge(ok[["run", "cell"]], on="run")
     hue = lay.x
-    panel_keys = ["network"] + [k for k in [lay.style] + lay.facets if k]
+    panel_keys = ["cell"] + [k for k in [lay.style] + lay.facets if k]
     curve_keys = panel_keys + ([hue] if hue else [])
     mean = lags.groupby(curve_keys + ["lag"], as_index=False, dropna=False)[
         "log10_ratio_mean"].mean()
-    # columns: the networks (or, for one network, panels wrapped three to a row); rows: every
+    # columns: the cells (or, for one cell, panels wrapped three to a row); rows: every
     # combination of the style and facet keys
-    nets = sorted(mean["network"].unique())
+    names = sorted(mean["cell"].unique())
     rows = _groups(mean, panel_keys[1:])
-    panels = [(f"{net}{', ' + label if label else ''}", g[g["network"] == net])
-              for label, g in rows for net in nets]
-    ncols = len(nets) if len(nets) > 1 else min(3, len(panels))
+    panels = [(f"{net}{', ' + label if label else ''}", g[g["cell"] == net])
+              for label, g in rows for net in names]
+    ncols = len(names) if len(names) > 1 else min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols + 0.6, 2.8 * nrows + 0.6),
                              squeeze=False, constrained_layout=True)
     levels = sorted(mean[hue].unique()) if hue else []
-    palette = colours(ok["network"])
+    palette = colours(ok["cell"])
     cmap = plt.get_cmap("viridis")
     colour = {v: cmap(i / max(len(levels) - 1, 1)) for i, v in enumerate(levels)}
     for ax, (label, g) in zip(axes.flat, panels):
@@ -174,7 +174,7 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
             continue
         for v, curve in (g.groupby(hue, sort=True) if hue else [(None, g)]):
             ax.plot(curve["lag"], curve["log10_ratio_mean"], lw=1.3,
-                    color=colour[v] if hue else palette[g["network"].iloc[0]])
+                    color=colour[v] if hue else palette[g["cell"].iloc[0]])
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("lag t - k (steps)")
         ax.grid(alpha=0.3)
@@ -199,14 +199,14 @@ def _dodge(levels, xs) -> dict:
 
 
 def rate_figure(runs: pd.DataFrame, lay: Layout):
-    """Measured decay rate (markers, 95% intervals) against the x key: colour the network,
+    """Measured decay rate (markers, 95% intervals) against the x key: colour the cell,
     marker the style key, one panel per facet value; theory as lines (mean field of each
-    network, ln rho for a linear W = rho Q) and the regime boundary 0."""
+    cell, ln rho for a linear W = rho Q) and the regime boundary 0."""
     ok = _prepare(runs)
     keys = [k for k in lay.keys if k]
     pts = seed_means(ok, keys)
-    x = lay.x or "network"
-    palette = colours(ok["network"])
+    x = lay.x or "cell"
+    palette = colours(ok["cell"])
     styles = sorted(pts[lay.style].unique()) if lay.style else [None]
     marker = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(styles)}
     panels = _groups(pts, lay.facets)
@@ -218,11 +218,11 @@ def rate_figure(runs: pd.DataFrame, lay: Layout):
         offset = _dodge(styles, pts[lay.x])
     else:
         order = sorted(palette)
-        pts = pts.assign(network_x=pts["network"].map({n: i for i, n in enumerate(order)}))
+        pts = pts.assign(cell_x=pts["cell"].map({n: i for i, n in enumerate(order)}))
         offset = _dodge(styles, range(len(order)))
-    xcol = lay.x or "network_x"
+    xcol = lay.x or "cell_x"
     for ax, (label, panel) in zip(axes.flat, panels):
-        group_keys = ["network"] + ([lay.style] if lay.style else [])
+        group_keys = ["cell"] + ([lay.style] if lay.style else [])
         for vals, g in panel.groupby(group_keys, sort=True, dropna=False):
             net, sv = vals[0], (vals[1] if lay.style else None)
             g = g.sort_values(xcol)
@@ -252,7 +252,7 @@ def rate_figure(runs: pd.DataFrame, lay: Layout):
                            label=_value(lay.style, v)) for v in styles]
     if lay.x and ok.get("mean_field_rate") is not None and ok["mean_field_rate"].notna().any():
         handles.append(Line2D([], [], color="0.3", ls="--",
-                              label=r"mean field $\frac{1}{2}\log\chi$ (each network)"))
+                              label=r"mean field $\frac{1}{2}\log\chi$ (each cell)"))
     if lay.x == "model.spectral_radius":
         handles.append(Line2D([], [], color="k", ls=":", label=r"$\ln\rho$ (linear, $W=\rho Q$)"))
     handles.append(Line2D([], [], color="0.4", lw=0.8, label="regime boundary (rate 0)"))
@@ -262,19 +262,19 @@ def rate_figure(runs: pd.DataFrame, lay: Layout):
 
 
 def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
-    """Decay rate over (x key, style key), one panel per network x facet value, one shared
+    """Decay rate over (x key, style key), one panel per cell x facet value, one shared
     diverging colour scale around 0. None without two numeric-or-categorical axes."""
     if not lay.x:
         return None
     ok = _prepare(runs)
     keys = [k for k in lay.keys if k]
     pts = seed_means(ok, keys)
-    rows = lay.style or "network"
-    panel_keys = (["network"] if lay.style else []) + lay.facets
+    rows = lay.style or "cell"
+    panel_keys = (["cell"] if lay.style else []) + lay.facets
     panels = _groups(pts, panel_keys)
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    height = 3.3 if lay.style else 1.6 + 0.45 * pts["network"].nunique()
+    height = 3.3 if lay.style else 1.6 + 0.45 * pts["cell"].nunique()
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, height * nrows), squeeze=False,
                              constrained_layout=True)
     vmax = float(np.nanmax(np.abs(pts["decay_rate"]))) or 1.0
@@ -285,7 +285,7 @@ def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
         sns.heatmap(table, ax=ax, cmap="RdBu_r", center=0, vmin=-vmax, vmax=vmax,
                     annot=annotate, fmt=".2f", annot_kws={"fontsize": 7}, cbar=False)
         mesh = ax.collections[0]
-        ax.set_title(label.replace("network = ", ""), fontsize=9)
+        ax.set_title(label.replace("cell = ", ""), fontsize=9)
         ax.set_xlabel(name(lay.x))
         ax.set_ylabel(name(rows))
         ax.set_xticklabels([f"{v:g}" for v in table.columns], rotation=0)
@@ -308,7 +308,7 @@ def sweep_figures(sweep_dir: Path, agg) -> list[Path]:
         return []
     lay = layout(ok, agg.swept)
     paths = save(decay_curves_figure(agg.lags, ok, lay), out_dir / "decay_curves")
-    x = (lay.x or "network").split(".")[-1]
+    x = (lay.x or "cell").split(".")[-1]
     x = {"spectral_radius": "rho"}.get(x, x)
     paths += save(rate_figure(ok, lay), out_dir / f"rate_vs_{x}")
     heat = rate_heatmap_figure(ok, lay)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -78,7 +77,6 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
                         f'<td class="l">{cell(v)}</td></tr>' for k, v in prov.items())
     swept = ", ".join(f"<code>{html.escape(k)}</code>" for k in agg.swept) or "(nothing)"
     command = plan.get("command") or "(not recorded)"
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>rnnlab sweep {html.escape(sweep_dir.name)}</title>
@@ -86,7 +84,7 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
 <body>
 <h1>rnnlab sweep <code>{html.escape(sweep_dir.name)}</code></h1>
 <p>{n_ok} completed of {len(runs)} run directories ({plan.get('total') or '?'} planned);
-swept: {swept}. Rates in nats per step (negative: vanishing, positive: exploding). Report written {now}.</p>
+swept: {swept}. Rates in nats per step (negative: vanishing, positive: exploding).</p>
 <p>Command: <code>{html.escape(command)}</code></p>
 <h2>Failed, missing and unreadable runs</h2>
 {f"<ul>{problems}</ul>" if problems else '<p class="ok">none</p>'}

@@ -1,5 +1,5 @@
-"""The one command-line driver of both apps (``experiments/decay.py``, ``experiments/train.py``): what
-happens before Hydra runs, inside each of its jobs, and after.
+"""The one command-line driver of both apps (``experiments/decay.py``, ``experiments/train.py``):
+what happens before Hydra runs, inside each of its jobs, and after.
 
 An app plugs in through an ``App``: how a composed config becomes a validated specification, how
 one run is executed into its directory (through ``runs.store``), how a finished run is described
@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..checks import ConfigError
 from . import grid, store

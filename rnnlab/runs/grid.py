@@ -1,6 +1,6 @@
-"""Grid planning and validation before Hydra runs anything: every override key exists, every job of a
-sweep composes to a valid run specification, and the output directory can be created. Nothing here
-knows an app: a job's configuration becomes a specification through the function the app gives
+"""Grid planning and validation before Hydra runs anything: every override key exists, every job
+of a sweep composes to a valid run specification, and the output directory can be created. Nothing
+here knows an app: a job's configuration becomes a specification through the function the app gives
 (``runs.driver.App.spec_from_config``), which raises ``ConfigError``.
 """
 from __future__ import annotations

@@ -25,10 +25,11 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PROGRESS_FILE = ".progress"
 PLAN_FILE = ".plan.json"

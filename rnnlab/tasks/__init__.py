@@ -42,8 +42,8 @@ classes: ln 4 nats, 75% errors; adding_le predicts 1: MSE 1/6, error rate P(|a +
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

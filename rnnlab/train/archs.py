@@ -1,5 +1,5 @@
-"""The training presets (``arch=...``, ``conf/arch/<name>.yaml``): a cell, its activation and its init
-under one name, with the label and colour every table and figure uses. This is the one list of
+"""The training presets (``arch=...``, ``conf/arch/<name>.yaml``): a cell, its activation and its
+init under one name, with the label and colour every table and figure uses. This is the one list of
 archs; a test checks it against conf/arch/.
 
 A new arch is one entry here plus its YAML file (docs/architecture.md).

@@ -63,7 +63,7 @@ class TrainConfig:
                                           "eval_every", "eval_size", "test_size", "eval_batch",
                                           "probe_size", "dtype")}}
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Reject a bad configuration before any compute, naming the key and the allowed values."""
         k = self.KEYS
         tasks.spec(self.task).check_length(self.length)

@@ -1,10 +1,11 @@
 """The decay rate of a model being trained, on its task's own inputs, by the exact engine.
 
-At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) the model's
-||dL_t/dh_k|| is measured for every pair k <= t with t - k <= ``max_lag`` on a fixed probe batch
-of task sequences, in float64, by the log-domain adjoint sweep (``rnnlab.engine.torch_modules.measure_module``
-for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``; ``rnnlab.engine.adjoint`` directly for Pascanu's logistic
-``SigmoidRNN``, an Elman cell torch does not offer). The decay rate is the least-squares slope of
+At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) the
+model's ||dL_t/dh_k|| is measured for every pair k <= t with t - k <= ``max_lag`` on a fixed probe
+batch of task sequences, in float64, by the log-domain adjoint sweep
+(``rnnlab.engine.torch_modules.measure_module`` for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``;
+``rnnlab.engine.adjoint`` directly for Pascanu's logistic ``SigmoidRNN``,
+an Elman cell torch does not offer). The decay rate is the least-squares slope of
 the mean ln ||dL_t/dh_k|| against the lag over 1..``max_lag`` (nats per step); 1/|rate| is the
 gradient horizon in steps.
 
@@ -106,8 +107,8 @@ def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor
                       max_lag: int | None = None) -> pd.DataFrame:
     """Where the update comes from: the part of dL/dW_hh carried by each lag t - k for the loss
     actually trained on the batch (x, y): the last step's for adding, multiplication and temporal
-    order, every step's for copy (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet). Float64,
-    on copies of the modules; one-layer modules."""
+    order, every step's for copy (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet).
+    Float64, on copies of the modules; one-layer modules."""
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
     steps = torch.ones(x.shape[1], dtype=torch.bool)
     if tasks.spec(task_name).readout != "all":

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -128,7 +128,8 @@ def build(cfg: TrainConfig):
             _pascanu_init(cfg, rnn, head)
         elif cfg.init in RECURRENT_INITS:
             g = torch.Generator().manual_seed(cfg.seed)
-            for gate in range(cells.get(cfg.cell).gates):  # each gate's recurrent block, PyTorch's order
+            # each gate's recurrent block, PyTorch's order
+            for gate in range(cells.get(cfg.cell).gates):
                 W = recurrent_matrix(N, cfg.init, cfg.rho, cfg.gain, g)
                 rnn.weight_hh_l0[gate * N:(gate + 1) * N] = W
             rnn.bias_ih_l0.zero_()

@@ -8,8 +8,8 @@
 - ``decay_rate_curves``: the same runs' decay rate of ||dL/dh_k|| at each evaluation (rate 0
   dotted), how the gradient horizon moves while the network learns;
 - ``horizon_vs_longest_T``: the gradient horizon 1/|initial decay rate| (steps, the median over
-  seeds before any update, at each configuration's longest T, where the fit covers the most lags) against
-  the longest T it solved, with y = x.
+  seeds before any update, at each configuration's longest T, where the fit covers the most
+  lags) against the longest T it solved, with y = x.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, column: str = "eval_
     baseline = runs.groupby("task")["length"].size()  # tasks present
     for ax, (opt, t) in zip(axes.ravel(), panels):
         sub = curves[(curves["length"] == t) & (curves["optimizer"] == opt)]
-        for (run, arch, clip), c in sub.groupby(["run", "arch", "clip_label"]):
+        for (_, arch, clip), c in sub.groupby(["run", "arch", "clip_label"]):
             ax.plot(c["step"], c[column], color=colours[arch], lw=1, alpha=0.75,
                     ls="--" if clip == "no clipping" else "-")
         ax.axhline(0.01 if column == "eval_error_rate" else 0.0, color="k", lw=0.6, ls=":")
@@ -111,7 +111,7 @@ def horizon_figure(longest: pd.DataFrame):
     colours = _colours(longest["arch"])
     fig, ax = plt.subplots(figsize=(5.4, 4.2))
     panels = _panels(longest)
-    for j, (title, g) in enumerate(panels):
+    for j, (_, g) in enumerate(panels):
         for _, r in g.iterrows():
             h = r["horizon_steps"]
             if not np.isfinite(h):

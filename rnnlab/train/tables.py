@@ -13,7 +13,7 @@ Per sweep directory (every run directory below it holding a run.json of a traini
   (``hidden_size``, ``batch_size``, ``steps``, a scale key...): only seeds are pooled;
 - ``longest_solved.csv``: per configuration without T, the longest T solved by a majority of
   seeds, beside the median initial decay rate at that configuration's longest T tried;
-- figures: success rate against T per arm (one panel per clipping setting), learning curves
+- figures: success rate against T per arch (one panel per clipping setting), learning curves
   (validation error against update, per T), and the initial gradient horizon against the
   longest T solved.
 """
@@ -61,8 +61,9 @@ RECORD_KEYS = ("solved", "steps_to_solve", "steps_done", "eval_error_rate", "eva
 def run_row(params: dict, record: dict, run: str = "") -> dict:
     """One row of runs.parquet from a run's configuration and its run.json (or
     ``TrainResult.record()``) fields."""
-    row = {"run": run, **params, "arch": arch_name(params), "clip_label": clip_label(params["clip"]),
-           "status": record.get("status"), **{k: record.get(k) for k in RECORD_KEYS}}
+    row = {"run": run, **params, "arch": arch_name(params),
+           "clip_label": clip_label(params["clip"]), "status": record.get("status"),
+           **{k: record.get(k) for k in RECORD_KEYS}}
     row["solved"] = bool(row["solved"]) and row["status"] == "completed"
     row["crashed"] = "traceback" in record  # an exception, not a loss that became NaN/inf
     return row

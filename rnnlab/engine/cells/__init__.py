@@ -10,8 +10,8 @@ optionally its theory and its autograd reference step.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
 

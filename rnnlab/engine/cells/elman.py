@@ -1,4 +1,4 @@
-"""The Elman RNN of the tutorial as a cell: h_t = phi(U x_t + W h_{t-1} + b) (``rnnlab.engine.model``).
+"""The tutorial's Elman RNN as a cell: h_t = phi(U x_t + W h_{t-1} + b) (``rnnlab.engine.model``).
 
 Step Jacobian J_k = diag(phi'(a_k)) W (Pascanu et al. 2013, eq. 5), phi' recovered from h.
 Unbounded, positively homogeneous activations (relu, linear) run their forward pass in log scale,

@@ -46,7 +46,7 @@ class GatedParams:
         return {k: getattr(self, k) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh",
                                                  "V", "c")}
 
-    def to(self, device=None, dtype=None) -> "GatedParams":
+    def to(self, device=None, dtype=None) -> GatedParams:
         return replace(self, **{k: v.to(device=device, dtype=dtype)
                                 for k, v in self.tensors().items()})
 

@@ -16,9 +16,9 @@ from .stack import workspace
 
 
 class GRULayer:
-    """J_k = diag(z) + [diag(c_r), diag(c_z), diag(c_n r)] W_hh with
-    c_n = (1 - z)(1 - n^2), c_z = (h_{k-1} - n) z (1 - z), c_r = c_n (W_hn h_{k-1} + b_hn) r (1 - r);
-    the input map has c_n in place of c_n r (the candidate's input term is not reset by r)."""
+    """J_k = diag(z) + [diag(c_r), diag(c_z), diag(c_n r)] W_hh with c_n = (1 - z)(1 - n^2),
+    c_z = (h_{k-1} - n) z (1 - z), c_r = c_n (W_hn h_{k-1} + b_hn) r (1 - r); the input map has c_n
+    in place of c_n r (the candidate's input term is not reset by r)."""
 
     parts = ("h",)
 

@@ -41,7 +41,7 @@ class MinimalParams:
     def tensors(self) -> dict:
         return {k: getattr(self, k) for k in ("U", "W", "W_z", "b", "V", "c")}
 
-    def to(self, device=None, dtype=None) -> "MinimalParams":
+    def to(self, device=None, dtype=None) -> MinimalParams:
         return replace(self, **{k: v.to(device=device, dtype=dtype)
                                 for k, v in self.tensors().items()})
 

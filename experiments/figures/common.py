@@ -1,10 +1,10 @@
-"""Shared by the figure scripts: one network's decay rate from the engine, the rows of
-summary.csv, the fixed thread count and the command line of a script run on its own."""
+"""Shared by the figure modules: the run modes, one network's decay rate from the engine, the rows
+of summary.csv, the fixed thread count, and running one figure (``make``) or one figure on the
+command line (``standalone``)."""
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,22 +14,33 @@ import pandas as pd
 import torch
 
 from rnnlab.engine import adjoint as gradients
-from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.engine.fit import fit_decay
+from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
 from rnnlab.measure.tables import comparison
+
+# as experiments/decay.py: denormals in a vanishing gradient otherwise slow every kernel
+torch.set_flush_denormal(True)
 
 # One torch thread: chaotic runs differ in their last digits with the thread count (a rate of
 # 0.134134 on 1 thread, 0.134299 on 2 at N = 256, gain 2), so the committed numbers are made,
 # and reproduce bit for bit, on one thread.
 THREADS = 1
 ROOT = Path(__file__).resolve().parents[2]
+MODES = ("full", "quick")
 COLUMNS = ["figure", "quantity", "kind", "expected", "measured", "tolerance", "passed", "seeds",
            "spread", "basis"]
 # exact: closed form or float rounding; theory: a statistical measurement against theory;
 # consistency: two measurements of one number; bound: one-sided, measured <= expected + tolerance;
 # sign: the sign (or a count of order violations) of a measured quantity.
 KINDS = ("exact", "theory", "consistency", "bound", "sign")
+
+
+def is_quick(mode: str) -> bool:
+    """True for mode "quick", False for "full"; anything else is refused."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; allowed: {MODES}")
+    return mode == "quick"
 
 
 def row(figure, quantity, expected, measured, tolerance, *, kind, basis, seeds=None,
@@ -75,8 +86,9 @@ def network(seed=0, **kw):
     return net.params, traj
 
 
-def windowed_rate(params, traj, max_lag=50, min_lag=1) -> float:
-    """Least-squares slope of the ln ratio over lags min_lag..max_lag (nats per step)."""
+def windowed_rate(params, traj, max_lag=50, min_lag=1):
+    """(least-squares slope of the ln ratio over lags min_lag..max_lag in nats per step, the
+    pair profile it was fitted to)."""
     prof = gradients.pair_profile(traj, max_lag=max_lag)
     return fit_decay(prof.lag, prof.ln_ratio, min_lag, max_lag)["decay_rate"], prof
 
@@ -87,32 +99,40 @@ def full_rank_noise(N, s_in2):
     return dict(hidden_size=N, input_size=N, input_gain=math.sqrt(s_in2), input_std=1.0)
 
 
-def standalone(run, figure: str, argv=None) -> int:
-    """``python experiments/figures/<name>.py [--quick] [--out DIR]``: make one figure alone.
+def make(figure, mode: str, out_dir: Path) -> list[dict]:
+    """Measure one figure module in ``mode``, draw it into ``out_dir`` and return its rows."""
+    measured = figure.measure(mode)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure.draw(measured, out_dir)
+    return figure.rows(measured)
+
+
+def standalone(figure, argv=None) -> int:
+    """``python experiments/figures/<name>.py [--quick] [--out DIR]`` (or ``python -m
+    experiments.figures.<name>``): make one figure alone, on THREADS threads.
 
     Full results go to results/reproduction/<figure>/, quick ones to
     results/reproduction-quick/<figure>/ (the committed full results are never overwritten by
     a quick run). Prints the rows; exit status 1 if one fails. summary.csv is left to
     experiments/reproduce.py."""
-    ap = argparse.ArgumentParser(description=f"make the {figure} figure and its comparisons")
+    name = figure.FIGURE
+    ap = argparse.ArgumentParser(description=f"make the {name} figure and its comparisons")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a test")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default results/reproduction[-quick]/<figure>)")
     args = ap.parse_args(argv)
+    mode = "quick" if args.quick else "full"
     out = args.out or ROOT / "results" / ("reproduction-quick" if args.quick else
-                                          "reproduction") / figure
+                                          "reproduction") / name
     start = time.perf_counter()
     with fixed_threads():
-        rows = run(out, quick=args.quick)
+        rows = make(figure, mode, out)
     table = pd.DataFrame(rows, columns=COLUMNS)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(table[["quantity", "expected", "measured", "tolerance", "passed"]].to_string(
             index=False))
     failed = int((~table["passed"]).sum())
-    print(f"[{figure}] {len(table) - failed}/{len(table)} pass, "
+    print(f"[{name}] {len(table) - failed}/{len(table)} pass, "
           f"{time.perf_counter() - start:.0f} s -> {out}")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit("_measure.py is a helper of the figure scripts; run one of them instead")
