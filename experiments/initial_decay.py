@@ -87,11 +87,6 @@ def decay_rate(rnn, head, task_name, x, y, max_lag=50) -> float:
     return float(np.polyfit(lags, means, 1)[0])
 
 
-def make_measure(task_name: str, max_lag: int = 50):
-    """A ``train(..., measure=...)`` hook: the probe batch's decay rate at each evaluation."""
-    return lambda rnn, head, x, y: decay_rate(rnn, head, task_name, x, y, max_lag)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="temporal_order")

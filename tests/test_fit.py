@@ -1,4 +1,4 @@
-"""Checks of the decay-rate standard error of rnnlab.fit (docs/theory.md, "decay-rate fit").
+"""Checks of the decay-rate standard error of rnnlab.engine.fit (docs/theory.md, "decay-rate fit").
 
 * ``step_weights`` (the weight of each step's log growth in the fitted slope) equals a brute-force
   sum over the pairs of the triangle, with and without a lag window, and over the single path of

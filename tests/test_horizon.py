@@ -1,9 +1,9 @@
-"""The decay rate measured while training (``rnnlab.horizon``), by the exact engine:
+"""The decay rate measured while training (``rnnlab.train.horizon``), by the exact engine:
 
 - on the last-step tasks it equals, to float64 rounding, the slope of the plain-autograd
   reference of experiments/initial_decay.py (a zero leaf added to each state, one backward pass),
   for tanh, IRNN, GRU, LSTM, Pascanu's sigmoid (not a torch module type: measured through
-  rnnlab.gradients) and smart tanh, on temporal order and adding;
+  rnnlab.engine.adjoint) and smart tanh, on temporal order and adding;
 - the modules it is given are left unchanged (dtype and weights);
 - through ``train(..., measure=make_measure(task))`` the curve's step-0 rate is the initial
   network's rate and run's ``initial_decay_rate``.

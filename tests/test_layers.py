@@ -7,13 +7,16 @@ inside functions included and relative ones resolved, make a graph of rnnlab mod
 2. the two apps, ``rnnlab.measure`` and ``rnnlab.train``, never import each other;
 3. ``rnnlab.runs`` (store, grid, driver) imports neither app;
 4. ``rnnlab.checks`` imports nothing from rnnlab;
-5. there is no import cycle in rnnlab/ (edges between a package and a module inside it, either
+5. every module belongs to a layer of docs/architecture.md and imports only the layers its table
+   allows;
+6. there is no import cycle in rnnlab/ (edges between a package and a module inside it, either
    way, are left out: a package's ``__init__`` importing its children, and a child importing
    its parent's names, are how a package is built);
 
 and: every registered cell (``rnnlab.engine.cells.CELLS``) has a ``conf/model/<name>.yaml`` or
 is the ``cell:`` of one, and the training presets ``rnnlab.train.archs.ARCHS`` are exactly the
-files ``conf/arch/*.yaml``, with the same cell, activation and init. A failure names the
+files ``conf/arch/*.yaml``, with the same cell, activation and init, and the registered tasks
+(``rnnlab.tasks.TASKS``) are the names of ``conf/task/*.yaml``. A failure names the
 offending import edge, cycle, cell or arch.
 """
 from __future__ import annotations
@@ -147,6 +150,38 @@ def test_checks_imports_nothing_of_rnnlab():
     assert not bad, "rnnlab.checks imports rnnlab:\n" + "\n".join(bad)
 
 
+# each layer of docs/architecture.md and the layers it may import besides itself (the root
+# package ``rnnlab``, whose __init__ only defers ``measure_module``, is allowed everywhere)
+APPS_MAY_IMPORT = ("rnnlab.engine", "rnnlab.tasks", "rnnlab.theory", "rnnlab.checks",
+                   "rnnlab.runs", "rnnlab.plotting")
+ALLOWED = {
+    "rnnlab.checks": (),
+    "rnnlab.plotting": (),
+    "rnnlab.tasks": ("rnnlab.checks",),
+    "rnnlab.theory": ("rnnlab.checks", "rnnlab.engine.model"),
+    "rnnlab.engine": ("rnnlab.checks", "rnnlab.theory"),
+    "rnnlab.runs": ("rnnlab.checks",),
+    "rnnlab.measure": APPS_MAY_IMPORT,
+    "rnnlab.train": APPS_MAY_IMPORT,
+}
+
+
+def test_every_module_is_in_a_layer():
+    unplaced = [m for m in MODULES if m != "rnnlab" and not any(within(m, x) for x in ALLOWED)]
+    assert not unplaced, "modules in no layer of ALLOWED (docs/architecture.md):\n" + \
+        "\n".join(unplaced)
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_the_table_allows(layer):
+    bad = [f"{m} -> {t} ({where(m, line)})"
+           for m, deps in GRAPH.items() if within(m, layer)
+           for t, line in deps.items()
+           if t != "rnnlab" and not within(t, layer)
+           and not any(within(t, x) for x in ALLOWED[layer])]
+    assert not bad, f"{layer} imports outside docs/architecture.md's table:\n" + "\n".join(bad)
+
+
 def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
     """One cycle of ``graph`` as [m0, m1, ..., m0], or None (iterative depth-first search)."""
     WHITE, GREY, BLACK = 0, 1, 2
@@ -218,3 +253,12 @@ def test_arch_registry_is_conf_arch():
             assert files[name].get(key) == getattr(arch, key), (
                 f"conf/arch/{name}.yaml has {key}: {files[name].get(key)!r}, "
                 f"ARCHS[{name!r}].{key} is {getattr(arch, key)!r}")
+
+
+def test_task_registry_is_conf_task():
+    from rnnlab.tasks import TASKS
+
+    named = {_yaml(p).get("name"): p.name for p in sorted((ROOT / "conf" / "task").glob("*.yaml"))}
+    assert sorted(named) == sorted(TASKS), (
+        f"only in rnnlab.tasks.TASKS: {sorted(set(TASKS) - set(named))}; "
+        f"named only in conf/task/: {sorted(set(named) - set(TASKS))}")

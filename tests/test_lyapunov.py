@@ -1,4 +1,4 @@
-"""Checks of rnnlab.lyapunov (QR method) against exact results and mean-field theory.
+"""Checks of rnnlab.engine.lyapunov (QR method) against exact results and mean-field theory.
 
 * Newman 1986: products of i.i.d. N x N Gaussian matrices, entry variance s^2/N, N = 50. Each
   log R_t[i, i] is exactly distributed as log(s chi_{N-i+1} / sqrt(N)), so the standard error of

@@ -1,4 +1,4 @@
-"""One measurement through ``rnnlab.run.measure``: its modes and optional outputs.
+"""One measurement through ``rnnlab.measure.run.measure``: its modes and optional outputs.
 
 - profile mode (the O(T) last-loss sweep) gives the last row of the pairs triangle exactly
   (1e-10 in log10) and ln rho for a linear W = rho Q (1e-9);

@@ -1,4 +1,4 @@
-"""The run store (rnnlab.store) and the configuration hash, independent of what a run computes.
+"""The run store (rnnlab.runs.store) and the configuration hash, independent of what a run computes.
 
 - ``store.execute`` runs any compute/writer pair (here a stand-in for a training run writing its
   own files): computed once, skipped on a re-run, a failure recorded, an interrupt leaves neither

@@ -98,9 +98,8 @@ def test_copy_layout():
 N_FRESH = 20000
 
 
-@pytest.mark.parametrize("name,length", [("adding_pascanu", 30), ("multiplication_pascanu", 30),
-                                         ("temporal_order", 30), ("adding_le", 30),
-                                         ("copy", 30)])
+@pytest.mark.parametrize("name,length",
+                         [(name, max(30, task.min_length)) for name, task in tasks.TASKS.items()])
 def test_no_memory_predictor_meets_the_baseline(name, length):
     task = tasks.spec(name)
     rng = np.random.RandomState(11)

@@ -1,4 +1,5 @@
-"""The weight gradient by lag (rnnlab.weightgrad) against autograd, and exactly on the linear case.
+"""The weight gradient by lag (rnnlab.engine.weightgrad) against autograd, and exactly on the
+linear case.
 
 - Autograd with a separate copy of W (W_hh) at every step gives dL_t/dW_k, the part of the
   gradient carried by the pair (t, k); grouped by lag t - k, its Frobenius norms equal the

@@ -9,7 +9,7 @@ docs/theory.md ("Lyapunov QR", "Newman") and docs/tolerances.md.
 EXPECTED:
 - lambda_1 = 1/2 log chi with the noise variance in q* (Molgedey 1992). N = 1000, full-rank input
   noise s_in^2 = 0.1, 500 burn-in steps, 1000 measured steps of which the first 100 are the
-  frame's warm-up (rnnlab.lyapunov.frame_transient), mean of 5 seeds (10 for sigma_w <= 1,
+  frame's warm-up (rnnlab.engine.lyapunov.frame_transient), mean of 5 seeds (10 for sigma_w <= 1,
   where lambda_1 spreads ~0.005 between networks): within 0.006 (the
   finite-N budget at N = 1000) for every sigma_w in [0.5, 3]. s_in^2 = 0.01 is drawn, not
   compared: no finite-N budget was measured for it;

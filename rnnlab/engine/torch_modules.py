@@ -40,7 +40,7 @@ class ModuleMeasurement:
     """What ``measure_module`` returns: ``lags`` (the columns of lags.parquet), the fitted
     ``decay_rate`` (nats per step) with ``decay_rate_stderr`` and ``regime``, the whole ``fit``
     record, with ``keep_matrix`` the (T, T) batch mean ``log10_grad`` of log10 ||dL_t/ds_k||, and
-    with ``weight_grad`` the part of dL/dW_hh carried by each lag (``rnnlab.weightgrad``)."""
+    with ``weight_grad`` the part of dL/dW_hh carried by each lag (``rnnlab.engine.weightgrad``)."""
 
     lags: pd.DataFrame
     decay_rate: float
@@ -110,7 +110,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
     ``torch.nn.Linear`` on the top layer's h (None: the identity, o = h). ``loss``: ``xent``,
     ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
     raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
-    rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.fit.fit_decay``).
+    rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.engine.fit.fit_decay``).
     ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
     the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
     Convert the module with ``.double()`` for reference-quality numbers.

@@ -29,7 +29,7 @@ from ..runs import store
 # decay rate's standard error.
 CSV_FLOAT = "%.12g"
 RUN_COLUMNS = ["decay_rate", "decay_rate_stderr", "regime", "seconds", "status"]
-# theory beside each measurement (run.json "theory"; rnnlab.run.predict), nats per step
+# theory beside each measurement (run.json "theory"; rnnlab.measure.run.predict), nats per step
 THEORY_COLUMNS = ["mean_field_rate", "log_rho", "pascanu_log_eta", "lyapunov_1", "sigma_w", "s2"]
 _ALWAYS_COLUMNS = ["model.activation", "model.spectral_radius", "data.seq_len"]
 

@@ -10,8 +10,8 @@ activation=relu, init=identity``: W = I and zero biases.
 Recurrent inits (``init``): ``pytorch`` leaves every weight as torch draws it; ``gaussian``
 (W_ij ~ N(0, 1/N) times ``gain``, or rescaled to ``spectral_radius`` exactly), ``orthogonal``
 (Haar Q times rho) and ``identity`` (rho I) set each gate's recurrent block as the measurement
-runs do (``rnnlab.init.recurrent_matrix``) and zero every bias; the input weights and the head
-keep torch's draws. Pascanu et al. 2013 (arXiv:1211.5063, their ``RNN.py``):
+runs do (``rnnlab.engine.init.recurrent_matrix``) and zero every bias; the input weights and the
+head keep torch's draws. Pascanu et al. 2013 (arXiv:1211.5063, their ``RNN.py``):
 ``pascanu_sigmoid`` (every weight N(0, 0.01^2), sigmoid units), ``pascanu_basic_tanh`` (every
 weight N(0, 0.1^2), tanh), ``pascanu_smart_tanh`` (input and output N(0, 0.01^2); W with 15
 non-zeros per row of their h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to
