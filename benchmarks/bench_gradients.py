@@ -27,10 +27,10 @@ import torch
 
 torch.set_flush_denormal(True)
 
-from rnnlab.engine import adjoint as gradients  # noqa: E402
-from rnnlab.engine import reference  # noqa: E402
-from rnnlab.measure.config import DataSpec, ModelSpec  # noqa: E402
-from rnnlab.measure.networks import draw  # noqa: E402
+from rnnlab.engine import adjoint as gradients  # noqa: E402 (after set_flush_denormal)
+from rnnlab.engine import reference  # noqa: E402 (after set_flush_denormal)
+from rnnlab.measure.config import DataSpec, ModelSpec  # noqa: E402 (after set_flush_denormal)
+from rnnlab.measure.networks import draw  # noqa: E402 (after set_flush_denormal)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 GEMM_BLOCKS = {"elman": 1, "minimal": 1, "gru": 3, "lstm": 4}

@@ -18,10 +18,10 @@ import torch
 # sweep otherwise slow every kernel (26x seen on a 2-core CPU)
 torch.set_flush_denormal(True)
 
-import hydra  # noqa: E402
+import hydra  # noqa: E402 (after set_flush_denormal)
 
-from rnnlab.measure.app import APP  # noqa: E402
-from rnnlab.runs import driver  # noqa: E402
+from rnnlab.measure.app import APP  # noqa: E402 (after set_flush_denormal)
+from rnnlab.runs import driver  # noqa: E402 (after set_flush_denormal)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

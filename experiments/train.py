@@ -17,10 +17,10 @@ import torch
 # before torch starts its worker threads (see experiments/decay.py)
 torch.set_flush_denormal(True)
 
-import hydra  # noqa: E402
+import hydra  # noqa: E402 (after set_flush_denormal)
 
-from rnnlab.runs import driver  # noqa: E402
-from rnnlab.train.app import APP  # noqa: E402
+from rnnlab.runs import driver  # noqa: E402 (after set_flush_denormal)
+from rnnlab.train.app import APP  # noqa: E402 (after set_flush_denormal)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

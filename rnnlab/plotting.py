@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (pyplot after the backend is chosen)
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import seaborn as sns  # noqa: E402 (it imports pyplot: after the backend is chosen)
 
 __all__ = ["plt", "sns", "save", "colours", "MARKERS", "SPARE", "weight_grad_figure"]
 

@@ -171,7 +171,7 @@ def critical_gain(activation: str, s2: float) -> float:
         return math.sqrt(2.0)
     if activation == "linear" or (activation == "tanh" and s2 == 0):
         return 1.0
-    excess = lambda sigma_w: chi(activation, sigma_w, s2) - 1.0  # noqa: E731
+    excess = lambda sigma_w: chi(activation, sigma_w, s2) - 1.0
     lo = 1.0 / GAMMA[activation]  # chi <= (gamma sigma_w)^2 < 1 below this gain
     hi = 2 * lo
     while excess(hi) < 0:

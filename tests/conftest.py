@@ -4,9 +4,9 @@ import torch
 
 torch.set_flush_denormal(True)
 
-from rnnlab.engine import adjoint as gradients  # noqa: E402
-from rnnlab.measure.config import DataSpec, ModelSpec  # noqa: E402
-from rnnlab.measure.networks import draw  # noqa: E402
+from rnnlab.engine import adjoint as gradients  # noqa: E402 (after set_flush_denormal)
+from rnnlab.measure.config import DataSpec, ModelSpec  # noqa: E402 (after set_flush_denormal)
+from rnnlab.measure.networks import draw  # noqa: E402 (after set_flush_denormal)
 
 
 def pytest_collection_modifyitems(config, items):

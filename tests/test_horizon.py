@@ -19,7 +19,7 @@ from rnnlab.train.horizon import decay_rate, make_measure
 from rnnlab.train.loop import build, sample, stream, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import initial_decay  # noqa: E402
+import initial_decay  # noqa: E402 (after its folder is on sys.path)
 
 ARCHS = {"tanh": {}, "irnn": dict(activation="relu", init="identity"), "gru": dict(cell="gru"),
          "lstm": dict(cell="lstm"), "sigmoid": dict(activation="sigmoid", init="pascanu_sigmoid"),

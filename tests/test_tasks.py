@@ -63,7 +63,7 @@ def test_pascanu_batch_shares_one_length_and_markers_in_range(name):
     lengths = set()
     for _ in range(200):
         x, _ = tasks.generate(name, 16, 50, rng)
-        l = x.shape[1]  # noqa: E741
+        l = x.shape[1]
         lengths.add(l)
         assert 50 <= l < 55
         for b in range(16):

@@ -157,7 +157,7 @@ def _backward_log_norms(W, dphi, g_t):
 
 def _random_trajectory(activation, sigma_w, N=24, D=5, C=4, B=3, T=40, seed=0):
     g = torch.Generator().manual_seed(seed)
-    randn = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    randn = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)
     p = ElmanParams(U=randn(N, D), W=sigma_w / math.sqrt(N) * randn(N, N), b=0.1 * randn(N),
                     V=randn(C, N), c=randn(C), activation=activation)
     x, h0 = randn(B, T, D), 0.5 * randn(B, N)

@@ -223,7 +223,7 @@ class LagStats:
         self.buf = {n: torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
                     for n in self.names}
         self.steps: list[int] = []
-        zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)  # noqa: E731
+        zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)
         self.ratio = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
                       for n in self.names}
         self.grad = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}

@@ -61,7 +61,7 @@ class ElmanParams:
         return {k: getattr(self, k) for k in "UWbVc"}
 
     def to(self, device=None, dtype=None) -> ElmanParams:
-        move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        move = lambda t: t.to(device=device, dtype=dtype)
         return replace(self, U=move(self.U), W=move(self.W), b=move(self.b), V=move(self.V),
                        c=move(self.c))
 

@@ -36,7 +36,7 @@ def _pascanu_two_markers(batch, length, rng, combine):
 
 
 def _temporal_order(batch, length, rng):
-    l = length  # noqa: E741
+    l = length
     p0 = rng.randint(int(l * .1), size=(batch,)) + int(l * .1)
     v0 = rng.randint(2, size=(batch,))
     p1 = rng.randint(int(l * .1), size=(batch,)) + int(l * .5)

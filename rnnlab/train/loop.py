@@ -244,7 +244,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     opt = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)
     train_rng, valid_rng = stream(cfg.seed, "train"), stream(cfg.seed, "valid")
     probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"), dtype)
-    test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),  # noqa: E731
+    test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),
                             cfg.test_size, cfg.eval_batch)
     rows, window, norms, clipped = [], [], [], 0
     solved_at, failure, step, final = None, None, 0, None
