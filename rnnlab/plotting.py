@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (pyplot after the backend is chosen)
@@ -46,13 +47,22 @@ def weight_grad_figure(wg: pd.DataFrame, stem: Path) -> list[Path]:
     weights) gives one line per stage."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
     stages = wg.groupby("stage", sort=False) if "stage" in wg else [(None, wg)]
+    zeros = 0
     for stage, g in stages:
         a.plot(g["lag"], g["log10_norm"], "o-", ms=2.5, lw=1, label=stage)
-        b.semilogy(g["lag"], g["share_ge"], "o-", ms=2.5, lw=1, label=stage)
+        # a share of exactly 0 (no pair at such lags) has no place on a log axis: left out, said
+        share = g["share_ge"].where(g["share_ge"] > 0)
+        zeros += int((g["share_ge"] <= 0).sum())
+        b.semilogy(g["lag"], share, "o-", ms=2.5, lw=1, label=stage)
     a.set(xlabel="lag t - k (steps; bin start)", ylabel="log10 ||part of dL/dW at this lag||_F",
           title="the weight gradient, lag by lag")
     b.set(xlabel="d (steps)", ylabel="||part from lags >= d||_F / ||dL/dW||_F",
           title="share of the update carried by lags >= d")
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # lags are whole steps
+    if zeros:
+        b.annotate(f"{zeros} lag(s) with share exactly 0 not drawn", (0.02, 0.03),
+                   xycoords="axes fraction", fontsize=7, color="0.4")
     if "stage" in wg:
         a.legend(fontsize=8, title="weights")
     return save(fig, stem)

@@ -1,4 +1,12 @@
-"""Shared fixtures: a seeded network and trajectory builder, and the GPU skip."""
+"""Shared fixtures: a seeded network and trajectory builder, the GPU skip, the driver run in this
+process, and the check that the suite leaves the repository as it found it (tests write only to
+temporary directories)."""
+import hashlib
+import logging
+import signal
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -39,3 +47,76 @@ def log_diff(a, b):
     same_inf = torch.isinf(a) & (a == b)
     d = torch.where(same_inf, torch.zeros_like(a), (a - b).abs())
     return torch.nan_to_num(d, nan=float("inf")).max().item()
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """The command-line driver (``rnnlab.runs.driver``) for a test that runs it in this process:
+    afterwards the SIGINT handler, the root logger's handlers and levels, torch's thread count
+    and the driver's run state are as they were."""
+    from rnnlab.runs import driver
+
+    sigint = signal.getsignal(signal.SIGINT)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {n: logging.getLogger(n).level for n in ("hydra", "hydra_plugins")}
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(driver, "_state", {})
+    try:
+        yield driver
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+        for h in handlers:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(level)
+        for n, lv in levels.items():
+            logging.getLogger(n).setLevel(lv)
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# The suite leaves the repository as it found it
+# --------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _digest(path: Path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def tree_state() -> dict | None:
+    """Every file git reports as changed or untracked, with its content digest, and every file
+    under results/ (committed or ignored, e.g. results/runs/) with its size and mtime; None
+    outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "-z"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    state = {}
+    for entry in filter(None, out.split("\0")):
+        path = entry[3:]
+        state[path] = (entry[:2], _digest(ROOT / path))
+    for p in (ROOT / "results").rglob("*"):
+        if p.is_file():
+            st = p.stat()
+            state.setdefault(str(p.relative_to(ROOT)), ("results", st.st_size, st.st_mtime_ns))
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_unchanged():
+    """Fails the run (an error at the end of the session) when the suite added, changed or
+    removed a file of the repository: tests write only to their temporary directories."""
+    before = tree_state()
+    yield
+    after = tree_state()
+    if before is None or after is None:
+        return
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, ("the test run changed the repository (tests must write only to "
+                         "tmp_path):\n" + "\n".join(changed[:40]))

@@ -20,9 +20,7 @@ Then it is measured end to end, with no other module edited:
 from __future__ import annotations
 
 import json
-import logging
 import math
-import signal
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -329,34 +327,6 @@ def test_measure_api(leaky, max_lag):
 # --------------------------------------------------------------------------------------------
 # The command line, in this process (the cell is registered here only)
 # --------------------------------------------------------------------------------------------
-@pytest.fixture
-def in_process(monkeypatch):
-    """Undo what running the driver and Hydra in this process changes: the SIGINT handler, the
-    root logger's handlers and levels, torch's thread count, the driver's run state."""
-    from rnnlab.runs import driver
-
-    sigint = signal.getsignal(signal.SIGINT)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {n: logging.getLogger(n).level for n in ("hydra", "hydra_plugins")}
-    threads = torch.get_num_threads()
-    monkeypatch.setattr(driver, "_state", {})
-    try:
-        yield driver
-    finally:
-        signal.signal(signal.SIGINT, sigint)
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-        for h in handlers:
-            if h not in root.handlers:
-                root.addHandler(h)
-        root.setLevel(level)
-        for n, lv in levels.items():
-            logging.getLogger(n).setLevel(lv)
-        torch.set_num_threads(threads)
-
-
 MODEL_YAML = """\
 # @package model
 # model.cell=leaky (a test's own cell) with every other key as in elman.yaml

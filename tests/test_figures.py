@@ -5,6 +5,10 @@
   (rho before gain before T before N); a sweep over N alone gets N on the x axis;
 - cells keep fixed colours across sweeps (elman-tanh is the same blue wherever it appears);
 - the heatmap has one panel per cell with one shared colour bar (no overprinted labels);
+- a categorical-only sweep draws the rate per value (seeds as points, the mean with its interval)
+  and the legend reads row by row; an LSTM's ratio axis is labelled with the state s = (h, c);
+- the weight-gradient figure leaves a share of exactly 0 off its log axis (and says so) and puts
+  ticks at whole lags;
 - the single-run figure carries the fitted line (slope decay_rate / ln 10, to 1e-12) and the
   rate in its title;
 - report.html is self-contained (no external resource) and, in headless chromium (Debian's
@@ -172,3 +176,38 @@ window.addEventListener('load', () => {
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,2400",
                     page.as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_categorical_sweep_figure_and_row_major_legend(tmp_path):
+    d = synthetic(tmp_path, {"model.init": ["gaussian", "orthogonal"],
+                             "model.activation": ["tanh", "relu"]}, seeds=3)
+    agg = tables.aggregate(d, quiet=True)
+    lay = plots.layout(agg.runs, agg.swept)
+    assert lay.x is None and lay.style == "model.init"
+    fig = plots.rate_by_value_figure(agg.runs, lay)
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["gaussian", "orthogonal"]
+    assert len(ax.containers) == 4  # a mean with its interval per (init, cell)
+    seeds = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    assert sum(len(ln.get_xdata()) for ln in seeds) == 12  # every seed drawn
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    handles = ["elman-relu", "elman-tanh", "one seed", "mean over seeds, 95% interval"]
+    # three columns filled column by column: reading row by row gives the original order
+    assert [labels[i] for i in (0, 2, 4, 1)] == handles
+    assert plots.ratio_label(["gru", "lstm"]) == plots.STATE_RATIO_LABEL
+    assert plots.ratio_label(["elman-tanh"]) == plots.RATIO_LABEL
+
+
+def test_weight_grad_figure_leaves_zero_shares_off_the_log_axis(monkeypatch, tmp_path):
+    import rnnlab.plotting as plotting
+
+    seen = {}
+    monkeypatch.setattr(plotting, "save", lambda fig, stem: seen.setdefault("fig", fig) and [])
+    wg = pd.DataFrame({"lag": np.arange(6), "log10_norm": -np.arange(6.0),
+                       "share_ge": [1, 0.1, 0.01, 1e-3, 0.0, 0.0]})
+    plotting.weight_grad_figure(wg, tmp_path / "wg")
+    a, b = seen["fig"].axes
+    share = b.lines[0].get_ydata()
+    assert np.isnan(share[4:]).all() and (share[:4] > 0).all()
+    assert any("exactly 0 not drawn" in t.get_text() for t in b.texts)
+    assert all(float(t).is_integer() for t in a.get_xticks())

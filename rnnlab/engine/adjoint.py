@@ -168,20 +168,25 @@ def sweep_pairs(traj: Trajectory, max_lag: int | None, visit: Visit,
     S = torch.where(traj.g_dir.abs().amax(-1) > 0, 0.0, math.nan).to(torch.float64)
     maps = traj.maps
     tiny = torch.finfo(D.dtype).tiny
-    for k in tqdm(range(T - 1, -1, -1), desc="adjoint sweep", disable=None if progress else True,
-                  leave=False, mininterval=1.0):
-        top = min(T, k + K + 1)
-        parts = {name: S[k:top] + torch.log(torch.linalg.vector_norm(
-            D[k:top][..., idx], dim=-1).double()) for name, idx in maps.parts.items()}
-        visit(k, S[k:top], parts, D[k:top])
-        hi = min(T, k + K)  # targets still within max_lag at step k-1
-        if k == 0 or hi <= k:
-            continue
-        Dk = D[k:hi]
-        maps.vjp_(k, Dk)
-        n = torch.linalg.vector_norm(Dk, dim=-1)
-        S[k:hi] += torch.log(n)
-        Dk /= n.clamp(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln n = -inf)
+    # the bar counts pairs, not steps: a step's work grows with its live targets (from 1 at
+    # k = T-1 up to K + 1), so a bar over steps predicts about half the real time
+    pairs = sum(min(T, k + K + 1) - k for k in range(T))
+    with tqdm(total=pairs, unit="pair", unit_scale=True, desc="adjoint sweep", leave=False,
+              disable=None if progress else True, mininterval=1.0) as bar:
+        for k in range(T - 1, -1, -1):
+            top = min(T, k + K + 1)
+            parts = {name: S[k:top] + torch.log(torch.linalg.vector_norm(
+                D[k:top][..., idx], dim=-1).double()) for name, idx in maps.parts.items()}
+            visit(k, S[k:top], parts, D[k:top])
+            bar.update(top - k)
+            hi = min(T, k + K)  # targets still within max_lag at step k-1
+            if k == 0 or hi <= k:
+                continue
+            Dk = D[k:hi]
+            maps.vjp_(k, Dk)
+            n = torch.linalg.vector_norm(Dk, dim=-1)
+            S[k:hi] += torch.log(n)
+            Dk /= n.clamp(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln n = -inf)
 
 
 def _moments(v: Tensor, valid: Tensor) -> dict:

@@ -8,6 +8,7 @@ a marker style and facets for the rest; runs that differ only by seed are averag
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,13 @@ from scipy import stats
 
 from ..plotting import MARKERS, plt, save, sns, weight_grad_figure
 from ..plotting import colours as _fixed_colours
+from ..runs.driver import TRACEBACK_ENV
 from ..runs.store import read_run
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
+# an LSTM's measured state is s = (h, c): its norms are of the joint vector, not of h alone
+STATE_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
+                     r"\|\partial L_t/\partial s_t\|$" "\n" r"($s = h$; $s = (h, c)$ for LSTM)")
 RATE_LABEL = "decay rate (nats per step)"
 # fixed across sweeps, so a colour always means the same cell
 PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
@@ -69,6 +74,20 @@ def cell_names(runs: pd.DataFrame) -> pd.Series:
 
 def colours(names) -> dict:
     return _fixed_colours(names, PALETTE)
+
+
+def ratio_label(cells) -> str:
+    """The y label of gradient ratios: of h, or of the state s = (h, c) when an LSTM is drawn."""
+    return STATE_RATIO_LABEL if any(str(c).startswith("lstm") for c in cells) else RATIO_LABEL
+
+
+def row_major(handles: list, ncols: int) -> list:
+    """``handles`` reordered so that a legend of ``ncols`` columns (which matplotlib fills column
+    by column) reads in their order row by row; blank handles pad the last row."""
+    nrows = math.ceil(len(handles) / ncols)
+    blank = Line2D([], [], alpha=0, label=" ")
+    padded = handles + [blank] * (nrows * ncols - len(handles))
+    return [padded[r * ncols + c] for c in range(ncols) for r in range(nrows)]
 
 
 @dataclass
@@ -181,7 +200,7 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel(RATIO_LABEL)
+        ax.set_ylabel(ratio_label(names))
     fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
@@ -190,22 +209,16 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     return fig
 
 
-def _dodge(levels, xs) -> dict:
-    """x offsets per style level so markers of equal x do not overprint."""
-    xs = np.unique(np.asarray(xs, dtype=float))
-    step = np.diff(xs).min() if xs.size > 1 else 1.0
-    n = len(levels)
-    return {v: (i - (n - 1) / 2) * 0.25 * step / max(n - 1, 1) for i, v in enumerate(levels)}
-
-
 def rate_figure(runs: pd.DataFrame, lay: Layout):
-    """Measured decay rate (markers, 95% intervals) against the x key: colour the cell,
-    marker the style key, one panel per facet value; theory as lines (mean field of each
-    cell, ln rho for a linear W = rho Q) and the regime boundary 0."""
+    """Measured decay rate against the numeric x key (hollow markers at their true x, 95%
+    intervals, a thin line joining each series): colour the cell, marker the style key, one panel
+    per facet value; theory dashed (mean field of each cell) and dotted (ln rho for a linear
+    W = rho Q), and the regime boundary 0. The categorical case is ``rate_by_value_figure``."""
+    if not lay.x:
+        raise ValueError("rate_figure needs a numeric swept key; use rate_by_value_figure")
     ok = _prepare(runs)
     keys = [k for k in lay.keys if k]
     pts = seed_means(ok, keys)
-    x = lay.x or "cell"
     palette = colours(ok["cell"])
     styles = sorted(pts[lay.style].unique()) if lay.style else [None]
     marker = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(styles)}
@@ -214,50 +227,110 @@ def rate_figure(runs: pd.DataFrame, lay: Layout):
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(6.4, 4.6 * ncols), 3.8 * nrows + 0.8),
                              squeeze=False, sharey=True, constrained_layout=True)
-    if lay.x:
-        offset = _dodge(styles, pts[lay.x])
-    else:
-        order = sorted(palette)
-        pts = pts.assign(cell_x=pts["cell"].map({n: i for i, n in enumerate(order)}))
-        offset = _dodge(styles, range(len(order)))
-    xcol = lay.x or "cell_x"
     for ax, (label, panel) in zip(axes.flat, panels):
         group_keys = ["cell"] + ([lay.style] if lay.style else [])
         for vals, g in panel.groupby(group_keys, sort=True, dropna=False):
             net, sv = vals[0], (vals[1] if lay.style else None)
-            g = g.sort_values(xcol)
-            xs = g[xcol].to_numpy(float) + offset[sv]
+            g = g.sort_values(lay.x)
             c = palette[net]
-            ax.errorbar(xs, g["decay_rate"], yerr=g["half"], fmt=marker[sv], color=c, ms=4,
-                        lw=0.8, capsize=2, ls="-" if lay.x else "none", zorder=3)
-            if lay.x and g["mean_field_rate"].notna().any():
-                ax.plot(g[xcol], g["mean_field_rate"], color=c, lw=0.9, ls="--", alpha=0.7,
+            ax.errorbar(g[lay.x], g["decay_rate"], yerr=g["half"], fmt=marker[sv], color=c,
+                        mfc="none", ms=5, mew=1.0, lw=0.8, capsize=2, ls="none", zorder=3)
+            ax.plot(g[lay.x], g["decay_rate"], color=c, lw=0.6, alpha=0.35, zorder=2)
+            if g["mean_field_rate"].notna().any():
+                ax.plot(g[lay.x], g["mean_field_rate"], color=c, lw=1.0, ls="--", alpha=0.8,
                         zorder=2)
         if lay.x == "model.spectral_radius":
-            grid = np.linspace(panel[xcol].min(), panel[xcol].max(), 200)
+            grid = np.linspace(panel[lay.x].min(), panel[lay.x].max(), 200)
             ax.plot(grid, np.log(grid), color="k", lw=0.9, ls=":", zorder=1)
         ax.axhline(0, color="0.4", lw=0.8, zorder=1)
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel(name(x))
-        if not lay.x:
-            ax.set_xticks(range(len(order)), order)
+        ax.set_xlabel(name(lay.x))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(RATE_LABEL)
-    handles = [Line2D([], [], color=palette[n], marker="o", ls="-", label=n) for n in palette]
+    handles = [Line2D([], [], color=palette[n], marker="o", mfc="none", ls="-", lw=0.6,
+                      label=n) for n in palette]
     if lay.style:
-        handles += [Line2D([], [], color="0.3", marker=marker[v], ls="none",
+        handles += [Line2D([], [], color="0.3", marker=marker[v], mfc="none", ls="none",
                            label=_value(lay.style, v)) for v in styles]
-    if lay.x and ok.get("mean_field_rate") is not None and ok["mean_field_rate"].notna().any():
+    if ok.get("mean_field_rate") is not None and ok["mean_field_rate"].notna().any():
         handles.append(Line2D([], [], color="0.3", ls="--",
                               label=r"mean field $\frac{1}{2}\log\chi$ (each cell)"))
     if lay.x == "model.spectral_radius":
         handles.append(Line2D([], [], color="k", ls=":", label=r"$\ln\rho$ (linear, $W=\rho Q$)"))
     handles.append(Line2D([], [], color="0.4", lw=0.8, label="regime boundary (rate 0)"))
-    fig.suptitle("Decay rate (markers: measured, 95% interval; lines: theory)")
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    theory = ["dashed"] if any("mean field" in h.get_label() for h in handles) else []
+    theory += ["dotted"] if lay.x == "model.spectral_radius" else []
+    fig.suptitle("Decay rate (hollow markers: measured, 95% interval"
+                 + (f"; {' and '.join(theory)}: theory)" if theory else ")"))
+    fig.legend(handles=row_major(handles, 3), loc="outside lower center", ncols=3, fontsize=8,
+               frameon=False)
+    return fig
+
+
+def rate_by_value_figure(runs: pd.DataFrame, lay: Layout):
+    """The decay rate per value of a categorical axis, for sweeps with no numeric swept key:
+    the axis is the first categorical swept key (init, dtype, loss...) or else the cell; colour
+    the cell; each seed a small point, the seed mean a diamond with its 95% interval (Student t
+    over seeds; 1.96 standard errors of the fit for one seed), the mean-field rate a bar; one
+    panel per value of the remaining keys."""
+    ok = _prepare(runs)
+    axis = lay.style or "cell"
+    facets = lay.facets if lay.style else []
+    keys = list(dict.fromkeys(["cell", axis] + facets))
+    pts = seed_means(ok, keys)
+    palette = colours(ok["cell"])
+    values = sorted(pts[axis].unique(), key=lambda v: (str(type(v)), v))
+    where = {v: i for i, v in enumerate(values)}
+    hue = sorted(pts["cell"].unique()) if axis != "cell" else [None]
+    width = 0.7 / len(hue)
+    offset = {c: (i - (len(hue) - 1) / 2) * width for i, c in enumerate(hue)}
+    panels = _groups(pts, facets)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharey=True, constrained_layout=True,
+                             figsize=(max(5.6, (1.2 + 0.9 * len(values) * len(hue)) * ncols),
+                                      3.8 * nrows + 0.8))
+    for ax, (label, panel) in zip(axes.flat, panels):
+        for _, p in panel.iterrows():
+            x = where[p[axis]] + offset[p["cell"] if axis != "cell" else None]
+            c = palette[p["cell"]]
+            mask = (ok["cell"] == p["cell"]) & (ok[axis] == p[axis]) if axis != "cell" \
+                else ok["cell"] == p["cell"]
+            for k in facets:
+                mask &= ok[k] == p[k]
+            seeds = ok.loc[mask, "decay_rate"].to_numpy(float)
+            spread = np.linspace(-0.3, 0.3, len(seeds)) * width if len(seeds) > 1 else [0.0]
+            ax.plot(x + np.asarray(spread), seeds, "o", color=c, ms=3, alpha=0.45, zorder=2)
+            ax.errorbar([x], [p["decay_rate"]], yerr=[p["half"]], fmt="D", color=c, ms=5,
+                        capsize=3, lw=1.0, zorder=3)
+            if np.isfinite(p["mean_field_rate"]):
+                ax.plot([x - 0.4 * width, x + 0.4 * width], [p["mean_field_rate"]] * 2,
+                        color=c, lw=2.0, alpha=0.6, zorder=1)
+        ax.axhline(0, color="0.4", lw=0.8, zorder=1)
+        ax.set_xticks(range(len(values)), [str(v) for v in values])
+        ax.set_xlim(-0.6, len(values) - 0.4)
+        ax.set_xlabel(name(axis))
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(RATE_LABEL)
+    handles = [Line2D([], [], color=palette[n], marker="D", ls="none", label=n)
+               for n in palette]
+    handles += [Line2D([], [], color="0.3", marker="o", ms=3, alpha=0.45, ls="none",
+                       label="one seed"),
+                Line2D([], [], color="0.3", marker="D", ls="none",
+                       label="mean over seeds, 95% interval")]
+    if pts["mean_field_rate"].notna().any():
+        handles.append(Line2D([], [], color="0.3", lw=2.0, alpha=0.6, label="mean-field rate"))
+    handles.append(Line2D([], [], color="0.4", lw=0.8, label="regime boundary (rate 0)"))
+    fig.suptitle(f"Decay rate by {name(axis)}")
+    fig.legend(handles=row_major(handles, 3), loc="outside lower center", ncols=3, fontsize=8,
+               frameon=False)
     return fig
 
 
@@ -297,25 +370,62 @@ def rate_heatmap_figure(runs: pd.DataFrame, lay: Layout):
     return fig
 
 
-def sweep_figures(sweep_dir: Path, agg) -> list[Path]:
-    """The sweep's figures into ``<sweep_dir>/figures/``: decay_curves, rate_vs_x (named
-    rate_vs_rho when rho is the x axis) and rate_heatmap."""
+@dataclass
+class SweepFigures:
+    """The files a sweep's figures were saved to, and a one-line note per figure not drawn."""
+
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.paths)
+
+
+def _axis_stem(key: str) -> str:
+    stem = key.split(".")[-1]
+    return {"spectral_radius": "rho"}.get(stem, stem)
+
+
+def sweep_figures(sweep_dir: Path, agg) -> SweepFigures:
+    """The sweep's figures into ``<sweep_dir>/figures/``: decay_curves; rate_vs_<x> against the
+    numeric swept key (rate_vs_rho for rho) or, with none, rate_by_<key> per value of a
+    categorical one (rate_by_cell for cells or seeds alone); rate_heatmap with a numeric axis.
+    A figure that cannot be drawn for this sweep's shape is skipped with a note (shown in
+    report.html): the tables and the report are never lost to a figure.
+    """
     out_dir = Path(sweep_dir) / "figures"
+    out = SweepFigures()
     runs = agg.runs
     ok = runs[runs["status"] == "completed"] if not runs.empty else runs
     if ok.empty or agg.lags.empty:
+        out.notes.append("no figures: no completed runs")
         print("figures: skipped (no completed runs)")
-        return []
+        return out
     lay = layout(ok, agg.swept)
-    paths = save(decay_curves_figure(agg.lags, ok, lay), out_dir / "decay_curves")
-    x = (lay.x or "cell").split(".")[-1]
-    x = {"spectral_radius": "rho"}.get(x, x)
-    paths += save(rate_figure(ok, lay), out_dir / f"rate_vs_{x}")
-    heat = rate_heatmap_figure(ok, lay)
-    if heat is not None:
-        paths += save(heat, out_dir / "rate_heatmap")
-    print(f"figures: {', '.join(sorted({p.stem for p in paths}))} (PNG, PDF) in {out_dir}")
-    return paths
+
+    def draw(stem: str, make) -> None:
+        try:
+            fig = make()
+        except Exception as err:  # a shape no figure planned for must not cost the report
+            plt.close("all")
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            out.notes.append(f"{stem}: not drawn for this sweep ({type(err).__name__}: {err})")
+            return
+        out.paths += save(fig, out_dir / stem)
+
+    draw("decay_curves", lambda: decay_curves_figure(agg.lags, ok, lay))
+    if lay.x:
+        draw(f"rate_vs_{_axis_stem(lay.x)}", lambda: rate_figure(ok, lay))
+        draw("rate_heatmap", lambda: rate_heatmap_figure(ok, lay))
+    else:
+        draw(f"rate_by_{_axis_stem(lay.style or 'cell')}", lambda: rate_by_value_figure(ok, lay))
+        out.notes.append("rate_heatmap: not drawn (no numeric key varies across the runs)")
+    drawn = sorted({p.stem for p in out.paths})
+    print(f"figures: {', '.join(drawn) or 'none'} (PNG, PDF) in {out_dir}")
+    for note in out.notes:
+        print(f"  {note}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,7 +481,7 @@ def single_run_figures(run_dir: Path) -> list[Path]:
         ax.set_title(f"decay rate {record['decay_rate']:+.4g}{err} nats/step "
                      f"({record.get('regime')})", fontsize=10)
     ax.set_xlabel("lag t - k (steps)")
-    ax.set_ylabel(RATIO_LABEL)
+    ax.set_ylabel(ratio_label([record.get("params", {}).get("model.cell", "elman")]))
     ax.legend(fontsize=8)
     paths = save(fig, run_dir / "figures" / "decay_curve")
     npz = run_dir / "tensors.npz"

@@ -1,6 +1,7 @@
 """``report.html`` of a sweep: one self-contained page (figures embedded as PNG data, no scripts,
-no server) with the summary and rates tables, the failed and missing runs, the sweep's command and
-provenance.
+no server) with the summary and rates tables, the failed and missing runs, the figures not drawn
+for this sweep's shape, the sweep's command and provenance. The page depends on its inputs only
+(no write time), so an unchanged sweep gives the same bytes.
 """
 from __future__ import annotations
 
@@ -21,15 +22,41 @@ th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
 th { background: #f2f2f2; } td.l, th.l { text-align: left; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; } code { background: #f6f6f6; padding: 0 3px; }
-.bad { color: #b00020; } .ok { color: #1b5e20; }
+.bad { color: #b00020; } .ok { color: #1b5e20; } .note { color: #555; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
 def _table(df: pd.DataFrame, index: bool = False) -> str:
     if df is None or df.empty:
         return "<p>(none)</p>"
-    return df.to_html(index=index, border=0, na_rep="", float_format=lambda v: f"{v:.6g}",
-                      escape=True)
+    # a scrolling box: a sweep with many keys must not widen the page past the window
+    return '<div class="wide">' + df.to_html(
+        index=index, border=0, na_rep="", float_format=lambda v: f"{v:.6g}", escape=True) + \
+        "</div>"
+
+
+def split_constant(df: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, dict]:
+    """(the table without its configuration columns that hold one value in every row, those
+    values): a key nobody swept is said once, not repeated on every row. Columns in ``keep`` and
+    result columns (no dot in the name) always stay."""
+    if df is None or df.empty or len(df) < 2:
+        return df, {}
+    fixed = {c: df[c].iloc[0] for c in df.columns
+             if "." in str(c) and c not in keep and df[c].astype(str).nunique(dropna=False) == 1}
+    return df.drop(columns=list(fixed)), fixed
+
+
+def _fixed(values: dict) -> str:
+    if not values:
+        return ""
+    items = ", ".join(f"<code>{html.escape(str(k))} = {html.escape(_show(v))}</code>"
+                      for k, v in values.items())
+    return f'<p class="note">The same in every row: {items}.</p>'
+
+
+def _show(v) -> str:
+    return "null" if v is None or (isinstance(v, float) and v != v) else f"{v}"
 
 
 def _img(path: Path) -> str:
@@ -69,6 +96,16 @@ def write(sweep_dir: Path, agg, figures=()) -> Path:
     runs = agg.runs
     n_ok = int((runs["status"] == "completed").sum()) if not runs.empty else 0
     pngs = sorted({Path(p) for p in figures if str(p).endswith(".png")})
+    notes = "".join(f'<li class="note">{html.escape(n)}</li>'
+                    for n in getattr(figures, "notes", ()))
+    rates, fixed = split_constant(agg.rates, keep=("data.seq_len",))
+    summary = agg.summary
+    if isinstance(summary.index, pd.MultiIndex):
+        level = summary.index.get_level_values
+        same = [n for n in summary.index.names if level(n).astype(str).nunique() == 1]
+        if same and len(same) < summary.index.nlevels:
+            fixed = {**{n: level(n)[0] for n in same}, **fixed}
+            summary = summary.droplevel(same)
     problems = "".join(f'<li class="bad">{html.escape(p)}</li>' for p in agg.problems)
     prov = _provenance(sweep_dir, runs)
     def cell(v):
@@ -90,10 +127,12 @@ swept: {swept}. Rates in nats per step (negative: vanishing, positive: exploding
 {f"<ul>{problems}</ul>" if problems else '<p class="ok">none</p>'}
 <h2>Figures</h2>
 {"".join(_img(p) for p in pngs) or "<p>(no figures)</p>"}
+{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Summary: decay rate (rows: configuration, columns: T = data.seq_len)</h2>
-{_table(agg.summary, index=True)}
+{_fixed(fixed)}
+{_table(summary, index=True)}
 <h2>Rates: mean over seeds with a 95% Student-t interval</h2>
-{_table(agg.rates)}
+{_table(rates)}
 <h2>Provenance</h2>
 <table>{prov_rows}</table>
 </body></html>
