@@ -12,18 +12,14 @@ before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says w
 import sys
 from pathlib import Path
 
-import torch
+import hydra
 
-# before torch starts its worker threads, which inherit the setting: denormals in a vanishing
-# sweep otherwise slow every kernel (26x seen on a 2-core CPU)
-torch.set_flush_denormal(True)
-
-import hydra  # noqa: E402 (after set_flush_denormal)
-
-from rnnlab.measure.app import APP  # noqa: E402 (after set_flush_denormal)
-from rnnlab.runs import driver  # noqa: E402 (after set_flush_denormal)
+from rnnlab.runs import driver
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+# imported as the command line is checked: a misspelt key costs no torch import, a bad value
+# no pandas or seaborn
+APP = driver.AppRef("decay", "rnnlab.measure.app", "rnnlab.measure.config")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="decay")

@@ -12,17 +12,14 @@ before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says w
 import sys
 from pathlib import Path
 
-import torch
+import hydra
 
-# before torch starts its worker threads (see experiments/decay.py)
-torch.set_flush_denormal(True)
-
-import hydra  # noqa: E402 (after set_flush_denormal)
-
-from rnnlab.runs import driver  # noqa: E402 (after set_flush_denormal)
-from rnnlab.train.app import APP  # noqa: E402 (after set_flush_denormal)
+from rnnlab.runs import driver
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+# imported as the command line is checked: a misspelt key costs no torch import, a bad value
+# no pandas or seaborn
+APP = driver.AppRef("train", "rnnlab.train.app", "rnnlab.train.config")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -31,4 +28,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    # the checks Hydra cannot swallow run before it dispatches (rnnlab.runs.driver)
     sys.exit(driver.main(main, CONF, APP))

@@ -21,11 +21,18 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import brentq
 from scipy.special import digamma
 
 from .checks import choice
 from .engine.model import GAMMA
+
+
+def brentq(*args, **kw):
+    """scipy.optimize.brentq, imported on first use: the cell registry imports this module,
+    and the command line validates a configuration without paying for scipy.optimize."""
+    from scipy.optimize import brentq as solve
+
+    return solve(*args, **kw)
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
 

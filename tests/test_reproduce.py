@@ -2,20 +2,30 @@
 
 * A quick run of three cheap figures (lag-decay, bifurcation, walls) writes each figure's PNG
   and CSV and a summary.csv with the columns figure, quantity, kind, expected, measured,
-  tolerance, passed, seeds, spread, basis, mode (= quick), every row passing, and a
-  provenance.json with the git commit, package versions, torch_threads = 1 and each figure's
-  seconds. Run twice, every CSV is identical byte for byte (the fixed thread count). Slow: all
-  figures in quick mode pass.
-* ``--quick`` without ``--out`` writes results/reproduction-quick/, never the committed
-  results/reproduction/; a figure script run alone (as a file, or with ``python -m``) makes its
-  own files; an unknown figure name is refused with the allowed names.
+  tolerance, passed, seeds, spread, basis, mode (= quick), every row passing, and per figure a
+  provenance.json with the git commit, package versions, torch's build, the CPU model,
+  torch_threads = 1 and the figure's seconds. Run twice, every CSV is identical byte for byte
+  (the fixed thread count). Slow: all figures in quick mode, where every failing row is one the
+  runner calls expected (fails in the committed full run too, or a quick-size smoke row).
+* A full run of one figure (walls) into a copy of the committed results exits 0, reports that
+  figure alone, writes its own provenance.json and leaves every other file byte for byte as it
+  was (summary.csv included: walls reproduces bit for bit); ``--against`` the committed results
+  agrees on every row.
+* ``--quick`` without ``--out`` writes results/reproduction-quick/ (run here under a temporary
+  root), never the committed results/reproduction/; a figure script run alone (as a file, or with
+  ``python -m``) makes its own files; an unknown figure name is refused with the allowed names.
+* ``compare``: a changed verdict, an exact row off by more than rounding and a statistical row
+  more than 3 standard errors of a difference away each fail; a statistical row within them and
+  a row equal to rounding pass.
 * The committed summary.csv was made in full mode; every row states a kind and the basis of its
   tolerance; every statistical row (kind theory, with a seed spread) averages >= 5 seeds, and
   every passing one has a tolerance of at least 2.5 standard errors of its mean (an unbiased
   measurement fails it by chance less than 1.2% of the time; most rows have far more);
-  every failed row is named in results/reproduction/README.md, which explains it.
+  every failed row is named in results/reproduction/README.md, which explains it; every figure
+  has its own provenance.json from a full run on one thread.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,10 +58,12 @@ def check_run(out, names):
     for name in names:
         assert list((out / name).glob("*.png")), name
         assert list((out / name).glob("*.csv")), name
-    info = json.loads((out / "provenance.json").read_text())
-    assert info["torch_threads"] == 1 and info["mode"] == "quick"
-    assert info["git_commit"] and info["packages"]["torch"]
-    assert sorted(info["seconds"]) == sorted(names)
+    for name in names:
+        info = json.loads((out / name / "provenance.json").read_text())
+        assert info["torch_threads"] == 1 and info["mode"] == "quick" and info["figure"] == name
+        assert info["git_commit"] and info["packages"]["torch"] and info["cpu"]
+        assert info["torch_build"]["version"] == info["packages"]["torch"]
+        assert info["seconds"] > 0
 
 
 def test_quick_run_is_complete_and_bit_for_bit(tmp_path):
@@ -69,16 +81,55 @@ def test_quick_run_is_complete_and_bit_for_bit(tmp_path):
 @pytest.mark.slow
 def test_quick_reproduction_of_every_figure(tmp_path):
     done = reproduce("--quick", "--out", tmp_path)
-    check_run(tmp_path, FIGURES)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 unexpected" in done.stdout
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(summary["figure"].unique()) == sorted(FIGURES)
 
 
-def test_quick_never_writes_the_committed_results():
-    before = {p: p.stat().st_mtime_ns for p in COMMITTED.rglob("*") if p.is_file()}
-    done = reproduce("--quick", "bifurcation")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (ROOT / "results" / "reproduction-quick" / "bifurcation" / "bifurcation.png").exists()
-    assert {p: p.stat().st_mtime_ns for p in COMMITTED.rglob("*") if p.is_file()} == before
+def test_quick_never_writes_the_committed_results(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    try:
+        from experiments import reproduce as runner
+    finally:
+        sys.path.remove(str(ROOT))
+    assert runner.default_out(quick=True) == ROOT / "results" / "reproduction-quick"
+    assert runner.default_out(quick=False) == COMMITTED
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    assert runner.main(["--quick", "walls"]) == 0
+    assert (tmp_path / "results" / "reproduction-quick" / "walls" / "walls.png").exists()
+    assert not (tmp_path / "results" / "reproduction").exists()
+
+
+def test_one_full_figure_changes_nothing_else(tmp_path):
+    copy = tmp_path / "reproduction"
+    shutil.copytree(COMMITTED, copy)
+    before = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    done = reproduce("walls", "--out", copy, "--against", COMMITTED)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "trainability" not in done.stdout and "3/3 pass" in done.stdout
+    assert "3/3 rows agree (3 bit for bit)" in done.stdout
+    after = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert changed <= {Path("walls/provenance.json")}, changed
+    info = json.loads((copy / "walls" / "provenance.json").read_text())
+    assert info["figure"] == "walls" and info["mode"] == "full" and info["rows"] == 3
+
+
+def test_compare_verdicts_rounding_and_standard_errors():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from experiments.reproduce import compare
+    finally:
+        sys.path.remove(str(ROOT))
+    ref = pd.DataFrame({"quantity": list("abcde"), "measured": [1.0, 2.0, 0.5, 0.5, 3.0],
+                        "passed": [True, True, True, True, True],
+                        "spread": [None, None, 0.1, 0.1, None], "seeds": [None, None, 8, 8, None]})
+    se = 3 * 2 ** 0.5 * 0.1 / 8 ** 0.5  # 3 SE of a difference of two 8-seed means
+    new = ref.assign(measured=[1.0 + 1e-13, 2.0 + 1e-6, 0.5 + 0.99 * se, 0.5 + 1.01 * se, 3.0],
+                     passed=[True, True, True, True, False])
+    ok = compare(new, ref).set_index("quantity")["ok"]
+    assert ok.to_dict() == {"a": True, "b": False, "c": True, "d": False, "e": False}
 
 
 @pytest.mark.parametrize("how", ["file", "module"])
@@ -114,5 +165,6 @@ def test_committed_summary_rows_can_fail():
     readme = (COMMITTED / "README.md").read_text()
     for quantity in summary.loc[~summary["passed"], "quantity"]:
         assert quantity in readme, f"failed row not explained in the README: {quantity}"
-    info = json.loads((COMMITTED / "provenance.json").read_text())
-    assert info["mode"] == "full" and info["torch_threads"] == 1
+    for name in FIGURES:
+        info = json.loads((COMMITTED / name / "provenance.json").read_text())
+        assert info["mode"] == "full" and info["torch_threads"] == 1 and info["figure"] == name

@@ -6,6 +6,8 @@
 - ``rows(measured) -> list[dict]``: the comparison rows of results/reproduction/summary.csv
   (``common.row``), from the measured data alone;
 - ``draw(measured, out_dir) -> None``: the figure's PNG and its CSV tables in ``out_dir``;
+- ``quick_may_fail(row) -> bool`` (optional): True for a row that need not hold at quick sizes,
+  so a quick run reports its failure as expected;
 - ``main(argv=None) -> int``: the three for one figure on the command line,
   ``python experiments/figures/<name>.py [--quick] [--out DIR]`` or
   ``python -m experiments.figures.<name> [--quick] [--out DIR]`` (``common.standalone``).

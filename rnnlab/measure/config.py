@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from ..checks import ConfigError, choice, flag, integer, known_keys, number, real
+from ..checks import ConfigError, choice, flag, integer, known_keys, number, real, suggest
 from ..engine import cells
 from ..engine.model import ACTIVATIONS, LOSSES
 from ..runs.store import params_hash
@@ -245,3 +245,20 @@ def rehash(params: dict) -> str:
         else:
             nested[head] = value
     return RunSpec.from_dict(nested).config_hash()
+
+
+TOP_KEYS = ("seed", "model", "data", "measure", "sweep")
+
+
+def spec_from_config(cfg) -> RunSpec:
+    """A validated RunSpec from a Hydra/OmegaConf config (the ``sweep`` and ``hydra`` keys
+    are the runner's, not the measurement's)."""
+    from omegaconf import OmegaConf
+
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k not in ("sweep", "hydra")}
+    unknown = sorted(set(plain) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}{suggest(unknown[0], TOP_KEYS)} "
+                          f"(allowed top-level keys: {', '.join(TOP_KEYS)})")
+    return RunSpec.from_dict(plain).validate()

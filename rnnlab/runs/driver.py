@@ -20,6 +20,9 @@ a traceback, so the checks that must stop a run live here, before ``hydra.main``
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import os
 import signal
 import sys
@@ -53,7 +56,10 @@ class App:
     ``runs.store.execute`` and return run.json's record with ``outcome``; ``describe(record)``:
     one line of a finished run; ``finish(sweep_dir)``: aggregate a finished sweep (tables,
     figures, report), returning the exit status; ``after_run(run_dir)``: what a single computed
-    run adds at the end (its figures), optional.
+    run adds at the end (its figures), optional. ``config_hash(spec)`` and ``rehash(params)``
+    (as ``runs.store.execute`` takes them) let a re-run of a finished sweep skip every run
+    before Hydra starts; ``outputs``: files ``finish`` writes in the sweep directory (the
+    aggregation is skipped only while they all exist and no run changed).
     """
 
     name: str
@@ -62,6 +68,30 @@ class App:
     describe: Callable[[dict], str]
     finish: Callable[[Path], int]
     after_run: Callable[[Path], Any] | None = None
+    config_hash: Callable[[Any], str] | None = None
+    rehash: Callable[[dict], str] | None = None
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppRef:
+    """An app by its config name, its module (whose ``APP`` is the App) and its configuration
+    module (whose ``spec_from_config`` is the App's), each imported only when needed: a
+    misspelt key is rejected before torch is imported, a bad value before pandas and seaborn."""
+
+    name: str
+    module: str
+    config: str
+
+    def load(self) -> App:
+        return importlib.import_module(self.module).APP
+
+    def spec_from_config(self, cfg):
+        return importlib.import_module(self.config).spec_from_config(cfg)
+
+
+def _load(app: App | AppRef) -> App:
+    return app.load() if isinstance(app, AppRef) else app
 
 
 @dataclass
@@ -70,6 +100,7 @@ class Plan:
     out_dir: Path  # the run directory, or the sweep directory
     names: list[str] | None = field(default_factory=list)  # None: the sweeper plans the jobs
     specs: list = field(default_factory=list)
+    named: bool = False  # whether ``names`` are the run directories' names
 
 
 _state: dict = {}  # what an interrupt report needs: the plan, and a single run's directory
@@ -149,8 +180,9 @@ def reported():
 # Before Hydra: keys, composition, every job of the grid, the output directory
 # --------------------------------------------------------------------------------------------
 def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool,
-          app: App) -> Plan:
-    """Compose and validate the command line as Hydra will run it; nothing is written."""
+          app: App | AppRef) -> Plan:
+    """Compose and validate the command line as Hydra will run it; nothing is written. The
+    keys are checked before the app (torch, pandas) is imported."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -181,7 +213,29 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
                                    lambda job: loader.load_sweep_config(cfg, list(job)),
                                    app.spec_from_config)
         grid.writable(out)
-        return Plan(True, out, names, specs)
+        # the run directories are known only under the default naming
+        named = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir") \
+            == "${hydra:job.override_dirname}"
+        return Plan(True, out, names, specs, named)
+
+
+@contextmanager
+def composed_once(plan: Plan):
+    """While Hydra runs a grid the driver has already composed and validated job by job, its
+    basic sweeper does not compose every job a second time before launching it
+    (``BasicSweeper.validate_batch_is_legal``, which Hydra's own comment calls repeated work); the
+    launcher still composes each job once to run it."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if plan.names is None:  # another sweeper: nothing was checked job by job
+        yield
+        return
+    before = BasicSweeper.validate_batch_is_legal
+    BasicSweeper.validate_batch_is_legal = lambda self, batch: None
+    try:
+        yield
+    finally:
+        BasicSweeper.validate_batch_is_legal = before
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,22 +260,86 @@ def main(hydra_main, conf_dir: Path, app: App, argv=None) -> int:
     try:
         with reported():
             plan = check(Path(conf_dir), config_name, args.overrides, args.multirun, app)
+            app = _load(app)
             _state["plan"] = plan
-            if plan.multirun:
-                store.start_sweep(plan.out_dir, plan.names)
+            if not plan.multirun:
+                _hydra(hydra_main)
+                if _Interrupt.pending:
+                    raise KeyboardInterrupt
+                return 0
+            done = finished_runs(plan, app)
+            store.start_sweep(plan.out_dir, plan.names)
+            if done is not None and len(done) == len(plan.names):
+                for name in plan.names:
+                    store.note_outcome(plan.out_dir, name, "skipped")
+                print(f"rnnlab: sweep of {len(done)} runs in {plan.out_dir}: every run is "
+                      "already complete (skipped)", flush=True)
+            else:
                 count = "?" if plan.names is None else len(plan.names)
                 print(f"rnnlab: sweep of {count} runs into {plan.out_dir}", flush=True)
-            _hydra(hydra_main)
-            if _Interrupt.pending:
-                raise KeyboardInterrupt
-            if plan.multirun:
-                return app.finish(plan.out_dir)
-        return 0
+                with composed_once(plan):
+                    _hydra(hydra_main)
+                if _Interrupt.pending:
+                    raise KeyboardInterrupt
+            return aggregate(plan.out_dir, app)
     except KeyboardInterrupt:
         if _debug():
             raise
         _say(interrupted_line())
         return EXIT_INTERRUPTED
+
+
+def finished_runs(plan: Plan, app: App) -> list[str] | None:
+    """The planned runs whose run.json says completed for the same configuration (the store's
+    own test, ``runs.store.same_config``); None when that cannot be known before Hydra runs
+    (another sweeper or run naming, or an app without ``config_hash``)."""
+    if plan.names is None or not plan.named or app.config_hash is None:
+        return None
+    done = []
+    for name, spec in zip(plan.names, plan.specs):
+        old = store.read_run(plan.out_dir / name)
+        if old and old.get("status") == "completed" and \
+                store.same_config(old, app.config_hash(spec), app.rehash):
+            done.append(name)
+    return done
+
+
+AGGREGATED = ".aggregated"
+
+
+def _inputs_digest(sweep_dir: Path, app: App) -> str:
+    """What an aggregation depends on: every run directory's run.json (name, size, mtime) and
+    rnnlab's own source files (size, mtime), so a changed run or changed code re-aggregates."""
+    parts = [app.name]
+    for run_json in sorted(Path(sweep_dir).glob("*/run.json")):
+        st = run_json.stat()
+        parts.append(f"{run_json.parent.name}:{st.st_size}:{st.st_mtime_ns}")
+    for src in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        st = src.stat()
+        parts.append(f"{src.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def aggregate(sweep_dir: Path, app: App) -> int:
+    """``app.finish(sweep_dir)``, unless it already ran successfully on these very inputs and
+    its outputs are all there (a re-run of a finished sweep then costs no plotting)."""
+    sweep_dir = Path(sweep_dir)
+    digest = _inputs_digest(sweep_dir, app)
+    marker = sweep_dir / AGGREGATED
+    outputs_there = bool(app.outputs) and all((sweep_dir / f).exists() for f in app.outputs)
+    try:
+        previous = json.loads(marker.read_text()).get("inputs")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if outputs_there and previous == digest:
+        print(f"rnnlab: no run changed since the last aggregation: tables, figures and "
+              f"report in {sweep_dir} are up to date", flush=True)
+        return 0
+    marker.unlink(missing_ok=True)
+    status = app.finish(sweep_dir)
+    if status == 0:
+        store.write_json(marker, {"inputs": digest})
+    return status
 
 
 def _hydra(hydra_main) -> int:
@@ -244,12 +362,13 @@ def interrupted_line() -> str:
 # --------------------------------------------------------------------------------------------
 # One job (the body of the ``@hydra.main`` function): a single run, or one run of a sweep
 # --------------------------------------------------------------------------------------------
-def run_job(app: App, cfg) -> dict:
+def run_job(app: App | AppRef, cfg) -> dict:
     """Run the job Hydra composed into its output directory."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
+    app = _load(app)
     spec = app.spec_from_config(cfg)
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode != RunMode.MULTIRUN:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -112,11 +113,39 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads()
 
 
+def torch_build() -> dict | None:
+    """What decides torch's kernels beyond its version: the build's git commit, CUDA version (None
+    for a CPU build), whether MKL and oneDNN are in, and the CPU instruction set torch dispatches
+    to (``torch.backends.cpu.get_cpu_capability``: AVX2, AVX512, ...)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return {"version": torch.__version__, "git": torch.version.git_version,
+            "cuda": torch.version.cuda, "mkl": torch.backends.mkl.is_available(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else ``platform.processor()``): another CPU
+    may run other BLAS kernels and round differently."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(device: str, dtype: str,
                packages=("rnnlab", "torch", "numpy", "scipy", "pandas", "hydra-core",
                          "seaborn")) -> dict:
-    """Git commit and dirty flag, package versions, python, device, dtype, torch's thread count
-    (chaotic runs differ in their last digits with it), host, command, UTC.
+    """Git commit and dirty flag, package versions, python, device, dtype, torch's thread count,
+    torch's build and the CPU model (a chaotic run is a new sample under another thread count,
+    torch build or CPU: docs/tolerances.md), host, command, UTC.
 
     ``git_dirty`` looks at tracked source only: results/ is output, and a sweep that rewrites its
     own committed tables must not mark the next run's source as modified."""
@@ -130,7 +159,8 @@ def provenance(device: str, dtype: str,
             versions[pkg] = None
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status),
             "packages": versions, "python": sys.version.split()[0], "device": device,
-            "dtype": dtype, "torch_threads": _torch_threads(), "host": socket.gethostname(),
+            "dtype": dtype, "torch_threads": _torch_threads(), "torch_build": torch_build(),
+            "cpu": cpu_model(), "host": socket.gethostname(),
             "command": " ".join(sys.argv),
             "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -318,12 +348,18 @@ def tally_text(counts: dict, total: int | None) -> str:
     return text
 
 
+def note_outcome(sweep_dir: Path, name: str, outcome: str) -> None:
+    """Append one run's outcome to the sweep's progress file (O_APPEND: safe across
+    processes)."""
+    with open(Path(sweep_dir) / PROGRESS_FILE, "a") as f:
+        f.write(f"{outcome}\t{name}\n")
+
+
 def record_outcome(sweep_dir: Path, run_dir: Path, record: dict) -> None:
     """Append this run's outcome to the sweep's progress file (O_APPEND: safe across processes)
     and print the tally line."""
     sweep_dir = Path(sweep_dir)
-    with open(sweep_dir / PROGRESS_FILE, "a") as f:
-        f.write(f"{record['outcome']}\t{run_dir.name}\n")
+    note_outcome(sweep_dir, run_dir.name, record["outcome"])
     counts, total = tally(sweep_dir)
     rate = record.get("decay_rate")
     rate = f"rate {rate:+.4f}" if isinstance(rate, float) else record.get("error", "")

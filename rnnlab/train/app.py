@@ -14,73 +14,25 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ..checks import ConfigError, integer, suggest
 from ..plotting import weight_grad_figure
 from ..runs import store
 from ..runs.driver import App
-from .config import TrainConfig
+from .config import TrainConfig, spec_from_config
 from .horizon import make_measure, weight_grad_table
 from .loop import build, sample, save_model, stream, train
 from .plots import figures
 from .tables import format_success, write_tables
 
+# before torch starts its worker threads (rnnlab.measure.app)
+torch.set_flush_denormal(True)
+
 RESULT_FILES = ("model.pt", "curve.parquet", "weight_grad.parquet", "run.json")
-
-TOP_KEYS = ("seed", "task", "model", "train", "sweep")
-
-# runner settings: not part of the configuration (nor of its hash)
-RUNNER_KEYS = ("progress", "threads")
-MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain")
-TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
-                   if f.name not in ("task", "length", "seed") + MODEL_KEYS)
-
-
-def _section(plain: dict, name: str, allowed) -> dict:
-    part = plain.get(name) or {}
-    if not isinstance(part, dict):
-        raise ConfigError(f"{name}={part!r} is not allowed; it must be a group of keys")
-    for key in part:
-        if key not in allowed:
-            known = [f"{name}.{k}" for k in allowed]
-            raise ConfigError(f"unknown key {name}.{key!r}{suggest(f'{name}.{key}', known)} "
-                              f"(allowed: {', '.join(known)})")
-    return part
-
-
-def config_from_plain(plain: dict) -> tuple[TrainConfig, dict]:
-    """(validated TrainConfig, runner settings) from the plain config of ``conf/train.yaml``."""
-    unknown = sorted(set(plain) - set(TOP_KEYS) - {"hydra"})
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}{suggest(unknown[0], TOP_KEYS)} "
-                          f"(allowed top-level keys: {', '.join(TOP_KEYS)})")
-    task = _section(plain, "task", ("name", "length"))
-    model = _section(plain, "model", MODEL_KEYS)
-    tr = dict(_section(plain, "train", TRAIN_KEYS + RUNNER_KEYS))
-    runner = {k: tr.pop(k) for k in RUNNER_KEYS if k in tr}
-    try:
-        cfg = TrainConfig(task=task.get("name"), length=task.get("length"),
-                          seed=plain.get("seed", 0), **model, **tr).validate()
-        if runner.get("threads") is not None:
-            integer("train.threads", runner["threads"], 1)
-    except TypeError as err:  # a value of the wrong kind for the dataclass
-        raise ConfigError(str(err)) from None
-    return cfg, runner
-
-
-def spec_from_config(cfg) -> tuple[TrainConfig, dict]:
-    """The validated (TrainConfig, runner settings) of a Hydra/OmegaConf config."""
-    from omegaconf import OmegaConf
-
-    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-             for k, v in cfg.items() if k not in ("sweep", "hydra")}
-    return config_from_plain(plain)
-
 
 def params(cfg: TrainConfig) -> dict:
     """The flat configuration stored in run.json and hashed (every field, defaults included)."""
@@ -188,4 +140,6 @@ def finish(sweep_dir: Path) -> int:
     return 0
 
 
-APP = App("train", spec_from_config, run, describe, finish)
+APP = App("train", spec_from_config, run, describe, finish,
+          config_hash=lambda spec: store.params_hash(params(spec[0])), rehash=rehash,
+          outputs=("runs.csv", "success.csv", "longest_solved.csv"))

@@ -7,12 +7,12 @@ measurement runs do; Pascanu et al. 2013's inits are Elman-only (``rnnlab.train.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 from .. import tasks
-from ..checks import ConfigError, choice, integer, number
+from ..checks import ConfigError, choice, integer, number, suggest
 from ..engine import cells
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -113,3 +113,53 @@ class TrainConfig:
         if self.init in ("orthogonal", "identity") and self.spectral_radius is None:
             return 1.0
         return self.spectral_radius
+
+
+TOP_KEYS = ("seed", "task", "model", "train", "sweep")
+
+# runner settings: not part of the configuration (nor of its hash)
+RUNNER_KEYS = ("progress", "threads")
+MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
+                   if f.name not in ("task", "length", "seed") + MODEL_KEYS)
+
+
+def _section(plain: dict, name: str, allowed) -> dict:
+    part = plain.get(name) or {}
+    if not isinstance(part, dict):
+        raise ConfigError(f"{name}={part!r} is not allowed; it must be a group of keys")
+    for key in part:
+        if key not in allowed:
+            known = [f"{name}.{k}" for k in allowed]
+            raise ConfigError(f"unknown key {name}.{key!r}{suggest(f'{name}.{key}', known)} "
+                              f"(allowed: {', '.join(known)})")
+    return part
+
+
+def config_from_plain(plain: dict) -> tuple[TrainConfig, dict]:
+    """(validated TrainConfig, runner settings) from the plain config of ``conf/train.yaml``."""
+    unknown = sorted(set(plain) - set(TOP_KEYS) - {"hydra"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}{suggest(unknown[0], TOP_KEYS)} "
+                          f"(allowed top-level keys: {', '.join(TOP_KEYS)})")
+    task = _section(plain, "task", ("name", "length"))
+    model = _section(plain, "model", MODEL_KEYS)
+    tr = dict(_section(plain, "train", TRAIN_KEYS + RUNNER_KEYS))
+    runner = {k: tr.pop(k) for k in RUNNER_KEYS if k in tr}
+    try:
+        cfg = TrainConfig(task=task.get("name"), length=task.get("length"),
+                          seed=plain.get("seed", 0), **model, **tr).validate()
+        if runner.get("threads") is not None:
+            integer("train.threads", runner["threads"], 1)
+    except TypeError as err:  # a value of the wrong kind for the dataclass
+        raise ConfigError(str(err)) from None
+    return cfg, runner
+
+
+def spec_from_config(cfg) -> tuple[TrainConfig, dict]:
+    """The validated (TrainConfig, runner settings) of a Hydra/OmegaConf config."""
+    from omegaconf import OmegaConf
+
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k not in ("sweep", "hydra")}
+    return config_from_plain(plain)

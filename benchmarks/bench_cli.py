@@ -1,0 +1,84 @@
+"""What the command line costs before and around the work, in CPU seconds, side by side.
+
+    python benchmarks/bench_cli.py             # each command 3 times, the median
+    python benchmarks/bench_cli.py --repeat 5
+
+Each command runs in a fresh process (user + system CPU of the child, from getrusage) in a
+temporary folder, torch on one thread (OMP_NUM_THREADS=1); nothing else should be running. The
+table gives each command's CPU seconds and its ratio to ``import torch``:
+
+- ``import torch``: the floor of any command that computes;
+- a misspelt key (``model.activaton=tanh``) and a bad value (``model.activation=tanhh``): both
+  exit 2 with one line;
+- ``-m`` (the default sweep, 36 runs) re-run after it finished: every run is skipped from its
+  stored hash and the unchanged tables are not re-aggregated;
+- one default measurement (``decay.py``, one run and its figures).
+
+Expected: a rejected key and a rejected value cost less than importing torch (they are rejected
+before torch, pandas and seaborn are imported), and a finished sweep's re-run costs a few torch
+imports.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DECAY = str(ROOT / "experiments" / "decay.py")
+
+
+def cpu_seconds(cmd: list[str], cwd: Path, expect: int) -> float:
+    """User + system CPU of one child process running ``cmd``; its exit status must be
+    ``expect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != expect:
+        sys.exit(f"{' '.join(cmd)} exited {done.returncode}, expected {expect}:\n"
+                 f"{done.stderr[-2000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per command (the median)")
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat {args.repeat}: must be >= 1")
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sweep = f"hydra.sweep.dir={tmp / 'default'}"
+        print("the default sweep, once (36 runs) ...", flush=True)
+        first = cpu_seconds([py, DECAY, "-m", sweep], tmp, 0)
+        # each a function of the repetition: a single run gets a new directory each time
+        commands = {
+            "import torch": (lambda i: [py, "-c", "import torch"], 0),
+            "misspelt key (exit 2)": (lambda i: [py, DECAY, "model.activaton=tanh"], 2),
+            "bad value (exit 2)": (lambda i: [py, DECAY, "model.activation=tanhh"], 2),
+            "finished sweep re-run (36 skipped)": (lambda i: [py, DECAY, "-m", sweep], 0),
+            "one measurement (default run)":
+                (lambda i: [py, DECAY, f"hydra.run.dir={tmp / f'one{i}'}"], 0),
+        }
+        rows = {}
+        for name, (cmd, expect) in commands.items():
+            times = [cpu_seconds(cmd(i), tmp, expect) for i in range(args.repeat)]
+            rows[name] = statistics.median(times)
+            print(f"  {name}: {', '.join(f'{t:.2f}' for t in times)} s", flush=True)
+    torch_s = rows["import torch"]
+    print(f"\nCPU seconds (median of {args.repeat}; the sweep's first run took {first:.1f} s)")
+    print("| command | CPU s | / import torch |\n|---|---:|---:|")
+    for name, s in rows.items():
+        print(f"| {name} | {s:.2f} | {s / torch_s:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
