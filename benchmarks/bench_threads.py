@@ -5,7 +5,7 @@
 
 Each (size, threads) is timed in a fresh process (torch fixes its pool at first use), best of
 ``--repeat``; the load is ``--load`` processes spinning in Python. This is how
-``rnnlab.measure.app.ONE_THREAD_WORK`` was chosen.
+``rnnlab.engine.threads.ONE_THREAD_WORK`` was chosen.
 """
 import argparse
 import json

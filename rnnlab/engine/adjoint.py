@@ -77,13 +77,19 @@ def forward(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
     return trajectory(recorded, p, y_target, loss)
 
 
-def trajectory(recorded: cells.Recorded, readout, y_target: Tensor, loss: str) -> Trajectory:
+def trajectory(recorded: cells.Recorded, readout, y_target: Tensor, loss: str,
+               grad: tuple[Tensor, Tensor] | None = None) -> Trajectory:
     """The Trajectory of a recorded cell or stack: g_t = dL_t/ds_t is the readout's (``V``,
-    ``c``) gradient on the top layer's h and zero on every other part of the state."""
+    ``c``) gradient on the top layer's h and zero on every other part of the state. ``grad``:
+    that gradient on the top layer's h already computed, as (direction (T, B, N), ln norm (T, B))
+    (a head module's, ``rnnlab.engine.torch_modules.head_gradient``); the readout is then
+    unused."""
     with torch.no_grad():
         u, s = recorded.u, recorded.log_scale
-        g_top, g_log_norm = loss_grad_log(readout.to(dtype=torch.float64), u.double(), s,
-                                          y_target.transpose(0, 1).double(), loss)
+        if grad is None:
+            grad = loss_grad_log(readout.to(dtype=torch.float64), u.double(), s,
+                                 y_target.transpose(0, 1).double(), loss)
+        g_top, g_log_norm = grad
         g_dir = u.new_zeros(u.shape[:2] + (recorded.maps.state_size,))
         g_dir[..., recorded.maps.top] = g_top.to(u.dtype)
     return Trajectory(u, s, g_dir, g_log_norm, recorded.state_in.double(), recorded.maps)

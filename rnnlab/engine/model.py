@@ -105,8 +105,9 @@ def losses(y: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
 
 
 def readout_losses(p, h: Tensor, y_target: Tensor, loss: str = "mse") -> Tensor:
-    """L_t of the readout o = V h + c (``p`` any object with V and c), per step and sample."""
-    o = torch.matmul(h, p.V.T) + p.c
+    """L_t of the readout o = V h + c (``p`` any object with V and c), or o = p(h) for a head
+    module ``p`` (any callable acting on each step's state), per step and sample."""
+    o = p(h) if callable(p) else torch.matmul(h, p.V.T) + p.c
     return losses(o if loss == "mse_linear" else torch.softmax(o, dim=-1), y_target, loss)
 
 

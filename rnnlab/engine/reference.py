@@ -102,11 +102,12 @@ def cell_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
                                    loss, max_lag, c_index=c_index)
 
 
-def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
+def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
                      loss: str = "xent", max_lag: int | None = None) -> dict:
     """The per-target autograd loop through one ``torch.nn.RNNCell`` / ``GRUCell`` /
-    ``LSTMCell`` per layer, loaded with the module's weights: ln norms (T, T, B) under "" (whole
-    state) and, for an LSTM, "c"."""
+    ``LSTMCell`` per layer, loaded with the module's weights, and the loss through ``head`` (a
+    ``torch.nn.Linear``, any other per-step module, or None for o = h): ln norms (T, T, B) under
+    "" (whole state) and, for an LSTM, "c"."""
     if isinstance(rnn, RNN):
         head = rnn.fc if head is None else head
         rnn = rnn.rnn
@@ -139,8 +140,12 @@ def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linea
     B = x_b.shape[0]
     zeros = torch.zeros(B, N, dtype=ref.dtype)
     state0 = tuple(zeros for _ in range(2 * L if lstm else L))
-    readout = Readout(torch.eye(N, dtype=ref.dtype), torch.zeros(N, dtype=ref.dtype)) \
-        if head is None else Readout(head.weight.detach(), head.bias.detach())
-    y = as_targets(y_target, rnn.batch_first, readout.V.shape[0], ref)
+    if head is None:
+        readout, C = Readout(torch.eye(N, dtype=ref.dtype), torch.zeros(N, dtype=ref.dtype)), N
+    elif isinstance(head, nn.Linear):
+        readout, C = Readout(head.weight.detach(), head.bias.detach()), head.out_features
+    else:  # any head module: the loss is taken through it
+        readout, C = head, head(torch.zeros(1, N, dtype=ref.dtype)).shape[-1]
+    y = as_targets(y_target, rnn.batch_first, C, ref)
     return autograd_log_grad_norms(step, state0, x_b, readout, y, 0, loss, max_lag,
                                    c_index=tuple(range(1, 2 * L, 2)) if lstm else ())

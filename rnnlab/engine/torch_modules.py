@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from ..checks import choice
 from . import adjoint, cells
 from .fit import fit_decay, lag_table
-from .model import LOSSES, RNN, ElmanParams
+from .logspace import unit
+from .model import LOSSES, RNN, ElmanParams, readout_losses
+from .threads import threads_for, torch_threads
 from .weightgrad import WeightGradStats
 
 
@@ -90,6 +92,10 @@ def as_targets(y_target: Tensor, batch_first: bool, C: int, like: Tensor) -> Ten
     if not batch_first:
         y_target = y_target.transpose(0, 1)
     if not torch.is_floating_point(y_target):  # class indices (B, T)
+        if y_target.numel() and (y_target.min() < 0 or y_target.max() >= C):
+            raise ValueError(f"y_target holds class indices from {int(y_target.min())} to "
+                             f"{int(y_target.max())}, but the readout has {C} outputs: "
+                             f"indices must lie in [0, {C - 1}]")
         y_target = nn.functional.one_hot(y_target.long(), C)
     if y_target.dim() != 3 or y_target.shape[-1] != C:
         raise ValueError(f"y_target has shape {tuple(y_target.shape)} (batch first), expected "
@@ -98,22 +104,79 @@ def as_targets(y_target: Tensor, batch_first: bool, C: int, like: Tensor) -> Ten
     return y_target.to(like.dtype)
 
 
-def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear | None = None,
+def _head_outputs(head: nn.Module, N: int, like: Tensor) -> int:
+    """C, the number of outputs of a head module, from one probe state; a head that does not map
+    (batch, N) to (batch, C) is named."""
+    try:
+        with torch.no_grad():
+            out = head(torch.zeros(2, N, dtype=like.dtype, device=like.device))
+    except Exception as err:
+        raise ValueError(f"head ({type(head).__name__}) cannot take the top layer's state "
+                         f"(..., {N}): {type(err).__name__}: {err}") from None
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"head ({type(head).__name__}) maps (2, {N}) to {shape}; it must map "
+                         f"each step's state (..., {N}) to outputs (..., C)")
+    return out.shape[1]
+
+
+def head_gradient(head: nn.Module, recorded: cells.Recorded, y_target: Tensor, loss: str):
+    """g_t = dL_t/dh_t of the top layer's h through any head module, by autograd: (direction,
+    ln ||g_t||), as ``adjoint.loss_grad_log`` returns them. The head acts step by step, so one
+    backward of sum_t L_t gives every g_t; it runs on a float64 copy of the head. Unlike the
+    linear readout's factored form, a softmax saturated beyond float64 underflows here."""
+    import copy
+
+    head64 = copy.deepcopy(head).double()
+    h = (torch.exp(recorded.log_scale).clamp(max=1e300).unsqueeze(-1)
+         * recorded.u.double()).requires_grad_()
+    with torch.enable_grad():
+        L = readout_losses(head64, h, y_target.transpose(0, 1).double(), loss).sum()
+        g, = torch.autograd.grad(L, h)
+    return unit(g)
+
+
+def _check_h0(rnn: nn.Module, h0, B: int) -> None:
+    L, N = rnn.num_layers, rnn.hidden_size
+    want = (L, B, N)
+    lstm = isinstance(rnn, nn.LSTM)
+    if lstm and not (isinstance(h0, (tuple, list)) and len(h0) == 2
+                     and all(isinstance(t, Tensor) for t in h0)):
+        raise ValueError(f"h0 is a {type(h0).__name__}; an LSTM takes h0 as a tuple (h0, c0) of "
+                         f"two tensors shaped (num_layers, batch, hidden_size) = {want}")
+    if not lstm and not isinstance(h0, Tensor):
+        raise ValueError(f"h0 is a {type(h0).__name__}; this module takes one tensor shaped "
+                         f"(num_layers, batch, hidden_size) = {want}")
+    for name, t in zip(("h0", "c0"), h0 if lstm else (h0,)):
+        if tuple(t.shape) != want:
+            raise ValueError(f"{'h0' if name == 'h0' else 'h0[1] (c0)'} has shape "
+                             f"{tuple(t.shape)}, expected (num_layers, batch, hidden_size) = "
+                             f"{want}; torch's initial state is never batch-first, whatever "
+                             f"batch_first={rnn.batch_first}")
+
+
+def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
                    loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
                    h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
                    neutral_tol: float = 1e-3, progress: bool = False,
-                   weight_grad: bool = False, loss_steps=None) -> ModuleMeasurement:
+                   weight_grad: bool = False, loss_steps=None,
+                   threads: int | None = None) -> ModuleMeasurement:
     """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
 
     ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
-    ``y_target`` holds targets over the readout's outputs or integer class indices. ``head``: a
-    ``torch.nn.Linear`` on the top layer's h (None: the identity, o = h). ``loss``: ``xent``,
+    ``y_target`` holds targets over the readout's outputs or integer class indices. ``head``: the
+    module mapping the top layer's h to the outputs at each step (None: the identity, o = h): a
+    ``torch.nn.Linear`` takes the engine's exact readout path; any other differentiable module
+    (an MLP, ``nn.Sequential``) shapes only g_t = dL_t/dh_t, which autograd computes through it,
+    and the exact engine does the rest. The head must act on each step alone. ``loss``: ``xent``,
     ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
     raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
     rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.engine.fit.fit_decay``).
     ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
     the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
-    Convert the module with ``.double()`` for reference-quality numbers.
+    ``threads``: torch threads for this call (None: as the command line chooses, one thread on
+    CPU when B N^2 < 2^21, else torch's default; ``rnnlab.engine.threads``); the caller's count
+    is restored after. Convert the module with ``.double()`` for reference-quality numbers.
     """
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
         head = rnn.fc if head is None else head
@@ -123,36 +186,56 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Linear 
     if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
                                 or max_lag < 0):
         raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads={threads!r} is not allowed; it must be None or an integer "
+                         ">= 1")
     N = rnn.hidden_size
-    if head is not None and head.in_features != N:
+    ref = rnn.weight_hh_l0
+    linear = head is None or isinstance(head, nn.Linear)
+    if head is not None and not isinstance(head, nn.Module):
+        raise TypeError(f"head is a {type(head).__name__}; it must be a torch.nn.Module (or None)")
+    if isinstance(head, nn.Linear) and head.in_features != N:
         raise ValueError(f"head.in_features={head.in_features} does not match the module's "
                          f"hidden_size={N}")
-    ref = rnn.weight_hh_l0
     if head is None:
         readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
                           torch.zeros(N, dtype=ref.dtype, device=ref.device))
-    else:
+        C = N
+    elif linear:
         bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
         readout = Readout(head.weight.detach(), bias.detach())
+        C = head.out_features
+    else:
+        C = _head_outputs(head, N, ref)
+        # the one-layer Elman forward below records only; its readout is never used
+        readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
+                          torch.zeros(N, dtype=ref.dtype, device=ref.device))
     x_b = (x if rnn.batch_first else x.transpose(0, 1)).to(ref.dtype)
-    y = as_targets(y_target, rnn.batch_first, readout.V.shape[0], ref)
+    y = as_targets(y_target, rnn.batch_first, C, ref)
     if y.shape[:2] != x_b.shape[:2]:
         raise ValueError(f"y_target covers (batch, seq) = {tuple(y.shape[:2])} but x covers "
-                         f"{tuple(x_b.shape[:2])}")
+                         f"{tuple(x_b.shape[:2])} (both batch first here; as given, "
+                         f"batch_first={rnn.batch_first})")
     B, L = x_b.shape[0], rnn.num_layers
     if h0 is None:
         zeros = torch.zeros(L, B, N, dtype=ref.dtype, device=ref.device)
         h0 = (zeros, zeros) if isinstance(rnn, nn.LSTM) else zeros
+    _check_h0(rnn, h0, B)
     state0 = [(h0[0][l], h0[1][l]) if isinstance(rnn, nn.LSTM) else (h0[l],) for l in range(L)]
     layers = _layers(rnn)
-    with torch.no_grad():
+    if threads is None:
+        threads = threads_for(ref.device, B, N)
+    with torch.no_grad(), torch_threads(threads):
         if layers[0][0] == "elman" and L == 1:
             # one Elman layer: the exact path of rnnlab's own networks, log-scaled for relu
             W_ih, W_hh, b, activation = layers[0][1]
             p = ElmanParams(W_ih, W_hh, b, readout.V, readout.c, activation)
-            traj = adjoint.forward(p, x_b, state0[0][0], y, loss=loss)
+            recorded = cells.get("elman").forward(p, x_b, state0[0][0], 0)
         else:
-            traj = adjoint.trajectory(cells.run_layers(layers, x_b, state0), readout, y, loss)
+            recorded = cells.run_layers(layers, x_b, state0)
+        grad = None if linear else head_gradient(head, recorded, y, loss)
+        traj = adjoint.trajectory(recorded, readout, y, loss, grad=grad)
         wg = WeightGradStats(traj, max_lag, loss_steps=loss_steps) if weight_grad else None
         profile = adjoint.pair_profile(traj, max_lag, keep_matrix=keep_matrix,
                                          progress=progress, also=wg)

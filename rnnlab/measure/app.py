@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..engine.threads import threads_for as engine_threads
 from ..runs import store
 from ..runs.driver import App
 from .config import RunSpec, rehash, spec_from_config
@@ -30,22 +31,13 @@ torch.set_flush_denormal(True)
 RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "weight_grad.parquet",
                 "run.json")
 
-# B N^2 (the flops of one sample's step of the adjoint sweep, over N) below which one torch
-# thread is faster than several: thread start-up and synchronisation cost more than the GEMM
-# saves (measured on a 2-core CPU, README "Threads").
-ONE_THREAD_WORK = 2 ** 21
-
-
 def threads_for(spec: RunSpec) -> int | None:
-    """Torch threads for a run: ``measure.threads`` when set; one for a small problem on CPU;
-    otherwise None (torch's default)."""
+    """Torch threads for a run: ``measure.threads`` when set, else the engine's rule for its size
+    (``rnnlab.engine.threads``: one thread for a small problem on CPU, else torch's default)."""
     ms = spec.measure
     if ms.threads is not None:
         return ms.threads
-    if ms.torch_device().type == "cpu" and \
-            spec.data.batch_size * spec.model.hidden_size ** 2 < ONE_THREAD_WORK:
-        return 1
-    return None
+    return engine_threads(ms.torch_device(), spec.data.batch_size, spec.model.hidden_size)
 
 
 def _savez(path: Path, arrays: dict) -> None:
