@@ -5,6 +5,7 @@ import hashlib
 import logging
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,34 @@ def in_process(monkeypatch):
         for n, lv in levels.items():
             logging.getLogger(n).setLevel(lv)
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def decay_in_process(in_process, monkeypatch, capsys):
+    """``experiments/decay.py ARGS`` run in this process through the same driver (Hydra's
+    compose and launch included): a function of the arguments returning (exit status, stdout,
+    stderr). Cheaper than a subprocess where the process boundary itself is not under test."""
+    import hydra
+
+    from rnnlab.measure.app import APP
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+
+    @hydra.main(version_base="1.3", config_path=str(conf), config_name="decay")
+    def hydra_main(cfg) -> None:
+        in_process.run_job(APP, cfg)
+
+    def run(*argv):
+        monkeypatch.setattr(sys, "argv", ["decay.py", *argv])
+        in_process._state.clear()
+        try:
+            status = in_process.main(hydra_main, conf, APP, argv=list(argv))
+        except SystemExit as done:  # Hydra's own exits
+            status = done.code
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return run
 
 
 # --------------------------------------------------------------------------------------------

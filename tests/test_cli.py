@@ -1,4 +1,5 @@
-"""``python experiments/decay.py``, end to end, as a user runs it.
+"""``python experiments/decay.py``, end to end, as a user runs it (a subprocess; the tensor
+checks run the same driver in this process).
 
 - the linear orthogonal run of the issue reports decay_rate = ln 0.9 to 1e-9, with every file the
   README promises (lags.parquet columns, run.json keys and provenance);
@@ -81,13 +82,16 @@ def independent_log10_grad(t, activation, max_lag):
 
 @pytest.mark.parametrize("activation,burn_in,max_lag", [
     ("tanh", 0, None), ("relu", 7, 5), ("sigmoid", 3, None), ("linear", 4, 9)])
-def test_tensors_match_independent_float64(tmp_path, activation, burn_in, max_lag):
-    decay(tmp_path, f"model.activation={activation}", "model.hidden_size=9",
-          "model.input_size=4", "model.output_size=3", "model.spectral_radius=1.1",
-          "model.bias_std=0.3", "data.seq_len=25", "data.batch_size=3",
-          f"data.burn_in={burn_in}", "data.h0_std=0.5",
-          f"measure.max_lag={'null' if max_lag is None else max_lag}",
-          "measure.save_tensors=true", "seed=11")
+def test_tensors_match_independent_float64(tmp_path, decay_in_process, activation, burn_in,
+                                           max_lag):
+    status, _, err = decay_in_process(
+        f"hydra.run.dir={tmp_path}", "measure.progress=false", f"model.activation={activation}",
+        "model.hidden_size=9", "model.input_size=4", "model.output_size=3",
+        "model.spectral_radius=1.1", "model.bias_std=0.3", "data.seq_len=25",
+        "data.batch_size=3", f"data.burn_in={burn_in}", "data.h0_std=0.5",
+        f"measure.max_lag={'null' if max_lag is None else max_lag}",
+        "measure.save_tensors=true", "seed=11")
+    assert status == 0, err[-3000:]
     with np.load(tmp_path / "tensors.npz") as t:
         t = dict(t)
     assert t["x"].shape == (3, 25, 4) and t["y_target"].shape == (3, 25, 3)

@@ -1,4 +1,5 @@
-"""The command line's errors, interrupts and resume rules, through the real CLI (subprocess).
+"""The command line's errors, interrupts and resume rules, through the real CLI (subprocess;
+the resume rules through the same driver in this process).
 
 - a bad value anywhere in a sweep's grid exits 2 with one line (key, value, allowed values) before
   any directory exists (Hydra 1.3 would turn a callback's exception into a warning);
@@ -70,30 +71,35 @@ def test_os_errors_name_the_path(tmp_path):
     assert "cannot create the output directory /proc/rnnlab-test/run" in line
 
 
-def test_scale_keys_and_explicit_defaults_are_skipped(tmp_path):
-    out = decay(tmp_path, f"hydra.run.dir={tmp_path / 'g'}", "model.gain=1.5", *SMALL)
-    assert out.returncode == 0, out.stderr
+def test_scale_keys_and_explicit_defaults_are_skipped(tmp_path, decay_in_process):
+    # in this process: the resume rules, not the process boundary, are under test here
+    status, _, err = decay_in_process(f"hydra.run.dir={tmp_path / 'g'}", "model.gain=1.5", *SMALL)
+    assert status == 0, err
     params = json.loads((tmp_path / "g" / "run.json").read_text())["params"]
     assert params["model.gain"] == 1.5 and params["model.spectral_radius"] is None
-    line = one_line_error(decay(tmp_path, "model.gain=1.5", "model.spectral_radius=0.9", *SMALL))
-    assert "model.spectral_radius=0.9" in line and "model.gain=1.5" in line
-    assert not (tmp_path / "results").exists()
+    status, _, err = decay_in_process(f"hydra.run.dir={tmp_path / 'both'}", "model.gain=1.5",
+                                      "model.spectral_radius=0.9", *SMALL)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
+    assert "model.spectral_radius=0.9" in lines[0] and "model.gain=1.5" in lines[0]
+    assert not (tmp_path / "both").exists()
 
     run = tmp_path / "r"
-    out = decay(tmp_path, f"hydra.run.dir={run}", *SMALL)
-    assert out.returncode == 0, out.stderr
+    status, _, err = decay_in_process(f"hydra.run.dir={run}", *SMALL)
+    assert status == 0, err
     record = json.loads((run / "run.json").read_text())
     params = record["params"]
     assert params["model.spectral_radius"] == 1.0 and params["model.gain"] is None
-    out = decay(tmp_path, f"hydra.run.dir={run}", *SMALL, "model.spectral_radius=1",
-                "model.gain=null", "seed=0", "measure.threads=1")
-    assert out.returncode == 0 and "already complete" in out.stdout, out.stdout + out.stderr
+    status, out, err = decay_in_process(f"hydra.run.dir={run}", *SMALL,
+                                        "model.spectral_radius=1", "model.gain=null", "seed=0",
+                                        "measure.threads=1")
+    assert status == 0 and "already complete" in out, out + err
 
     # a run.json written under an earlier hash recipe: recognised from its params
     record["config_hash"] = "feedfacefeedface"
     (run / "run.json").write_text(json.dumps(record))
-    out = decay(tmp_path, f"hydra.run.dir={run}", *SMALL)
-    assert "already complete" in out.stdout, out.stdout + out.stderr
+    status, out, err = decay_in_process(f"hydra.run.dir={run}", *SMALL)
+    assert "already complete" in out, out + err
     assert not list(run.glob("stale-*"))
 
 
