@@ -20,8 +20,10 @@ lag t - k over lags 1..50, in nats per step,
 in float64 (a factor e^-4 per step reaches e^-200 at lag 50, below float32's range). The spread
 is the std over seeds, each a fresh network and batch.
 
-Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063, their RNN.py) report on temporal order at L = 200
-with 50 units: sigmoid init -4.043 +- 0.054, basic tanh -0.371 +- 0.051, smart tanh -0.072 +- 0.007.
+For Pascanu, Mikolov, Bengio 2013's inits (arXiv:1211.5063, their RNN.py) on temporal order at
+L = 200 with 50 units, the population means of this protocol (our computation over 1200 networks,
+not numbers the paper printed) are sigmoid -4.000 +- 0.002 and basic tanh -0.331 +- 0.002; smart
+tanh -0.072 (10 networks, SD 0.007). A 10-network mean spreads by about 0.019 around them.
 """
 from __future__ import annotations
 

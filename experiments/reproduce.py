@@ -74,6 +74,13 @@ def default_out(quick: bool) -> Path:
     return ROOT / "results" / ("reproduction-quick" if quick else "reproduction")
 
 
+def verdict(value) -> bool | None:
+    """A row's ``passed`` as True, False, or None for a finding (empty in summary.csv)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
+
+
 def known_failures(reference: Path = COMMITTED) -> set[str]:
     """The quantities that fail in the committed full run and that its README explains (a
     failing row stays failing until the science changes: it is reported, not an error)."""
@@ -81,13 +88,13 @@ def known_failures(reference: Path = COMMITTED) -> set[str]:
     if not summary.exists() or not readme.exists():
         return set()
     table, text = pd.read_csv(summary), readme.read_text()
-    return {q for q in table.loc[~table["passed"].astype(bool), "quantity"] if q in text}
+    return {q for q in table.loc[table["passed"].eq(False), "quantity"] if q in text}
 
 
 def expectation(figure, r: dict, mode: str, known: set[str]) -> str:
     """Why a failing row is expected ('' when it is not): it fails in the committed full run
     too, or the figure says it need not hold at quick sizes (``quick_may_fail``)."""
-    if r["passed"]:
+    if verdict(r["passed"]) is not False:  # passed, or a finding (never judged)
         return ""
     if r["quantity"] in known:
         return "fails in the full run too (results/reproduction/README.md)"
@@ -118,7 +125,7 @@ def compare(table: pd.DataFrame, reference: pd.DataFrame, n_se: float = N_SE) ->
         else:
             allowed = 1e-9 * max(abs(float(o["measured"])), 1e-300)
             check = "rounding"
-        same = bool(r["passed"]) == bool(o["passed"])
+        same = verdict(r["passed"]) == verdict(o["passed"])
         ok = same and (diff <= allowed or (math.isnan(diff) and pd.isna(o["measured"])))
         out.append({"quantity": r["quantity"], "check": check, "measured": r["measured"],
                     "reference": o["measured"], "difference": diff, "allowed": allowed,
@@ -164,14 +171,15 @@ def main(argv=None) -> int:
             total += seconds
             rows += figure_rows
             notes += [expectation(FIGURES[name], r, mode, known) for r in figure_rows]
-            failed = [r["quantity"] for r in figure_rows if not r["passed"]]
+            failed = [r["quantity"] for r in figure_rows if verdict(r["passed"]) is False]
             info = provenance("cpu", "float64") | {
                 "figure": name, "mode": mode, "torch_threads": threads, "seconds": seconds,
-                "rows": len(figure_rows), "passed": len(figure_rows) - len(failed)}
+                "rows": len(figure_rows), "failed": len(failed)}
             (out / name / "provenance.json").write_text(json.dumps(info, indent=2) + "\n")
-            verdict = f": FAILED {'; '.join(failed)}" if failed else ""
-            print(f"[{name}] {len(figure_rows) - len(failed)}/{len(figure_rows)} comparisons "
-                  f"pass ({seconds:.0f} s){verdict}", flush=True)
+            said = f": FAILED {'; '.join(failed)}" if failed else ""
+            judged = sum(verdict(r["passed"]) is not None for r in figure_rows)
+            print(f"[{name}] {judged - len(failed)}/{judged} comparisons pass ({seconds:.0f} s)"
+                  f"{said}", flush=True)
     mine = pd.DataFrame(rows, columns=common.COLUMNS).assign(mode=mode)
     table, summary = mine, out / "summary.csv"
     if summary.exists() and args.names:  # a partial run updates its own figures' rows only
@@ -187,9 +195,11 @@ def main(argv=None) -> int:
                            "display.max_colwidth", 60):
         print(shown.to_string(index=False))
     unexpected = [q for q, ok, note in zip(mine["quantity"], mine["passed"], notes)
-                  if not ok and not note]
+                  if verdict(ok) is False and not note]
     expected = sum(bool(n) for n in notes)
-    print(f"{int(mine['passed'].sum())}/{len(mine)} pass, {expected} expected failure(s), "
+    judged = mine[mine["kind"] != "finding"]
+    print(f"{int(judged['passed'].eq(True).sum())}/{len(judged)} pass "
+          f"({len(mine) - len(judged)} findings, not judged), {expected} expected failure(s), "
           f"{len(unexpected)} unexpected; {total:.0f} s on {threads} thread(s) -> {summary}")
     status = 1 if unexpected else 0
     if args.against is not None:

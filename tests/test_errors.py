@@ -120,8 +120,11 @@ def test_ctrl_c_reports_once_and_resumes(tmp_path):
             "data.seq_len=150,1500", "model.spectral_radius=0.5,1.0,1.5",
             "measure.progress=false", f"hydra.sweep.dir={sweep}"]
     cmd = [sys.executable, str(ROOT / "experiments" / "decay.py"), *grid]
+    # SIGINT at its default in the child, even when the suite itself runs in the background of
+    # a non-interactive shell (which starts it with SIGINT ignored, inherited across exec)
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         progress = sweep / ".progress"

@@ -215,5 +215,9 @@ def test_argument_errors_name_the_argument_and_shapes():
         measure_module(lstm, xt, yt, head=nn.Linear(6, 5).double(),
                        h0=(torch.zeros(1, 3, 6, dtype=torch.float64),
                            torch.zeros(1, 3, 5, dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"x has shape \(14, 3, 5\), expected \(seq, batch, 4\)"):
+        measure_module(lstm, torch.zeros(14, 3, 5, dtype=torch.float64), yt)
+    with pytest.raises(ValueError, match=r"expected \(batch, seq, 4\)"):
+        measure_module(rnn, torch.zeros(3, 14, 5, dtype=torch.float64), y)
     with pytest.raises(ValueError, match="head \\(Sequential\\) cannot take"):
         measure_module(rnn, x, y, head=_mlp(7))

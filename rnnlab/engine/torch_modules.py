@@ -70,9 +70,10 @@ def _check_module(rnn: nn.Module, x) -> None:
         raise ValueError(f"rnn.dropout={rnn.dropout} in training mode is not supported: the "
                          "measurement needs a deterministic network; call rnn.eval() first")
     if x.dim() != 3 or x.shape[-1] != rnn.input_size:
-        raise ValueError(f"x has shape {tuple(x.shape)}, expected (batch, seq, "
-                         f"{rnn.input_size}) with batch_first={rnn.batch_first} for this "
-                         f"module's input_size={rnn.input_size}")
+        axes = "(batch, seq" if rnn.batch_first else "(seq, batch"
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected {axes}, {rnn.input_size}) "
+                         f"for this module (batch_first={rnn.batch_first}, "
+                         f"input_size={rnn.input_size})")
 
 
 def _layers(rnn: nn.Module) -> list:

@@ -19,6 +19,9 @@ from ..runs.store import params_hash
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("pairs", "profile")
+# fixed: one draw of the weights for every step (an RNN, quenched); redrawn: every step's weights
+# drawn afresh (annealed: what mean-field theory assumes; rnnlab.engine.redrawn)
+WEIGHTS = ("fixed", "redrawn")
 
 
 def init_names() -> tuple[str, ...]:
@@ -142,6 +145,7 @@ class MeasureSpec:
     lyapunov: bool = False
     jacobian: bool = False
     weight_grad: bool = False
+    weights: str = "fixed"
 
     def __post_init__(self):
         _floats(self)
@@ -163,6 +167,11 @@ class MeasureSpec:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("measure.device='cuda' but no CUDA device is available; "
                              "choose one of ['auto', 'cpu'] on this machine")
+        choice("measure.weights", self.weights, WEIGHTS)
+        if self.weight_grad and self.weights == "redrawn":
+            raise ConfigError("measure.weight_grad=true with measure.weights='redrawn': every "
+                              "step has its own W, so there is no one dL/dW to split by lag; "
+                              "use measure.weights=fixed")
         if self.weight_grad and self.mode != "pairs":
             raise ConfigError(f"measure.weight_grad=true with measure.mode={self.mode!r}: the "
                               "weight gradient by lag needs every pair; use measure.mode=pairs")

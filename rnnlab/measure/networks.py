@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..engine import cells
+from ..engine.redrawn import step_seed
 from .config import DataSpec, ModelSpec
 
 
@@ -49,3 +50,21 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     return Draw(cell.params(**weights, V=V, c=c), h0, x, y_target)
+
+
+def redrawn_weights(model: ModelSpec, data: DataSpec, seed: int, params, device, dtype):
+    """``measure.weights=redrawn``: the weights of step t (burn-in included) as the cell's
+    ``layer_forward`` takes them. Step 0 is the run's own draw ``params`` (already on ``device``
+    in ``dtype``); step t >= 1 is the cell's ``draw`` from a generator seeded by
+    ``rnnlab.engine.redrawn.step_seed(seed, t)``, in float64 on the CPU, then cast and moved, so
+    every device and dtype sees the same weights. The readout V, c is the run's."""
+    cell = cells.get(model.cell)
+
+    def at(t: int) -> tuple:
+        if t == 0:
+            return cell.layer_weights(params)
+        g = torch.Generator().manual_seed(step_seed(seed, t))
+        drawn = cell.params(**cell.draw(model, data.seq_len, g), V=params.V, c=params.c)
+        return cell.layer_weights(drawn.to(device, dtype))
+
+    return at

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..engine import adjoint, cells
+from ..engine import adjoint, cells, redrawn
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
 from ..engine.weightgrad import WeightGradStats
 from .config import RunSpec
-from .networks import draw
+from .networks import draw, redrawn_weights
 
 
 @dataclass
@@ -46,7 +46,9 @@ def measure(spec: RunSpec) -> Measurement:
 
     mode ``pairs``: every pair k <= t (t - k <= max_lag), the per-lag summaries of lags.parquet.
     mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
-    summed loss L = sum_t L_t, for very long sequences.
+    summed loss L = sum_t L_t, for very long sequences. ``measure.weights=redrawn``: every weight
+    of the cell drawn afresh at each step (``rnnlab.engine.redrawn``); theory and tensors.npz
+    then describe step 0's weights.
     """
     spec.validate()
     m, d, ms = spec.model, spec.data, spec.measure
@@ -54,8 +56,14 @@ def measure(spec: RunSpec) -> Measurement:
     start = time.perf_counter()
     net = draw(m, d, spec.seed)
     p = net.params.to(device, dtype)
-    traj = adjoint.forward(p, net.x.to(device, dtype), net.h0.to(device, dtype),
-                             net.y_target.to(device, dtype), burn_in=d.burn_in, loss=m.loss)
+    x, h0, y = (t.to(device, dtype) for t in (net.x, net.h0, net.y_target))
+    if ms.weights == "redrawn":
+        weights_at = redrawn_weights(m, d, spec.seed, p, device, dtype)
+        with torch.no_grad():
+            recorded = redrawn.record(cells.get(m.cell), weights_at, x, h0, d.burn_in)
+        traj = adjoint.trajectory(recorded, p, y, m.loss)
+    else:
+        traj = adjoint.forward(p, x, h0, y, burn_in=d.burn_in, loss=m.loss)
     matrix = ln_last = wgrad = None
     if ms.mode == "pairs":
         wg = WeightGradStats(traj, ms.max_lag) if ms.weight_grad else None
