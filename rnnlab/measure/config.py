@@ -22,6 +22,8 @@ MODES = ("pairs", "profile")
 # fixed: one draw of the weights for every step (an RNN, quenched); redrawn: every step's weights
 # drawn afresh (annealed: what mean-field theory assumes; rnnlab.engine.redrawn)
 WEIGHTS = ("fixed", "redrawn")
+# the LSTM's measured state: joint (h, c), or h alone with c held fixed (Vogt et al.'s convention)
+LSTM_STATES = ("joint", "h")
 
 
 def init_names() -> tuple[str, ...]:
@@ -146,6 +148,7 @@ class MeasureSpec:
     jacobian: bool = False
     weight_grad: bool = False
     weights: str = "fixed"
+    lstm_state: str = "joint"
 
     def __post_init__(self):
         _floats(self)
@@ -168,6 +171,12 @@ class MeasureSpec:
             raise ConfigError("measure.device='cuda' but no CUDA device is available; "
                              "choose one of ['auto', 'cpu'] on this machine")
         choice("measure.weights", self.weights, WEIGHTS)
+        choice("measure.lstm_state", self.lstm_state, LSTM_STATES)
+        if self.lstm_state == "h" and (self.weights == "redrawn" or self.weight_grad):
+            key = "measure.weights='redrawn'" if self.weights == "redrawn" \
+                else "measure.weight_grad=true"
+            raise ConfigError(f"measure.lstm_state='h' with {key} is not supported; use "
+                              "measure.lstm_state=joint")
         if self.weight_grad and self.weights == "redrawn":
             raise ConfigError("measure.weight_grad=true with measure.weights='redrawn': every "
                               "step has its own W, so there is no one dL/dW to split by lag; "
@@ -207,6 +216,9 @@ class RunSpec:
         self.model.validate()
         self.data.validate()
         self.measure.validate()
+        if self.measure.lstm_state == "h" and self.model.cell != "lstm":
+            raise ConfigError(f"measure.lstm_state='h' with model.cell={self.model.cell!r}: "
+                              "only an LSTM has a c to hold fixed; use measure.lstm_state=joint")
         return self
 
     def flat(self) -> dict:

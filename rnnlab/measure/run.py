@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..engine import adjoint, cells, redrawn
+from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
 from ..engine.weightgrad import WeightGradStats
@@ -62,6 +63,10 @@ def measure(spec: RunSpec) -> Measurement:
         with torch.no_grad():
             recorded = redrawn.record(cells.get(m.cell), weights_at, x, h0, d.burn_in)
         traj = adjoint.trajectory(recorded, p, y, m.loss)
+    elif ms.lstm_state == "h":  # Vogt et al.'s convention: c held fixed, h alone
+        with torch.no_grad():
+            recorded = lstm.h_only(cells.get(m.cell).forward(p, x, h0, d.burn_in))
+        traj = adjoint.trajectory(recorded, p, y, m.loss)
     else:
         traj = adjoint.forward(p, x, h0, y, burn_in=d.burn_in, loss=m.loss)
     matrix = ln_last = wgrad = None
@@ -93,7 +98,8 @@ def measure(spec: RunSpec) -> Measurement:
         tensors = {**net.params.tensors(), "h0": traj.h0, "x": net.x[:, d.burn_in:],
                    "y_target": net.y_target}
         parts = cells.get(m.cell).state_parts
-        if len(parts) > 1:  # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
+        if len(parts) > 1 and traj.h0.shape[1] == len(parts) * m.hidden_size:
+            # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
             N = m.hidden_size
             for i, name in enumerate(parts):
                 tensors[f"{name}0"] = traj.h0[:, i * N:(i + 1) * N]

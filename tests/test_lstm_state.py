@@ -1,0 +1,111 @@
+"""``measure.lstm_state=h``: the LSTM measured in the h-only convention (c held fixed).
+
+- exact: every log10 ||dL_t/dh_k|| of an h-only run equals an independent chain of per-step
+  Jacobians dh_k/dh_{k-1} with c_{k-1} held fixed, each taken by torch.autograd.functional.jacobian
+  through torch.nn.LSTMCell, with g_t from autograd through the readout (1e-10, float64, burn-in);
+- the tangent map agrees with the cotangent map (<J Q, D> = <Q, J^T D>), so Lyapunov exponents
+  use the same Jacobian;
+- the convention leaves out the memory path: with a large forget-gate bias the joint (h, c)
+  rate approaches 0 while the h-only rate stays far below it;
+- the key is checked: only for the LSTM, not with redrawn weights or the weight gradient.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.checks import ConfigError
+from rnnlab.engine.cells import gated, lstm
+from rnnlab.engine.model import readout_losses
+from rnnlab.measure.config import RunSpec
+from rnnlab.measure.networks import draw
+from rnnlab.measure.run import measure
+
+
+def spec_of(**measure_keys) -> RunSpec:
+    return RunSpec.from_dict({
+        "seed": 3, "model": {"cell": "lstm", "hidden_size": 5, "input_size": 3,
+                             "output_size": 4, "gate_bias": 0.5},
+        "data": {"seq_len": 8, "batch_size": 2, "burn_in": 2},
+        "measure": {"lstm_state": "h", "save_tensors": True, "progress": False,
+                    **measure_keys}}).validate()
+
+
+def test_h_only_matches_an_independent_jacobian_chain():
+    spec = spec_of()
+    got = measure(spec).tensors["log10_grad"]
+    net = draw(spec.model, spec.data, spec.seed)
+    p, cell = net.params, gated.torch_cell(net.params)
+    N, B, T, burn = spec.model.hidden_size, 2, spec.data.seq_len, spec.data.burn_in
+    h, c = net.h0[:, :N], net.h0[:, N:]
+    entering, hs = [], []
+    with torch.no_grad():
+        for t in range(burn + T):
+            if t >= burn:
+                entering.append((h, c))
+            h, c = cell(net.x[:, t], (h, c))
+            if t >= burn:
+                hs.append(h)
+    expected = np.full((T, T, B), np.nan)
+    for b in range(B):
+        J = []
+        for k in range(T):
+            h_in, c_in = (s[b:b + 1] for s in entering[k])
+            x_k = net.x[b:b + 1, burn + k]
+            J.append(torch.autograd.functional.jacobian(
+                lambda hh, x_k=x_k, c_in=c_in: cell(x_k, (hh, c_in))[0], h_in)[0, :, 0, :])
+        for t in range(T):
+            ht = hs[t][b:b + 1].clone().requires_grad_()
+            L = readout_losses(p, ht, net.y_target[b:b + 1, t], spec.model.loss).sum()
+            v = torch.autograd.grad(L, ht)[0][0]
+            for k in range(t, -1, -1):
+                expected[t, k, b] = math.log10(torch.linalg.vector_norm(v).item())
+                v = J[k].T @ v
+    expected = expected.mean(-1)
+    ok = np.isfinite(expected)
+    assert np.array_equal(ok, np.isfinite(got))
+    assert np.abs(got[ok] - expected[ok]).max() < 1e-10
+
+
+def test_tangent_and_cotangent_maps_agree():
+    spec = spec_of()
+    net = draw(spec.model, spec.data, spec.seed)
+    rec = lstm.h_only(lstm.CELL.forward(net.params, net.x, net.h0, spec.data.burn_in))
+    layer = rec.maps.layers[0]
+    g = torch.Generator().manual_seed(0)
+    Q = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    D = torch.randn(1, 2, 5, generator=g, dtype=torch.float64)
+    JQ = layer.jvp(4, Q)
+    JtD = D.clone()
+    layer.vjp_(4, JtD)
+    lhs = torch.einsum("bnr,bn->br", JQ, D[0])
+    rhs = torch.einsum("bnr,bn->br", Q, JtD[0])
+    assert torch.allclose(lhs, rhs, rtol=0, atol=1e-13)
+
+
+def test_h_only_misses_the_memory_path():
+    keys = {"cell": "lstm", "hidden_size": 16, "init": "pytorch", "gate_bias": 6.0,
+            "spectral_radius": None}
+    rates = {}
+    for state in ("joint", "h"):
+        spec = RunSpec.from_dict({"seed": 1, "model": keys,
+                                  "data": {"seq_len": 60, "batch_size": 2},
+                                  "measure": {"lstm_state": state, "progress": False}})
+        rates[state] = measure(spec.validate()).fit["decay_rate"]
+    assert rates["joint"] > -0.02 and rates["h"] < 10 * rates["joint"] - 0.2, rates
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({"model": {"cell": "gru"}, "measure": {"lstm_state": "h"}}, "model.cell='gru'"),
+    ({"model": {"cell": "lstm"}, "measure": {"lstm_state": "h", "weights": "redrawn"}},
+     "measure.weights='redrawn'"),
+    ({"model": {"cell": "lstm"}, "measure": {"lstm_state": "h", "weight_grad": True}},
+     "measure.weight_grad=true"),
+    ({"measure": {"lstm_state": "c"}}, "measure.lstm_state='c'"),
+])
+def test_key_is_checked(cfg, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        RunSpec.from_dict(cfg).validate()
