@@ -106,8 +106,9 @@ def expectation(figure, r: dict, mode: str, known: set[str]) -> str:
 
 def compare(table: pd.DataFrame, reference: pd.DataFrame, n_se: float = N_SE) -> pd.DataFrame:
     """This run's rows against another run's (same quantities): the verdict must be the same; a
-    row without a seed spread must agree to rounding (relative 1e-9), a statistical row within
-    ``n_se`` standard errors of a difference of two means, n_se * sqrt(2) * spread / sqrt(seeds)
+    row without a seed spread must agree to rounding (relative 1e-9, at least 1e-12 absolute), a
+    statistical row within ``n_se`` standard errors of a difference of two means,
+    n_se * sqrt(2) * spread / sqrt(seeds)
     (a chaotic trajectory decorrelates after a few hundred steps, so a chaotic row recomputed on
     another CPU, torch build or thread count is a new sample of the same distribution)."""
     ref = reference.set_index("quantity")
@@ -123,7 +124,8 @@ def compare(table: pd.DataFrame, reference: pd.DataFrame, n_se: float = N_SE) ->
             allowed = n_se * math.sqrt(2) * float(r["spread"]) / math.sqrt(float(r["seeds"]))
             check = f"{n_se:g} SE"
         else:
-            allowed = 1e-9 * max(abs(float(o["measured"])), 1e-300)
+            # relative 1e-9, and 1e-12 absolute for values that are rounding noise around 0
+            allowed = max(1e-9 * abs(float(o["measured"])), 1e-12)
             check = "rounding"
         same = verdict(r["passed"]) == verdict(o["passed"])
         ok = same and (diff <= allowed or (math.isnan(diff) and pd.isna(o["measured"])))

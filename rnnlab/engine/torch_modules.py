@@ -9,6 +9,7 @@ layer l-1's new h), see ``rnnlab.engine.cells.Stack``.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -126,8 +127,6 @@ def head_gradient(head: nn.Module, recorded: cells.Recorded, y_target: Tensor, l
     ln ||g_t||), as ``adjoint.loss_grad_log`` returns them. The head acts step by step, so one
     backward of sum_t L_t gives every g_t; it runs on a float64 copy of the head. Unlike the
     linear readout's factored form, a softmax saturated beyond float64 underflows here."""
-    import copy
-
     head64 = copy.deepcopy(head).double()
     h = (torch.exp(recorded.log_scale).clamp(max=1e300).unsqueeze(-1)
          * recorded.u.double()).requires_grad_()

@@ -12,8 +12,11 @@ a traceback, so the checks that must stop a run live here, before ``hydra.main``
    nearest valid key), the configuration is composed with Hydra's own loader, and in a sweep every
    job's values are validated; a bad one exits 2 with one line, before any directory exists;
 2. the output directory is checked to be creatable (an OS error is named with its path);
-3. a sweep's plan is written, Hydra runs the jobs (any launcher; each job's body is ``run_job``),
-   then the app aggregates the sweep; a failed aggregation or failed runs exit 1;
+3. a sweep's plan is written; when every planned run is already complete (its stored hash),
+   Hydra is not started at all; otherwise Hydra runs the jobs (any launcher; each job's body is
+   ``run_job``; each job composed once). Then the app aggregates the sweep, unless no run.json
+   and no rnnlab source changed since its last successful aggregation and its outputs are
+   there; a failed aggregation or failed runs exit 1;
 4. Ctrl-C ends with one line: what finished and that re-running the same command resumes.
 
 ``RNNLAB_TRACEBACK=1`` (or Hydra's ``HYDRA_FULL_ERROR=1``) shows the full traceback instead.
