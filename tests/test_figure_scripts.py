@@ -4,7 +4,8 @@
 * walls: with Pascanu's norm clipping every gradient-descent step is at most lr * threshold long
   (to 1e-12), and a plain step from the same start on the wall is far longer;
 * bifurcation: the attractors iterated at b = -2.5 equal the roots of x = 5 sigmoid(x) - 2.5
-  (to 1e-8);
+  (to 1e-8), and the saddle-nodes by root-finding are the stated -2.6556 and -2.3444 (1e-4:
+  4-decimal rounding plus brentq);
 * summary rows: a one-sided ``bound`` row passes at or below expected + tolerance and fails
   above it; a two-sided row fails on NaN; an unknown kind is refused.
 """
@@ -55,3 +56,10 @@ def test_row_kinds():
     assert r["passed"] and list(r) == common.COLUMNS
     with pytest.raises(ValueError, match="allowed"):
         common.row("f", "q", 0.0, 0.0, 0.0, kind="guess", basis="b")
+
+
+def test_saddle_nodes_by_root_finding_are_the_stated_constants():
+    """The bifurcation figure's root-finding (brentq, xtol 1e-15) gives the saddle-nodes it
+    states to 4 decimals: rounding (5e-5) plus root-finding, 1e-4."""
+    for got, expected in zip(bifurcation.saddle_nodes(), bifurcation.EXPECTED):
+        assert abs(got - expected) < 1e-4

@@ -11,9 +11,10 @@ unstable one between them; one stable fixed point outside). At b = -2.5 the iter
 one of two distinct stable fixed points depending on x_0. Crossing a bifurcation moves x_inf by a
 finite jump for an infinitesimal change of b: the origin of the gradient "walls" (see walls.py).
 
-Measured: the bifurcation points by root-finding (scipy brentq on w sigmoid'(x) = 1, then
-b = x - w sigmoid(x)), independently the edges of the bistable range from the simulated
-attractors on a fine b grid, and the attractors at b = -2.5 by iteration. Theory lines: the
+Measured: the edges of the bistable range from the simulated attractors on a fine b grid, and
+the attractors at b = -2.5 by iteration. The bifurcation points by root-finding (scipy brentq on
+w sigmoid'(x) = 1, then b = x - w sigmoid(x)) are drawn; that they equal the constants above is a
+check of that code (tests/test_figure_scripts.py), not a row. Theory lines: the
 fixed-point curve b(x) = x - w sigmoid(x), solid where stable (|w sigmoid'(x)| < 1), dashed where
 unstable. The outer attractors at b = -2.5 are compared with the roots of x = w sigmoid(x) + b
 in attractors.csv only: one map solved two ways in one script is a check of the script, not a
@@ -99,17 +100,12 @@ def measure(mode: str) -> dict:
 
 
 def rows(measured: dict) -> list[dict]:
-    # The expected values are given to 4 decimals (rounding error <= 5e-5), so 1e-4 bounds
-    # root-finding (xtol 1e-15) plus rounding. The simulated edges are only located to within
-    # one grid step db (plus the same rounding).
-    (b_lo, b_hi), edges, b = measured["saddle_nodes"], measured["edges"], measured["b"]
+    # The expected values are given to 4 decimals (rounding error <= 5e-5); the simulated edges
+    # are located to within one grid step db.
+    edges, b = measured["edges"], measured["b"]
     db = b[1] - b[0]
     rounding = "expected value given to 4 decimals: 5e-5 rounding"
-    return [row(FIGURE, "saddle-node b (lower), root-finding", EXPECTED[0], b_lo, 1e-4,
-                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
-            row(FIGURE, "saddle-node b (upper), root-finding", EXPECTED[1], b_hi, 1e-4,
-                kind="exact", basis=f"{rounding} + brentq xtol 1e-15"),
-            row(FIGURE, "bistable range lower edge, simulated", EXPECTED[0], edges[0],
+    return [row(FIGURE, "bistable range lower edge, simulated", EXPECTED[0], edges[0],
                 db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
             row(FIGURE, "bistable range upper edge, simulated", EXPECTED[1], edges[1],
                 db + 5e-5, kind="exact", basis=f"one b grid step ({db:.4g}) + {rounding}"),
