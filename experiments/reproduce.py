@@ -56,6 +56,7 @@ from experiments.figures import (
     trainability,
     walls,
 )
+from rnnlab.runs import store
 from rnnlab.runs.store import provenance
 
 ROOT = common.ROOT
@@ -135,12 +136,6 @@ def compare(table: pd.DataFrame, reference: pd.DataFrame, n_se: float = N_SE) ->
     return pd.DataFrame(out)
 
 
-def write_if_changed(path: Path, text: str) -> None:
-    """Leave a file alone when its content would not change (git sees no edit, mtime kept)."""
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help=f"figures to make (default all): {list(FIGURES)}")
@@ -191,7 +186,7 @@ def main(argv=None) -> int:
             table["figure"] = pd.Categorical(table["figure"], list(FIGURES), ordered=True)
             table = table.sort_values("figure", kind="stable")
     out.mkdir(parents=True, exist_ok=True)
-    write_if_changed(summary, table.to_csv(index=False))
+    store.write_if_changed(summary, table.to_csv(index=False).encode())
     shown = mine[["figure", "quantity", "measured", "tolerance", "passed"]].assign(note=notes)
     with pd.option_context("display.width", 200, "display.max_rows", 500,
                            "display.max_colwidth", 60):

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
-import hydra
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 SMALL = ["model.hidden_size=6", "model.input_size=3", "model.output_size=4",
          "data.batch_size=2", "measure.progress=false", "measure.device=cpu"]
 
@@ -43,27 +39,13 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_every_sweep_shape_gets_figures_and_a_report(shape, in_process, tmp_path, capsys,
-                                                     monkeypatch):
-    import sys
-
-    from rnnlab.measure.app import APP
-
-    driver = in_process
+def test_every_sweep_shape_gets_figures_and_a_report(shape, decay_in_process, tmp_path):
     swept, n_configs, drawn, not_drawn = SHAPES[shape]
     sweep_dir = tmp_path / "sweep"
-
-    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="decay")
-    def hydra_main(cfg) -> None:
-        driver.run_job(APP, cfg)
-
     fixed_T = [] if any(o.startswith("data.seq_len") for o in swept) else ["data.seq_len=12"]
-    overrides = ["-m", "sweep=custom", *swept, *SMALL, *fixed_T,
-                 f"hydra.sweep.dir={sweep_dir}"]
-    monkeypatch.setattr(sys, "argv", ["decay.py", *overrides])
-    status = driver.main(hydra_main, CONF, APP, argv=overrides)
-    out = capsys.readouterr()
-    assert status == 0, out.err[-3000:]
+    status, _, err = decay_in_process("-m", "sweep=custom", *swept, *SMALL, *fixed_T,
+                                      f"hydra.sweep.dir={sweep_dir}")
+    assert status == 0, err[-3000:]
 
     rates = pd.read_csv(sweep_dir / "rates.csv")
     assert len(rates) == n_configs

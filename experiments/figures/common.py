@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import cells, redrawn
 from rnnlab.engine.fit import fit_decay
+from rnnlab.engine.threads import torch_threads
 from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw, redrawn_weights
 from rnnlab.measure.tables import comparison
@@ -68,15 +68,9 @@ def stderr(values) -> float:
     return float(values.std(ddof=1) / math.sqrt(values.size))
 
 
-@contextmanager
 def fixed_threads(n: int = THREADS):
     """torch on ``n`` threads inside the block; the caller's setting is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(n)
 
 
 def network(seed=0, weights="fixed", **kw):

@@ -147,9 +147,9 @@ def _check_h0(rnn: nn.Module, h0, B: int) -> None:
     if not lstm and not isinstance(h0, Tensor):
         raise ValueError(f"h0 is a {type(h0).__name__}; this module takes one tensor shaped "
                          f"(num_layers, batch, hidden_size) = {want}")
-    for name, t in zip(("h0", "c0"), h0 if lstm else (h0,)):
+    for name, t in zip(("h0", "h0[1] (c0)"), h0 if lstm else (h0,)):
         if tuple(t.shape) != want:
-            raise ValueError(f"{'h0' if name == 'h0' else 'h0[1] (c0)'} has shape "
+            raise ValueError(f"{name} has shape "
                              f"{tuple(t.shape)}, expected (num_layers, batch, hidden_size) = "
                              f"{want}; torch's initial state is never batch-first, whatever "
                              f"batch_first={rnn.batch_first}")
@@ -198,19 +198,15 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
     if isinstance(head, nn.Linear) and head.in_features != N:
         raise ValueError(f"head.in_features={head.in_features} does not match the module's "
                          f"hidden_size={N}")
-    if head is None:
-        readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
-                          torch.zeros(N, dtype=ref.dtype, device=ref.device))
-        C = N
-    elif linear:
+    # o = h; also the placeholder readout of a head module, whose g_t autograd gives
+    readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
+                      torch.zeros(N, dtype=ref.dtype, device=ref.device))
+    C = N
+    if isinstance(head, nn.Linear):
         bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
-        readout = Readout(head.weight.detach(), bias.detach())
-        C = head.out_features
-    else:
+        readout, C = Readout(head.weight.detach(), bias.detach()), head.out_features
+    elif head is not None:
         C = _head_outputs(head, N, ref)
-        # the one-layer Elman forward below records only; its readout is never used
-        readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
-                          torch.zeros(N, dtype=ref.dtype, device=ref.device))
     x_b = (x if rnn.batch_first else x.transpose(0, 1)).to(ref.dtype)
     y = as_targets(y_target, rnn.batch_first, C, ref)
     if y.shape[:2] != x_b.shape[:2]:

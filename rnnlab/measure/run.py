@@ -16,6 +16,7 @@ from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
 from ..engine.weightgrad import WeightGradStats
+from ..runs.store import cpu_model
 from .config import RunSpec
 from .networks import draw, redrawn_weights
 
@@ -38,8 +39,7 @@ class Measurement:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-    return platform.processor() or platform.machine() or "cpu"
+    return cpu_model()
 
 
 def measure(spec: RunSpec) -> Measurement:

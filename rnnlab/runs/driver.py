@@ -270,13 +270,13 @@ def main(hydra_main, conf_dir: Path, app: App, argv=None) -> int:
                 if _Interrupt.pending:
                     raise KeyboardInterrupt
                 return 0
-            done = finished_runs(plan, app)
+            done = all_finished(plan, app)
             store.start_sweep(plan.out_dir, plan.names)
-            if done is not None and len(done) == len(plan.names):
+            if done:
                 for name in plan.names:
                     store.note_outcome(plan.out_dir, name, "skipped")
-                print(f"rnnlab: sweep of {len(done)} runs in {plan.out_dir}: every run is "
-                      "already complete (skipped)", flush=True)
+                print(f"rnnlab: sweep of {len(plan.names)} runs in {plan.out_dir}: every run "
+                      "is already complete (skipped)", flush=True)
             else:
                 count = "?" if plan.names is None else len(plan.names)
                 print(f"rnnlab: sweep of {count} runs into {plan.out_dir}", flush=True)
@@ -292,19 +292,18 @@ def main(hydra_main, conf_dir: Path, app: App, argv=None) -> int:
         return EXIT_INTERRUPTED
 
 
-def finished_runs(plan: Plan, app: App) -> list[str] | None:
-    """The planned runs whose run.json says completed for the same configuration (the store's
-    own test, ``runs.store.same_config``); None when that cannot be known before Hydra runs
-    (another sweeper or run naming, or an app without ``config_hash``)."""
+def all_finished(plan: Plan, app: App) -> bool:
+    """Whether every planned run's run.json says completed for the same configuration (the
+    store's own test, ``runs.store.same_config``); False when that cannot be known before Hydra
+    runs (another sweeper or run naming, or an app without ``config_hash``)."""
     if plan.names is None or not plan.named or app.config_hash is None:
-        return None
-    done = []
+        return False
     for name, spec in zip(plan.names, plan.specs):
         old = store.read_run(plan.out_dir / name)
-        if old and old.get("status") == "completed" and \
-                store.same_config(old, app.config_hash(spec), app.rehash):
-            done.append(name)
-    return done
+        if not (old and old.get("status") == "completed"
+                and store.same_config(old, app.config_hash(spec), app.rehash)):
+            return False
+    return True
 
 
 AGGREGATED = ".aggregated"

@@ -16,6 +16,7 @@ functions, so measurement runs and training runs share all of this.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -113,6 +114,7 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads()
 
 
+@functools.cache
 def torch_build() -> dict | None:
     """What decides torch's kernels beyond its version: the build's git commit, CUDA version (None
     for a CPU build), whether MKL and oneDNN are in, and the CPU instruction set torch dispatches
@@ -127,6 +129,7 @@ def torch_build() -> dict | None:
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo on Linux, else ``platform.processor()``): another CPU
     may run other BLAS kernels and round differently."""

@@ -34,9 +34,14 @@ torch.set_flush_denormal(True)
 
 RESULT_FILES = ("model.pt", "curve.parquet", "weight_grad.parquet", "run.json")
 
+
 def params(cfg: TrainConfig) -> dict:
     """The flat configuration stored in run.json and hashed (every field, defaults included)."""
     return asdict(cfg)
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    return store.params_hash(params(cfg))
 
 
 def rehash(stored: dict) -> str:
@@ -84,7 +89,7 @@ def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,
             torch.set_num_threads(threads)
         return train(cfg, measure=make_measure(cfg.task), progress=progress)
 
-    return store.execute(Path(run_dir), params(cfg), store.params_hash(params(cfg)), compute,
+    return store.execute(Path(run_dir), params(cfg), config_hash(cfg), compute,
                          lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,
                          device="cpu", dtype=cfg.dtype, rehash=rehash, resume=resume,
                          raise_errors=raise_errors)
@@ -141,5 +146,5 @@ def finish(sweep_dir: Path) -> int:
 
 
 APP = App("train", spec_from_config, run, describe, finish,
-          config_hash=lambda spec: store.params_hash(params(spec[0])), rehash=rehash,
+          config_hash=lambda spec: config_hash(spec[0]), rehash=rehash,
           outputs=("runs.csv", "success.csv", "longest_solved.csv"))

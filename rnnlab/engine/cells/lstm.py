@@ -76,42 +76,33 @@ class LSTMLayer:
 
 class HOnlyLayer:
     """The h-only convention of Vogt et al.'s published Lyapunov code (shlizee/lyapunov-hyperopt):
-    J^h_k = dh_k/dh_{k-1} with c_{k-1} held fixed, the state h alone (size N). With the joint
-    layer's factors, J^h dh = k_h ([c_i, c_f, c_g] W_hh dh summed over i, f, g) + c_o W_ho dh. It
-    leaves out the memory path c_{k-1} -> c_k (the forget gate's f), so it does not see what a
-    keep-gate bias keeps (docs/cells.md)."""
+    J^h_k = dh_k/dh_{k-1} with c_{k-1} held fixed, the state h alone (size N): the joint map
+    restricted to (dh, dc = 0) and read on h. It leaves out the memory path c_{k-1} -> c_k (the
+    forget gate's f), so it does not see what a keep-gate bias keeps (docs/cells.md)."""
 
     parts = ("h",)
 
     def __init__(self, joint: LSTMLayer):
         self.joint = joint
         self.hidden = self.size = joint.hidden
-        self.W, self.W_ih = joint.W, joint.W_ih
 
     def _gates(self, k: int, D: Tensor) -> Tensor:
-        B, N = self.joint.f.shape[1:]
-        C = self.joint.C[k].view(B, 4, N)
-        Dc = self.joint.k_h[k] * D
-        G = torch.stack([Dc, Dc, Dc, D], -2) * C
-        return G.view(*D.shape[:-1], 4 * N)
+        # the joint cotangent of (dL/dh', dL/dc' = 0): c' is not part of this state
+        return self.joint._gate_cotangent(k, torch.cat([D, torch.zeros_like(D)], -1))[0]
 
     def vjp_(self, k: int, D: Tensor) -> None:
-        D.copy_(self._gates(k, D) @ self.W)
+        D.copy_(self._gates(k, D) @ self.joint.W)
 
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G = self._gates(k, D)
-        return G @ self.W, (G @ self.W_ih if need_input else None)
+        return G @ self.joint.W, (G @ self.joint.W_ih if need_input else None)
 
     def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
         return self._gates(k, D)
 
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
-        B, N = self.joint.f.shape[1:]
-        A = torch.matmul(self.W, Q)
-        if Q_in is not None:
-            A = A + torch.matmul(self.W_ih, Q_in)
-        CA = self.joint.C[k].view(B, 4, N, 1) * A.view(B, 4, N, -1)
-        return self.joint.k_h[k].unsqueeze(-1) * (CA[:, 0] + CA[:, 1] + CA[:, 2]) + CA[:, 3]
+        N = self.hidden
+        return self.joint.jvp(k, torch.cat([Q, torch.zeros_like(Q)], 1), Q_in)[:, :N]
 
 
 def h_only(recorded: Recorded) -> Recorded:
