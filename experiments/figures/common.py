@@ -73,16 +73,22 @@ def fixed_threads(n: int = THREADS):
     return torch_threads(n)
 
 
-def network(seed=0, weights="fixed", **kw):
-    """(params, trajectory) for ModelSpec/DataSpec fields given as keywords, float64 CPU.
-    ``weights``: "fixed" (one draw for every step) or "redrawn" (every step's weights drawn
-    afresh, ``rnnlab.engine.redrawn``: the annealed network of mean-field theory)."""
+def drawn(seed=0, **kw):
+    """(the drawn network: params, x, h0, y_target; its ModelSpec; its DataSpec) for
+    ModelSpec/DataSpec fields given as keywords, float64 CPU."""
     model_keys = set(ModelSpec.__dataclass_fields__)
     m = ModelSpec(**{k: v for k, v in kw.items() if k in model_keys})
     d = DataSpec(**{k: v for k, v in kw.items() if k not in model_keys})
     m.validate()
     d.validate()
-    net = draw(m, d, seed)
+    return draw(m, d, seed), m, d
+
+
+def network(seed=0, weights="fixed", **kw):
+    """(params, trajectory) for ModelSpec/DataSpec fields given as keywords, float64 CPU.
+    ``weights``: "fixed" (one draw for every step) or "redrawn" (every step's weights drawn
+    afresh, ``rnnlab.engine.redrawn``: the annealed network of mean-field theory)."""
+    net, m, d = drawn(seed, **kw)
     if weights == "redrawn":
         at = redrawn_weights(m, d, seed, net.params, "cpu", torch.float64)
         with torch.no_grad():
@@ -99,6 +105,19 @@ def windowed_rate(params, traj, max_lag=50, min_lag=1):
     pair profile it was fitted to)."""
     prof = gradients.pair_profile(traj, max_lag=max_lag)
     return fit_decay(prof.lag, prof.ln_ratio, min_lag, max_lag)["decay_rate"], prof
+
+
+def noise_rate(activation, sigma_w, s_in2, N, seed, weights, *, T, burn_in, max_lag=50,
+               batch_size=4) -> float:
+    """The windowed rate (lags 1..max_lag, nats per step) of one Elman network with
+    W_ij ~ N(0, sigma_w^2 / N), driven by full-rank input noise of variance s_in2 (none: h0 of
+    unit variance and no input), ``weights`` fixed or redrawn every step."""
+    drive = (full_rank_noise(N, s_in2) if s_in2 else
+             dict(hidden_size=N, input_std=0.0, h0_std=1.0))
+    return windowed_rate(*network(seed=seed, weights=weights, activation=activation,
+                                  gain=sigma_w, spectral_radius=None, seq_len=T,
+                                  batch_size=batch_size, burn_in=burn_in, **drive),
+                         max_lag=max_lag)[0]
 
 
 def full_rank_noise(N, s_in2):

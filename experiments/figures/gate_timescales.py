@@ -20,8 +20,13 @@ whose bias is ``model.gate_bias``):
 - realistic weights (``model.init=pytorch``: every weight ~ U(-1/sqrt N, 1/sqrt N), N = 64,
   unit input): the rate is drawn, not predicted; a larger keep bias never speeds up the decay:
   no step in b lowers the 5-seed mean rate by more than 2 combined standard errors (one sign
-  row per cell). Past b ~ 3 the LSTM's rate levels off near -0.01 (its other gates and
-  recurrent weights set the floor) while the GRU's follows ln s(b).
+  row per cell). Past b ~ 3 the LSTM's rate over lags 1..40 levels off near -0.012 while the
+  GRU's follows ln s(b). What sets that floor is measured beside it, as findings at b = 3 and
+  5 (third panel, every b): the same networks' slope over lags 100..250 (T = 300) and their
+  largest Lyapunov exponent (QR, 1500 steps after 300 of frame warm-up). If the LSTM's floor
+  were its forget gate, the long-lag slope would follow ln s(b); if it is a transient of the
+  fit window while the cotangent turns into a slow joint (h, c) direction, the long-lag slope
+  and lambda_1 sit near 0 while the lags 1..40 rate stays at the floor.
 Each rate is the least-squares slope of ln r(t, k) over lags 1..40 (T = 80, 2 sequences per
 network, 800 burn-in steps so the LSTM's c is stationary). Full mode about 1 minute on one
 core; quick mode the same sizes and seeds at three biases. Run alone:
@@ -30,6 +35,7 @@ experiments.figures.gate_timescales [--quick]``).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -38,12 +44,14 @@ if not __package__:  # run as a file: the repo root on sys.path, for experiments
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from experiments.figures.common import is_quick, network, row, standalone, stderr
 from rnnlab import theory
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine.fit import fit_decay
+from rnnlab.engine.lyapunov import lyapunov_from_maps
 from rnnlab.plotting import plt
 
 FIGURE = "gate-timescales"
@@ -52,6 +60,9 @@ BIASES = {"full": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "quick": [0.0, 2.0
 MC_REPLICATES = 100
 SEEDS, MAX_LAG, T, BURN_IN = 5, 40, 80, 800
 TOL_EXACT = 1e-6
+LONG_T, LONG_LAGS, LYAP_T, LYAP_TRANSIENT = 300, (100, 250), 1500, 300
+SLOW = ("pytorch init, lags 100-250", "pytorch init, lambda_1")  # regimes of slow_mode
+SLOW_ROWS = (3.0, 5.0)  # keep biases whose slow mode is reported as findings
 REGIMES = {  # name: network keywords (gate_bias and seed added per point)
     "zero weights": dict(gain=1e-6, spectral_radius=None, input_gain=0.0, hidden_size=64,
                          batch_size=2, seq_len=T),
@@ -66,6 +77,20 @@ def rate(**kw) -> float:
     _, traj = network(**kw)
     prof = gradients.pair_profile(traj, max_lag=MAX_LAG)
     return fit_decay(prof.lag, prof.ln_ratio, 1, MAX_LAG)["decay_rate"]
+
+
+def slow_mode(seed, cell, b) -> dict:
+    """The PyTorch-init network past the fit window of ``rate``: the slope over lags
+    LONG_LAGS of a T = LONG_T run, and lambda_1 (QR, one vector) over LYAP_T steps after
+    LYAP_TRANSIENT frame warm-up steps, each on its own fresh inputs; nats per step."""
+    kw = dict(REGIMES["pytorch init"], seed=seed, cell=cell, gate_bias=b)
+    _, traj = network(**dict(kw, seq_len=LONG_T))
+    prof = gradients.pair_profile(traj, max_lag=LONG_LAGS[1])
+    long = fit_decay(prof.lag, prof.ln_ratio, *LONG_LAGS)["decay_rate"]
+    _, traj = network(**dict(kw, seq_len=LYAP_T))
+    lam = lyapunov_from_maps(traj.maps, LYAP_T, k=1, transient=LYAP_TRANSIENT, batch=2,
+                             generator=torch.Generator().manual_seed(seed)).mean().item()
+    return {SLOW[0]: long, SLOW[1]: lam}
 
 
 def diagonal_product_rate(b: float, seed: int = 0, reps: int = MC_REPLICATES, N: int = 256,
@@ -99,6 +124,10 @@ def measure(mode: str) -> pd.DataFrame:
     for cell, regime, b, seed in tqdm(points, desc=FIGURE, mininterval=2.0):
         records.append(dict(cell=cell, regime=regime, gate_bias=b, seed=seed,
                             rate=rate(seed=seed, cell=cell, gate_bias=b, **REGIMES[regime])))
+    slow = [(c, b, s) for c in CELLS for b in BIASES[mode] for s in range(SEEDS)]
+    for cell, b, seed in tqdm(slow, desc=f"{FIGURE} (slow mode)", mininterval=2.0):
+        for regime, value in slow_mode(seed, cell, b).items():
+            records.append(dict(cell=cell, regime=regime, gate_bias=b, seed=seed, rate=value))
     for b in BIASES[mode]:
         mean, se = diagonal_product_rate(b)
         records.append(dict(cell="monte carlo", regime="gate noise", gate_bias=b, seed=-1,
@@ -137,15 +166,30 @@ def rows(measured: pd.DataFrame) -> list[dict]:
                        spread=float(real.std(ddof=1).max()),
                        basis="a decrease counts beyond 2 combined standard errors of the two "
                        "5-seed means"))
+        for b in SLOW_ROWS:
+            at = g[g.gate_bias == b].groupby("regime").rate
+            if not at.ngroups:
+                continue
+            short = at.get_group("pytorch init")
+            for regime, what in zip(SLOW, (f"rate over lags {LONG_LAGS[0]}-{LONG_LAGS[1]}",
+                                           f"lambda_1 (QR, {LYAP_T} steps)")):
+                v = at.get_group(regime)
+                out.append(row(FIGURE, f"{cell}, pytorch init, b = {b:g}: {what}, beside the "
+                               f"lags 1-{MAX_LAG} rate {short.mean():+.4f}", 0.0,
+                               float(v.mean()), math.nan, kind="finding", seeds=len(v),
+                               spread=float(v.std(ddof=1)),
+                               basis=f"where the decay goes past the fit window; standard "
+                               f"error {stderr(v):.4f}"))
     return out
 
 
 def draw(measured: pd.DataFrame, out_dir: Path) -> None:
     measured.to_csv(out_dir / "gate_timescales.csv", index=False)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), constrained_layout=True)
+    axes[1].sharey(axes[0])
     b = np.linspace(-2.2, 5.2, 200)
     style = {"zero weights": ("o", "C0"), "gate noise": ("s", "C1"), "pytorch init": ("^", "C2")}
-    for ax, cell in zip(axes, CELLS):
+    for ax, cell in zip(axes[:2], CELLS):
         ax.plot(b, [theory.keep_gate_rate(v) for v in b], "k-", lw=1.2,
                 label="ln s(b) (zero weights, exact)")
         ax.plot(b, [theory.gate_noise_rate(v, 1.0) for v in b], "k--", lw=1.0,
@@ -165,6 +209,23 @@ def draw(measured: pd.DataFrame, out_dir: Path) -> None:
                [cell], xlabel="keep-gate bias b (model.gate_bias)")
     axes[0].set_ylabel("decay rate of ||dL_t/ds_k|| (nats per step)")
     axes[1].legend(fontsize=8, loc="lower right")
+    ax = axes[2]
+    for cell, color in zip(CELLS, ("C2", "C4")):
+        for regime, fmt, text in (("pytorch init", "^-", f"lags 1-{MAX_LAG}"),
+                                  (SLOW[0], "v--", f"lags {LONG_LAGS[0]}-{LONG_LAGS[1]}"),
+                                  (SLOW[1], "D:", "lambda_1 (QR)")):
+            g = measured[(measured.cell == cell) & (measured.regime == regime)]
+            m = g.groupby("gate_bias").rate.agg(["mean", "std"])
+            ax.errorbar(m.index, m["mean"], yerr=m["std"], fmt=fmt, color=color, ms=4,
+                        capsize=2, lw=0.8, mfc="none" if regime != "pytorch init" else color,
+                        label=f"{cell}: {text}")
+    ax.plot(b, [theory.keep_gate_rate(v) for v in b], "k-", lw=1, label="ln s(b)")
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set(xlim=(0.8, 5.3), ylim=(-0.25, 0.02), xlabel="keep-gate bias b (model.gate_bias)",
+           ylabel="nats per step",
+           title="PyTorch init (N = 64): the fit window against the slow mode")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=7, loc="lower right")
     fig.savefig(out_dir / "gate_timescales.png", dpi=130)
     plt.close(fig)
 

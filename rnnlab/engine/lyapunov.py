@@ -134,7 +134,7 @@ def lyapunov_spectrum(p: ElmanParams, x: Tensor, h0: Tensor, k: int, transient: 
 
 def lyapunov_from_maps(maps, T: int, k: int, transient: int = 0, Q0: Tensor | None = None,
                        generator: torch.Generator | None = None, batch: int | None = None,
-                       dtype=None, device=None) -> Tensor:
+                       dtype=torch.float64, device=None) -> Tensor:
     """The k leading Lyapunov exponents of any cell's step Jacobians (natural log per step).
 
     ``maps``: a trajectory's ``rnnlab.engine.cells.Stack`` (``Trajectory.maps``), whose
