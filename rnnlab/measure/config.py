@@ -54,11 +54,20 @@ class ModelSpec:
     bias_std: float = 0.0
     gate_bias: float = 0.0
     loss: str = "mse"
+    # the LRU's ring init (rnnlab.engine.cells.lru); null for every other cell
+    r_min: float | None = None
+    r_max: float | None = None
+    max_phase: float | None = None
+    normalize: bool | None = None
 
     def __post_init__(self):
         _floats(self)
         if self.spectral_radius is None and self.gain is None and self._scaled():
             object.__setattr__(self, "spectral_radius", 1.0)
+        cell = cells.CELLS.get(self.cell)
+        for key, default in (cell.keys.items() if cell else ()):
+            if getattr(self, key) is None:  # a cell's own key left unset takes its default
+                object.__setattr__(self, key, default)
 
     def _scaled(self) -> bool:
         """Whether this init takes a scale key (pytorch and chrono draw at PyTorch's own)."""
@@ -89,6 +98,15 @@ class ModelSpec:
     def _validate_cell(self):
         """Keys that make no sense for the chosen cell are errors naming both keys."""
         cell, g = cells.get(self.cell), self.gate_bias
+        for other in cells.CELLS.values():
+            for key in other.keys:
+                value = getattr(self, key)
+                if key not in cell.keys and value is not None:
+                    raise ConfigError(f"model.{key}={value!r} with model.cell={self.cell!r}: "
+                                      f"this key is model.cell={other.name!r}'s; use "
+                                      f"model={other.name} or model.{key}=null")
+        if cell.check is not None:
+            cell.check(self)
         real("model.gate_bias", g)
         if cell.keep_gate is None and g != 0:
             gated = [c.name for c in cells.CELLS.values() if c.keep_gate is not None]
@@ -216,6 +234,11 @@ class RunSpec:
         self.model.validate()
         self.data.validate()
         self.measure.validate()
+        for key, value, reason in cells.get(self.model.cell).refuses:
+            if getattr(self.measure, key) == value:
+                shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                raise ConfigError(f"measure.{key}={shown} with model.cell="
+                                  f"{self.model.cell!r} is not supported: {reason}")
         if self.measure.lstm_state == "h" and self.model.cell != "lstm":
             raise ConfigError(f"measure.lstm_state='h' with model.cell={self.model.cell!r}: "
                               "only an LSTM has a c to hold fixed; use measure.lstm_state=joint")
