@@ -15,6 +15,7 @@ from ..engine import adjoint, cells, redrawn
 from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
+from ..engine.sensitivity import sensitivity as state_sensitivity
 from ..engine.weightgrad import WeightGradStats
 from ..runs.store import cpu_model
 from .config import RunSpec
@@ -34,6 +35,7 @@ class Measurement:
     tensors: dict = field(default_factory=dict)
     jacobian: dict | None = None
     weight_grad: dict | None = None
+    sensitivity: list | None = None
 
 
 def device_name(device: torch.device) -> str:
@@ -88,6 +90,7 @@ def measure(spec: RunSpec) -> Measurement:
                                  batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, spec) if ms.jacobian else None
+    sens = state_sensitivity(p, x, h0, d.burn_in) if ms.sensitivity else None
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -110,7 +113,7 @@ def measure(spec: RunSpec) -> Measurement:
             matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
         tensors["log10_grad"] = matrix
     return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac,
-                       wgrad)
+                       wgrad, sens)
 
 
 def _jacobian_table(traj, spec: RunSpec) -> dict:

@@ -47,7 +47,10 @@ class Cell:
     measured inputs x (B, T, D) as (B, T, C) (the LRU's skip D x_t); ``keys`` the ``model.*``
     keys only this cell takes, with their defaults (null for every other cell), and
     ``check(model)`` their checks (raising ``ConfigError``); ``refuses``: ``(measure key, value,
-    reason)`` settings it cannot be measured under.
+    reason)`` settings it cannot be measured under. ``groups``: the names of the recurrent
+    parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
+    one matrix W); ``sensitivity(p, x, h0, burn_in)`` the cell's own forward-mode sensitivity
+    (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``).
     """
 
     name: str
@@ -73,6 +76,8 @@ class Cell:
     keys: dict = field(default_factory=dict)
     check: Callable | None = None
     refuses: tuple = ()
+    groups: tuple = ("W",)
+    sensitivity: Callable | None = None
 
     def forward(self, p, x, h0, burn_in: int = 0) -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps."""

@@ -53,6 +53,7 @@ class LRUParams:
     C_re: Tensor
     C_im: Tensor
     D: Tensor
+    normalize: bool = True  # gamma = sqrt(1 - |lambda|^2) as a function of |lambda| (sensitivity)
     cell = "lru"
 
     @property
@@ -168,7 +169,7 @@ def draw(model, T: int, g: torch.Generator) -> dict:
     C_im = torch.randn(C, N, **f64) / math.sqrt(N)
     D_skip = torch.randn(C, D, **f64) / math.sqrt(D)
     return dict(nu=nu, theta=theta, gamma=gamma, B_re=B_re, B_im=B_im, C_re=C_re, C_im=C_im,
-                D=D_skip)
+                D=D_skip, normalize=model.normalize)
 
 
 def check(model) -> None:
@@ -197,6 +198,41 @@ def theory(p: LRUParams, model, data) -> dict:
     return {"log_rho": math.log(r.max().item()), "log_rho_min": math.log(r.min().item())}
 
 
+def sensitivity(p: LRUParams, x: Tensor, h0: Tensor, burn_in: int = 0) -> list[dict]:
+    """``measure.sensitivity`` of the LRU in forward mode, O(T B N) (``rnnlab.engine.sensitivity``
+    for the columns). Per unit, with lambda = r e^(i phase), phase = exp(theta):
+
+        d/dr:     tau_t = lambda tau_{t-1} + e^(i phase) h_{t-1} + gamma'(r) (B x_t),
+                  gamma'(r) = -r / sqrt(1 - r^2) with ``normalize``, else 0
+        d/dtheta: tau_t = lambda tau_{t-1} + i phase lambda h_{t-1}
+        d/dnu:    dh/dnu = (dr/dnu) dh/dr = r ln r dh/dr   (r = exp(-exp(nu)))
+
+    each tau = 0 at the start of the run (burn-in included); |tau|^2 is the squared modulus
+    (Re^2 + Im^2 of the unit's two state coordinates)."""
+    N = p.hidden_size
+    r, phase = p.modulus, torch.exp(p.theta)
+    lam, rot = torch.polar(r, phase), torch.polar(torch.ones_like(r), phase)
+    dgamma = -r / torch.sqrt(1 - r * r) if p.normalize else torch.zeros_like(r)
+    u = torch.complex(x @ p.B_re.T, x @ p.B_im.T)  # (B, T_all, N)
+    h = torch.complex(h0[:, :N], h0[:, N:])
+    tau_r, tau_theta = torch.zeros_like(h), torch.zeros_like(h)
+    sq_r = torch.zeros(N, dtype=torch.float64, device=h.device)
+    sq_theta, sq_h = torch.zeros_like(sq_r), torch.zeros_like(sq_r)
+    for t in range(x.shape[1]):
+        tau_r = lam * tau_r + rot * h + dgamma * u[:, t]
+        tau_theta = lam * tau_theta + 1j * phase * lam * h
+        h = lam * h + p.gamma * u[:, t]
+        if t >= burn_in:
+            sq_r += (tau_r.abs() ** 2).double().sum(0)
+            sq_theta += (tau_theta.abs() ** 2).double().sum(0)
+            sq_h += (h.abs() ** 2).double().sum(0)
+    n = x.shape[0] * (x.shape[1] - burn_in) * N  # values averaged: batch x steps x units
+    dr_dnu = (r * torch.log(r)).double()
+    state = sq_h.sum().item() / n
+    return [{"parameter": name, "mean_sq_derivative": v.sum().item() / n, "mean_sq_state": state}
+            for name, v in (("r", sq_r), ("theta", sq_theta), ("nu", dr_dnu ** 2 * sq_r))]
+
+
 def reference_step(p: LRUParams):
     """The recurrence in torch's complex arithmetic (independent of the real 2 x 2 form), on the
     state (Re h, Im h), differentiable."""
@@ -217,7 +253,7 @@ CELL = register(Cell(
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("ring",),
     scaled_inits=(), record=record, theory=theory, reference_step=reference_step,
     components=2, own_readout=True, readout_offset=readout_offset, keys=DEFAULTS,
-    check=check,
+    check=check, groups=("r", "theta", "nu"), sensitivity=sensitivity,
     refuses=(("weights", "redrawn", "the LRU's lambda is one fixed diagonal"),
              ("weight_grad", True, "the LRU has no recurrent matrix W to split by lag")),
     paper="Orvieto et al. 2023 (arXiv:2303.06349)"))
