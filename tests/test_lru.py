@@ -35,12 +35,7 @@ TOL = 1e-10 * LN10  # 1e-10 in log10, compared in natural log
 LRU = dict(cell="lru", activation="linear", init="ring")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("loss,max_lag,burn_in,normalize", [

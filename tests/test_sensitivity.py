@@ -27,13 +27,7 @@ RTOL = 1e-10
 BURN_IN = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def run_states(step, state0: tuple, x, burn_in: int):
     """Every measured state, parts side by side: (T, B, S)."""
