@@ -8,8 +8,10 @@ with gamma = sqrt(1 - r^2) recomputed from r when normalised) or ``torch.nn.GRUC
 ``LSTMCell`` through ``torch.func.functional_call`` with W_hh as the differentiated input. For a
 matrix block it takes ||ds_t/dW_block||_F^2 / N, for the LRU each unit's |dh_j/dp_j|^2 (and checks
 that dh_j/dp_k = 0 for j != k), averaged over measured steps, batch (and units). Agreement:
-1e-10 relative, float64. Also: the command line writes sensitivity.parquet with the documented
-columns, and the settings that cannot give it are one-line errors.
+1e-10 relative, float64. Also: a real-lambda LRU's measured mean squares follow the
+curse-of-memory closed forms of ``rnnlab.theory`` (lambda = 0.5, 0.9, plain and normalised, in r
+and nu; within 4 batch-means standard errors); the command line writes sensitivity.parquet with
+the documented columns; the settings that cannot give it are one-line errors.
 """
 import math
 from dataclasses import replace
@@ -144,3 +146,36 @@ def test_impossible_sensitivity_is_one_line(tmp_path, decay_in_process, override
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and needle in lines[0], err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("lam", [0.5, 0.9])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_lru_sensitivity_follows_the_curse_of_memory(lam, normalize):
+    """A real-lambda LRU (r_min = r_max = lambda, max_phase = 0) is N pairs of real units, each
+    driven by white noise of variance ||B_j||^2 / 2 per part; its measured mean squares must be
+    ||B_j||^2 (averaged over units) times ``rnnlab.theory``'s closed forms (r is lambda here).
+    Standard error: 8 independent calls (independent inputs, 4 sequences each) as batch means,
+    each over 300 / (1 - lambda) steps after a 30 / (1 - lambda) burn-in from h0 = 0; the closed
+    form must lie within 4 SE (a t with 7 degrees of freedom exceeds 4 with probability 0.005),
+    and the SE below 5% of it."""
+    from rnnlab import theory as th
+
+    burn, T = math.ceil(30 / (1 - lam)), math.ceil(300 / (1 - lam))
+    _, p, _ = make(seed=5, cell="lru", activation="linear", init="ring", hidden_size=4,
+                   input_size=3, output_size=2, batch_size=2, seq_len=2, r_min=lam, r_max=lam,
+                   max_phase=0.0, normalize=normalize)
+    B_sq = ((p.B_re ** 2).sum(1) + (p.B_im ** 2).sum(1)).mean().item()
+    g = torch.Generator().manual_seed(0)
+    calls = []
+    for _ in range(8):
+        x = torch.randn(4, burn + T, 3, generator=g, dtype=torch.float64)
+        calls.append({r["parameter"]: r for r in sensitivity(p, x, torch.zeros(4, 8), burn)})
+    expected = {("r", "mean_sq_derivative"): th.memory_sensitivity(lam, "lambda", normalize),
+                ("nu", "mean_sq_derivative"): th.memory_sensitivity(lam, "nu", normalize),
+                ("r", "mean_sq_state"): th.memory_state_variance(lam, normalize)}
+    for (name, column), closed in expected.items():
+        values = torch.tensor([c[name][column] for c in calls], dtype=torch.float64)
+        mean, se = values.mean().item(), (values.std() / math.sqrt(len(values))).item()
+        want = B_sq * float(closed)
+        assert se < 0.05 * want and abs(mean - want) < 4 * se, (name, column, mean, se, want)
+    assert all(c["theta"]["mean_sq_derivative"] == 0 for c in calls)  # phase 0: no rotation
