@@ -51,7 +51,8 @@ def measure(spec: RunSpec) -> Measurement:
     mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
     summed loss L = sum_t L_t, for very long sequences. ``measure.weights=redrawn``: every weight
     of the cell drawn afresh at each step (``rnnlab.engine.redrawn``); theory and tensors.npz
-    then describe step 0's weights.
+    then describe step 0's weights. ``measure.sensitivity``: the rows of sensitivity.parquet
+    (``rnnlab.engine.sensitivity``).
     """
     spec.validate()
     m, d, ms = spec.model, spec.data, spec.measure
