@@ -243,12 +243,12 @@ class RunSpec:
         self.model.validate()
         self.data.validate()
         self.measure.validate()
-        for key, value, reason in cells.get(self.model.cell).refuses:
+        cell = cells.get(self.model.cell)
+        for key, value, reason in cell.refuses:
             if getattr(self.measure, key) == value:
                 shown = str(value).lower() if isinstance(value, bool) else repr(value)
                 raise ConfigError(f"measure.{key}={shown} with model.cell="
                                   f"{self.model.cell!r} is not supported: {reason}")
-        cell = cells.get(self.model.cell)
         if self.measure.sensitivity and cell.sensitivity is None \
                 and self.model.hidden_size > MAX_DENSE_N:
             raise ConfigError(f"measure.sensitivity=true with model.hidden_size="
