@@ -1,4 +1,5 @@
-"""Closed-form and mean-field predictions for gradient growth in Elman RNNs.
+"""Closed-form and mean-field predictions for gradient growth in Elman RNNs, gated cells and linear
+recurrent units.
 
 All rates are natural logs per time step. Notation follows docs/theory.md:
 ``a_t = U x_t + W h_{t-1} + b``, ``h_t = phi(a_t)``, one-step Jacobian ``J_t = diag(phi'(a_t)) W``.
@@ -9,6 +10,8 @@ All rates are natural logs per time step. Notation follows docs/theory.md:
 * Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063): the sufficient condition for vanishing.
 * Newman 1986 (CMP 103:121): Lyapunov spectrum of products of i.i.d. Gaussian matrices.
 * Pennington, Schoenholz, Ganguli 2017 (arXiv:1711.04735): dynamical isometry.
+* Zucchet & Orvieto 2024 (arXiv:2405.21064): the curse of memory, the sensitivity of a linear
+  unit's state to its recurrent parameter (plain, normalised, and in the LRU's nu).
 
 Gaussian expectations ``E_z[f(sqrt(q) z)]`` of the smooth activations (tanh, sigmoid) use the
 trapezoidal rule in z; relu and linear use their closed forms (relu's step derivative makes
@@ -326,3 +329,40 @@ def minimal_chi(sigma_w: float, mu_b: float, R: float = 1.0, sigma_v: float = 1.
     Q = minimal_q_star(sigma_w, mu_b, R, sigma_v)
     Eu2, _, Eds2 = _minimal_moments(mu_b, sigma_w ** 2 * Q + sigma_v ** 2 * R)
     return Eu2 + sigma_w ** 2 * (Q + R) * Eds2
+
+
+# --------------------------------------------------------------------------------------------
+# The curse of memory (Zucchet & Orvieto 2024, arXiv:2405.21064; the LRU of Orvieto et al. 2023,
+# arXiv:2303.06349). One real unit h_t = lambda h_{t-1} + g(lambda) x_t, x_t white with unit
+# variance, stationary; g = 1 (plain) or sqrt(1 - lambda^2) (normalised); derivatives taken with
+# respect to lambda itself or to nu, lambda = exp(-exp(nu)). Derivation: docs/theory.md.
+# --------------------------------------------------------------------------------------------
+SENSITIVITY_PARAMS = ("lambda", "nu")
+
+
+def memory_state_variance(lam, normalize: bool = False):
+    """E[h^2]: 1 / (1 - lambda^2) (plain), 1 (normalised)."""
+    lam = np.asarray(lam, dtype=float)
+    return np.ones_like(lam) if normalize else 1 / (1 - lam ** 2)
+
+
+def memory_sensitivity(lam, param: str = "lambda", normalize: bool = False):
+    """E[(dh_t/dp)^2] in the stationary state, p = lambda or nu (lambda = exp(-exp(nu))):
+
+        plain, d/dlambda:       (1 + lambda^2) / (1 - lambda^2)^3
+        normalised, d/dlambda:  1 / (1 - lambda^2)^2
+        plain, d/dnu:           lambda^2 ln^2 lambda (1 + lambda^2) / (1 - lambda^2)^3
+        normalised, d/dnu:      lambda^2 ln^2 lambda / (1 - lambda^2)^2
+
+    (d lambda / d nu = lambda ln lambda.) For 0 < lambda < 1."""
+    choice("param", param, SENSITIVITY_PARAMS)
+    lam = np.asarray(lam, dtype=float)
+    out = 1 / (1 - lam ** 2) ** 2 if normalize else (1 + lam ** 2) / (1 - lam ** 2) ** 3
+    return out * (lam * np.log(lam)) ** 2 if param == "nu" else out
+
+
+def memory_sensitivity_limit(param: str = "lambda", normalize: bool = False) -> tuple:
+    """(a, p): E[(dh/dparam)^2] ~ a m^p as lambda -> 1, with the memory m = 1 / (1 - lambda):
+    plain lambda (1/4, 3), normalised lambda (1/4, 2), plain nu (1/4, 1), normalised nu (1/4, 0)."""
+    choice("param", param, SENSITIVITY_PARAMS)
+    return 0.25, (2 if normalize else 3) - (2 if param == "nu" else 0)

@@ -32,16 +32,6 @@ from rnnlab.measure.run import measure
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture
-def one_thread():
-    """Thousands of tiny steps: a second torch thread only spins against the first (and against
-    any other load on a 2-core machine), so these run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 CASES = [
     dict(cell="gru", init="gaussian", spectral_radius=1.3, loss="mse", max_lag=None, burn_in=0),
     dict(cell="gru", init="pytorch", loss="xent", max_lag=6, burn_in=5),

@@ -87,12 +87,22 @@ def trajectory(recorded: cells.Recorded, readout, y_target: Tensor, loss: str,
     with torch.no_grad():
         u, s = recorded.u, recorded.log_scale
         if grad is None:
-            grad = loss_grad_log(readout.to(dtype=torch.float64), u.double(), s,
-                                 y_target.transpose(0, 1).double(), loss)
+            readout = readout.to(dtype=torch.float64)
+            if recorded.offset is not None:  # o_t = V h_t + (c + offset_t)
+                readout = OffsetReadout(readout.V, readout.c + recorded.offset.double())
+            grad = loss_grad_log(readout, u.double(), s, y_target.transpose(0, 1).double(), loss)
         g_top, g_log_norm = grad
         g_dir = u.new_zeros(u.shape[:2] + (recorded.maps.state_size,))
         g_dir[..., recorded.maps.top] = g_top.to(u.dtype)
     return Trajectory(u, s, g_dir, g_log_norm, recorded.state_in.double(), recorded.maps)
+
+
+@dataclass(frozen=True)
+class OffsetReadout:
+    """o = V h + c with a per-step c (T, B, C): a readout plus ``Recorded.offset``."""
+
+    V: Tensor
+    c: Tensor
 
 
 def loss_grad_log(p, u: Tensor, s: Tensor, y_target: Tensor, loss: str):
@@ -102,7 +112,8 @@ def loss_grad_log(p, u: Tensor, s: Tensor, y_target: Tensor, loss: str):
     backward factors as g = sigma^p V^T f(eps, sigma) with f of order one (p = 2 for the mse loss
     when the target is the top class, else 1), so its direction survives even when sigma, or
     exp(s) itself, is beyond float64: the ratios stay finite although ||g|| underflows. Where
-    sigma >= 1e-3 the direct formula (autograd's order) is used.
+    sigma >= 1e-3 the direct formula (autograd's order) is used. ``p.c`` is (C,) or, for a
+    readout with a per-step offset, (T, B, C).
     """
     big = torch.exp(s).unsqueeze(-1)
     if loss == "mse_linear":  # no softmax to saturate; a state beyond e^690 is clamped
@@ -110,7 +121,8 @@ def loss_grad_log(p, u: Tensor, s: Tensor, y_target: Tensor, loss: str):
     z = u @ p.V.T  # logits are exp(s) z + c
     o = torch.where(torch.isfinite(big), big * z + p.c, z)
     top = o.argmax(-1, keepdim=True)
-    d = big * (z - z.gather(-1, top)) + (p.c - p.c[top])  # o_i - o_m, -inf where exp(s) = inf
+    c = p.c.expand_as(z)  # (C,), or (T, B, C) with a readout offset
+    d = big * (z - z.gather(-1, top)) + (c - c.gather(-1, top))  # o_i - o_m, -inf if exp(s) = inf
     d = d.scatter(-1, top, 0.0)
     lp = d - torch.logsumexp(d, -1, keepdim=True)
     others = lp.scatter(-1, top, -math.inf)

@@ -52,12 +52,14 @@ def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Te
 
 def autograd_log_grad_norms(step: Callable, state0: tuple, x: Tensor, readout, y_target: Tensor,
                             burn_in: int = 0, loss: str = "mse", max_lag: int | None = None,
-                            c_index: tuple[int, ...] = ()) -> dict:
+                            c_index: tuple[int, ...] = (), offset: Tensor | None = None
+                            ) -> dict:
     """ln ||dL_t/ds_k|| as (T, T, B) float64, NaN outside the measured triangle, under key ""
     for the whole state and "c" for the tensors of ``state`` at positions ``c_index``.
 
     ``step(x_t, state) -> state`` (tuples of (B, N) tensors, the last layer's h at position
-    ``top = -1`` or, for an LSTM layer on top, -2); ``readout`` has V and c; x (B, burn_in + T, D).
+    ``top = -1`` or, for an LSTM layer on top, -2); ``readout`` has V and c; x (B, burn_in + T, D);
+    ``offset`` (B, T, C): a per-step term of the readout, o_t = V s_t + c + offset_t.
     """
     T, B = y_target.shape[1], x.shape[0]
     state = state0
@@ -75,7 +77,8 @@ def autograd_log_grad_norms(step: Callable, state0: tuple, x: Tensor, readout, y
         del out["c"]
     for t in range(T):
         k0 = 0 if max_lag is None else max(0, t - max_lag)
-        L_t = readout_losses(readout, states[t][top], y_target[:, t], loss).sum()
+        head = readout if offset is None else Readout(readout.V, readout.c + offset[:, t])
+        L_t = readout_losses(head, states[t][top], y_target[:, t], loss).sum()
         flat = [s for k in range(k0, t + 1) for s in states[k]]
         grads = torch.autograd.grad(L_t, flat, retain_graph=t < T - 1, allow_unused=True)
         n = len(states[0])
@@ -93,13 +96,14 @@ def cell_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
                    loss: str = "mse", max_lag: int | None = None) -> dict:
     """``autograd_log_grad_norms`` of a one-layer run of any registered cell through its
     ``reference_step``; h0 (B, S) as ``rnnlab.engine.adjoint.forward`` takes it (LSTM: (h, c)
-    side by side)."""
+    side by side; the LRU: (Re h, Im h)), with the cell's readout offset (the LRU's D x_t)."""
     cell = cells.get(p.cell)
-    N, parts = p.hidden_size, cell.state_parts
+    N, parts = p.hidden_size * cell.components, cell.state_parts
     state0 = tuple(h0[:, i * N:(i + 1) * N] for i in range(len(parts)))
     c_index = tuple(i for i, name in enumerate(parts) if i > 0)
+    offset = None if cell.readout_offset is None else cell.readout_offset(p, x[:, burn_in:])
     return autograd_log_grad_norms(cell.reference_step(p), state0, x, p, y_target, burn_in,
-                                   loss, max_lag, c_index=c_index)
+                                   loss, max_lag, c_index=c_index, offset=offset)
 
 
 def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,

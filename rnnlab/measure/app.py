@@ -3,7 +3,8 @@
 
 The run store owns directories, atomic writes, locks, resume and provenance; this module supplies
 what a measurement run computes (``rnnlab.measure.run.measure``), the files it writes
-(``lags.parquet``, ``tensors.npz``, ``jacobian.parquet``, ``weight_grad.parquet``) and its torch
+(``lags.parquet``, ``tensors.npz``, ``jacobian.parquet``, ``weight_grad.parquet``,
+``sensitivity.parquet``) and its torch
 thread count.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .run import Measurement, measure
 torch.set_flush_denormal(True)
 
 RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "weight_grad.parquet",
-                "run.json")
+                "sensitivity.parquet", "run.json")
 
 def threads_for(spec: RunSpec) -> int | None:
     """Torch threads for a run: ``measure.threads`` when set, else the engine's rule for its size
@@ -58,6 +59,9 @@ def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
     if m.weight_grad:
         store.atomic_write(run_dir / "weight_grad.parquet",
                            lambda p: pd.DataFrame(m.weight_grad).to_parquet(p, index=False))
+    if m.sensitivity:
+        store.atomic_write(run_dir / "sensitivity.parquet",
+                           lambda p: pd.DataFrame(m.sensitivity).to_parquet(p, index=False))
     return {**m.fit, "theory": m.theory, "seconds": m.seconds,
             "provenance": store.provenance(m.device, spec.measure.dtype)}
 

@@ -14,6 +14,7 @@ import torch
 from ..checks import ConfigError, choice, flag, integer, known_keys, number, real, suggest
 from ..engine import cells
 from ..engine.model import ACTIVATIONS, LOSSES
+from ..engine.sensitivity import MAX_DENSE_N
 from ..runs.store import params_hash
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -54,11 +55,20 @@ class ModelSpec:
     bias_std: float = 0.0
     gate_bias: float = 0.0
     loss: str = "mse"
+    # the LRU's ring init (rnnlab.engine.cells.lru); null for every other cell
+    r_min: float | None = None
+    r_max: float | None = None
+    max_phase: float | None = None
+    normalize: bool | None = None
 
     def __post_init__(self):
         _floats(self)
         if self.spectral_radius is None and self.gain is None and self._scaled():
             object.__setattr__(self, "spectral_radius", 1.0)
+        cell = cells.CELLS.get(self.cell)
+        for key, default in (cell.keys.items() if cell else ()):
+            if getattr(self, key) is None:  # a cell's own key left unset takes its default
+                object.__setattr__(self, key, default)
 
     def _scaled(self) -> bool:
         """Whether this init takes a scale key (pytorch and chrono draw at PyTorch's own)."""
@@ -89,6 +99,15 @@ class ModelSpec:
     def _validate_cell(self):
         """Keys that make no sense for the chosen cell are errors naming both keys."""
         cell, g = cells.get(self.cell), self.gate_bias
+        for other in cells.CELLS.values():
+            for key in other.keys:
+                value = getattr(self, key)
+                if key not in cell.keys and value is not None:
+                    raise ConfigError(f"model.{key}={value!r} with model.cell={self.cell!r}: "
+                                      f"this key is model.cell={other.name!r}'s; use "
+                                      f"model={other.name} or model.{key}=null")
+        if cell.check is not None:
+            cell.check(self)
         real("model.gate_bias", g)
         if cell.keep_gate is None and g != 0:
             gated = [c.name for c in cells.CELLS.values() if c.keep_gate is not None]
@@ -149,6 +168,7 @@ class MeasureSpec:
     weight_grad: bool = False
     weights: str = "fixed"
     lstm_state: str = "joint"
+    sensitivity: bool = False
 
     def __post_init__(self):
         _floats(self)
@@ -165,7 +185,8 @@ class MeasureSpec:
         if self.fit_max_lag is not None:
             integer("measure.fit_max_lag", self.fit_max_lag, self.fit_min_lag + 1)
         number("measure.neutral_tol", self.neutral_tol)
-        for key in ("save_tensors", "progress", "lyapunov", "jacobian", "weight_grad"):
+        for key in ("save_tensors", "progress", "lyapunov", "jacobian", "weight_grad",
+                    "sensitivity"):
             flag(f"measure.{key}", getattr(self, key))
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("measure.device='cuda' but no CUDA device is available; "
@@ -177,6 +198,12 @@ class MeasureSpec:
                 else "measure.weight_grad=true"
             raise ConfigError(f"measure.lstm_state='h' with {key} is not supported; use "
                               "measure.lstm_state=joint")
+        if self.sensitivity and (self.weights == "redrawn" or self.lstm_state == "h"):
+            key = "measure.weights='redrawn'" if self.weights == "redrawn" \
+                else "measure.lstm_state='h'"
+            raise ConfigError(f"measure.sensitivity=true with {key} is not supported: the "
+                              "sensitivity is that of one fixed network's whole state; use "
+                              "measure.weights=fixed and measure.lstm_state=joint")
         if self.weight_grad and self.weights == "redrawn":
             raise ConfigError("measure.weight_grad=true with measure.weights='redrawn': every "
                               "step has its own W, so there is no one dL/dW to split by lag; "
@@ -216,6 +243,18 @@ class RunSpec:
         self.model.validate()
         self.data.validate()
         self.measure.validate()
+        cell = cells.get(self.model.cell)
+        for key, value, reason in cell.refuses:
+            if getattr(self.measure, key) == value:
+                shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                raise ConfigError(f"measure.{key}={shown} with model.cell="
+                                  f"{self.model.cell!r} is not supported: {reason}")
+        if self.measure.sensitivity and cell.sensitivity is None \
+                and self.model.hidden_size > MAX_DENSE_N:
+            raise ConfigError(f"measure.sensitivity=true with model.hidden_size="
+                              f"{self.model.hidden_size} and model.cell={self.model.cell!r}: "
+                              f"forward mode over a dense N x N matrix costs O(T B N^4); "
+                              f"allowed up to model.hidden_size={MAX_DENSE_N}")
         if self.measure.lstm_state == "h" and self.model.cell != "lstm":
             raise ConfigError(f"measure.lstm_state='h' with model.cell={self.model.cell!r}: "
                               "only an LSTM has a c to hold fixed; use measure.lstm_state=joint")

@@ -2,7 +2,8 @@
 
 Every random number of a run comes from one CPU ``torch.Generator`` in float64, in a fixed order:
 the cell's weights (its own ``draw``: Elman W, U, b; GRU/LSTM the recurrent weights, the input
-weights, the biases; minimalRNN W, U, W_z, b), then V, c, h0 (and c0 for the LSTM), x, targets. It
+weights, the biases; minimalRNN W, U, W_z, b; the LRU its whole layer with its readout C, D), then
+V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets. It
 is cast and moved afterwards: the same seed gives the same network and data on every device and in
 every dtype.
 """
@@ -41,15 +42,17 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     f64 = dict(generator=g, dtype=torch.float64)
     cell = cells.get(model.cell)
     weights = cell.draw(model, data.seq_len, g)
-    # V and c as nn.Linear initialises the tutorial's readout: U(-1/sqrt N, 1/sqrt N).
-    V = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
-    c = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
+    if not cell.own_readout:
+        # V and c as nn.Linear initialises the tutorial's readout: U(-1/sqrt N, 1/sqrt N).
+        weights["V"] = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
+        weights["c"] = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
     B, T = data.batch_size, data.seq_len
-    h0 = torch.cat([torch.randn(B, N, **f64) * data.h0_std for _ in cell.state_parts], -1)
+    h0 = torch.cat([torch.randn(B, cell.components * N, **f64) * data.h0_std
+                    for _ in cell.state_parts], -1)
     x = torch.randn(B, data.burn_in + T, D, **f64) * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
-    return Draw(cell.params(**weights, V=V, c=c), h0, x, y_target)
+    return Draw(cell.params(**weights), h0, x, y_target)
 
 
 def redrawn_weights(model: ModelSpec, data: DataSpec, seed: int, params, device, dtype):

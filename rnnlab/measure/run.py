@@ -15,6 +15,7 @@ from ..engine import adjoint, cells, redrawn
 from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
+from ..engine.sensitivity import sensitivity as state_sensitivity
 from ..engine.weightgrad import WeightGradStats
 from ..runs.store import cpu_model
 from .config import RunSpec
@@ -34,6 +35,7 @@ class Measurement:
     tensors: dict = field(default_factory=dict)
     jacobian: dict | None = None
     weight_grad: dict | None = None
+    sensitivity: list | None = None
 
 
 def device_name(device: torch.device) -> str:
@@ -49,7 +51,8 @@ def measure(spec: RunSpec) -> Measurement:
     mode ``profile``: the O(T) sweep of the last loss L_{T-1} alone (one pair per lag) plus the
     summed loss L = sum_t L_t, for very long sequences. ``measure.weights=redrawn``: every weight
     of the cell drawn afresh at each step (``rnnlab.engine.redrawn``); theory and tensors.npz
-    then describe step 0's weights.
+    then describe step 0's weights. ``measure.sensitivity``: the rows of sensitivity.parquet
+    (``rnnlab.engine.sensitivity``).
     """
     spec.validate()
     m, d, ms = spec.model, spec.data, spec.measure
@@ -88,6 +91,7 @@ def measure(spec: RunSpec) -> Measurement:
                                  batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, spec) if ms.jacobian else None
+    sens = state_sensitivity(p, x, h0, d.burn_in) if ms.sensitivity else None
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -110,7 +114,7 @@ def measure(spec: RunSpec) -> Measurement:
             matrix[T - 1, T - L:] = ln_last.mean(1)[::-1] / math.log(10)
         tensors["log10_grad"] = matrix
     return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac,
-                       wgrad)
+                       wgrad, sens)
 
 
 def _jacobian_table(traj, spec: RunSpec) -> dict:

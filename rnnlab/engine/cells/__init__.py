@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
 
@@ -39,6 +39,18 @@ class Cell:
     step ``(x_t, state tuple) -> state tuple`` for the autograd reference; ``torch_module``: the
     ``torch.nn`` class ``measure_module`` maps onto this cell, and
     ``module_layer(module, l, b_ih, b_hh)`` the weights of its layer ``l`` for ``layer_forward``.
+
+    A cell unlike the classic ones (the LRU) may also set: ``components`` (real numbers per unit
+    of each state part: 2 for a complex state measured as (Re h, Im h)); ``own_readout`` (its
+    ``draw`` returns the readout too, so ``params`` exposes ``V`` and ``c`` itself);
+    ``readout_offset(p, x)`` a per-step term of the readout, o_t = V s_t + c + offset_t, from the
+    measured inputs x (B, T, D) as (B, T, C) (the LRU's skip D x_t); ``keys`` the ``model.*``
+    keys only this cell takes, with their defaults (null for every other cell), and
+    ``check(model)`` their checks (raising ``ConfigError``); ``refuses``: ``(measure key, value,
+    reason)`` settings it cannot be measured under. ``groups``: the names of the recurrent
+    parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
+    one matrix W); ``sensitivity(p, x, h0, burn_in)`` the cell's own forward-mode sensitivity
+    (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``).
     """
 
     name: str
@@ -58,6 +70,14 @@ class Cell:
     torch_module: type | None = None
     module_layer: Callable | None = None
     paper: str = ""
+    components: int = 1
+    own_readout: bool = False
+    readout_offset: Callable | None = None
+    keys: dict = field(default_factory=dict)
+    check: Callable | None = None
+    refuses: tuple = ()
+    groups: tuple = ("W",)
+    sensitivity: Callable | None = None
 
     def forward(self, p, x, h0, burn_in: int = 0) -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps."""

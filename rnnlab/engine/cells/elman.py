@@ -45,6 +45,10 @@ class ElmanLayer:
         """dL/da_k, the cotangent of W h_{k-1}: dL/dW = sum over pairs of it times h_{k-1}^T."""
         return D * self.dphi[k]
 
+    def recurrent_tangent(self, k: int, A: Tensor) -> Tensor:
+        """The state's tangent for a tangent A (B, N, r) of W h_{k-1}: phi'(a_k) A."""
+        return self.dphi[k].unsqueeze(-1) * A
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G = self.recurrent_cotangent(k, D)
         return G @ self.W, (G @ self.W_ih if need_input else None)

@@ -43,6 +43,12 @@ class GRULayer:
         """The cotangent of W_hh h_{k-1} (r, z, n blocks; the n block through r)."""
         return self._gates(k, D)
 
+    def recurrent_tangent(self, k: int, A: Tensor) -> Tensor:
+        """The state's tangent for a tangent A (B, 3N, r) of W_hh h_{k-1}: sum over the r, z,
+        n blocks of the block's factor times its rows."""
+        B, N = self.z.shape[1:]
+        return (self.C[k].view(B, 3, N, 1) * A.view(B, 3, N, -1)).sum(1)
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G = self._gates(k, D)
         prev = self.z[k] * D + G @ self.W
@@ -96,4 +102,5 @@ CELL = register(Cell(
     layer_weights=gated.layer_weights, draw=gated.draw, gates=3, keep_gate=1,
     inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.GRU, module_layer=gated.module_layer,
+    groups=("W_hr", "W_hz", "W_hn"),
     paper="Cho et al. 2014; PyTorch's torch.nn.GRU"))

@@ -58,6 +58,14 @@ class LSTMLayer:
         """The cotangent of W_hh h_{k-1} (i, f, g, o blocks)."""
         return self._gate_cotangent(k, D)[0]
 
+    def recurrent_tangent(self, k: int, A: Tensor) -> Tensor:
+        """The tangent of (h, c) for a tangent A (B, 4N, r) of W_hh h_{k-1} (i, f, g, o
+        blocks): dc' = [c_i, c_f, c_g] A, dh' = k_h dc' + c_o A_o."""
+        B, N = self.f.shape[1:]
+        CA = self.C[k].view(B, 4, N, 1) * A.view(B, 4, N, -1)
+        dc = CA[:, 0] + CA[:, 1] + CA[:, 2]
+        return torch.cat([self.k_h[k].unsqueeze(-1) * dc + CA[:, 3], dc], 1)
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G, Dc_tot = self._gate_cotangent(k, D)
         prev = torch.cat([G @ self.W, self.f[k] * Dc_tot], -1)
@@ -150,4 +158,5 @@ CELL = register(Cell(
     layer_weights=gated.layer_weights, draw=gated.draw, state_parts=("h", "c"), gates=4,
     keep_gate=1, inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.LSTM, module_layer=gated.module_layer,
+    groups=("W_hi", "W_hf", "W_hg", "W_ho"),
     paper="Hochreiter & Schmidhuber 1997; PyTorch's torch.nn.LSTM"))

@@ -67,6 +67,10 @@ class MinimalLayer:
         """The cotangent of W h_{k-1} in the gate's pre-activation."""
         return D * self.c_u[k]
 
+    def recurrent_tangent(self, k: int, A: Tensor) -> Tensor:
+        """The state's tangent for a tangent A (B, N, r) of W h_{k-1} in the gate."""
+        return self.c_u[k].unsqueeze(-1) * A
+
     def vjp(self, k: int, D: Tensor, need_input: bool):
         if need_input:
             raise ValueError("a minimalRNN is measured as a single layer")

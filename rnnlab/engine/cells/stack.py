@@ -90,12 +90,15 @@ class Stack:
 class Recorded:
     """What the engine needs from a forward pass of a cell or a stack: the top layer's h (T, B, N)
     for the readout as h_t = exp(log_scale_t) u_t (log_scale (T, B) float64, zero for bounded
-    cells), the step Jacobians, and the state (B, S) entering measured step 0, in float64."""
+    cells), the step Jacobians, and the state (B, S) entering measured step 0, in float64.
+    ``offset`` (T, B, C) or None: a per-step term of the readout, o_t = V h_t + c + offset_t (the
+    LRU's skip D x_t, ``Cell.readout_offset``); it moves g_t but no step Jacobian."""
 
     u: Tensor
     log_scale: Tensor
     maps: Stack
     state_in: Tensor
+    offset: Tensor | None = None
 
 
 def run_layers(layers: list, x: Tensor, state0: list, burn_in: int = 0) -> Recorded:
