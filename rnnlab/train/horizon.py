@@ -32,6 +32,7 @@ from ..engine.fit import fit_decay
 from ..engine.model import ElmanParams
 from ..engine.torch_modules import measure_module
 from ..engine.weightgrad import WeightGradStats
+from .orthogonal import plain_copy
 
 MAX_LAG = 50  # lags fitted: 1..50, as Pascanu et al. 2013 and experiments/initial_decay.py
 
@@ -49,7 +50,7 @@ def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tens
     task = tasks.spec(task_name)
     target = _per_step_targets(task, y.double(), x.shape[1])
     loss = "mse_linear" if task.loss == "mse" else "xent"
-    return copy.deepcopy(rnn).double(), copy.deepcopy(head).double(), x.double(), target, loss
+    return plain_copy(rnn).double(), copy.deepcopy(head).double(), x.double(), target, loss
 
 
 def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):

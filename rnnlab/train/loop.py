@@ -49,6 +49,7 @@ from ..engine import cells
 from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
+from .orthogonal import keep_orthogonal, plain_state_dict
 
 STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4}
 
@@ -134,6 +135,8 @@ def build(cfg: TrainConfig):
                 rnn.weight_hh_l0[gate * N:(gate + 1) * N] = W
             rnn.bias_ih_l0.zero_()
             rnn.bias_hh_l0.zero_()
+    if cfg.orthogonal:
+        keep_orthogonal(rnn)
     return rnn, head
 
 
@@ -309,8 +312,10 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
 
 def save_model(path, rnn: nn.Module, head: nn.Linear, config: dict) -> None:
     """Write ``{"rnn": state_dict, "head": state_dict, "config": config}`` (config: plain
-    scalars with at least ``cell`` and ``activation``), via a temporary file and a rename."""
-    atomic_write(Path(path), lambda p: torch.save({"rnn": rnn.state_dict(),
+    scalars with at least ``cell`` and ``activation``), via a temporary file and a rename. A
+    parametrised recurrence (``model.orthogonal``) is saved materialised under the plain module's
+    names (``rnnlab.train.orthogonal.plain_state_dict``)."""
+    atomic_write(Path(path), lambda p: torch.save({"rnn": plain_state_dict(rnn),
                                                   "head": head.state_dict(),
                                                   "config": dict(config)}, p))
 

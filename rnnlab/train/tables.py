@@ -31,9 +31,11 @@ from .config import TrainConfig
 
 # always a group (in this order), whether or not they vary
 GROUP = ["task", "arch", "optimizer", "lr", "clip_label"]
-# configuration keys shown through a GROUP column (arch: cell, activation, init; clip_label: clip)
+# configuration keys shown through a GROUP column (arch: cell, activation, init, orthogonal;
+# clip_label: clip)
 # or that only tell runs apart (seed) or are the x axis (length)
-_FOLDED = ("task", "cell", "activation", "init", "clip", "seed", "length", "optimizer", "lr")
+_FOLDED = ("task", "cell", "activation", "init", "orthogonal", "clip", "seed", "length",
+           "optimizer", "lr")
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _FOLDED)
 
 
