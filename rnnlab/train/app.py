@@ -88,7 +88,8 @@ def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,
     def compute():
         if threads:
             torch.set_num_threads(threads)
-        return train(cfg, measure=make_measure(cfg.task), progress=progress)
+        return train(cfg, measure=make_measure(cfg.task, lyap_k=cfg.lyap_k, seed=cfg.seed),
+                     progress=progress)
 
     return store.execute(Path(run_dir), params(cfg), config_hash(cfg), compute,
                          lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,

@@ -195,17 +195,19 @@ def clip_joint_norm(parameters, clip: float | None) -> float:
     return norm
 
 
-Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], float]
+# the decay rate, or a dict of curve columns ({"decay_rate": ..., "lyap_1": ...})
+Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], "float | dict"]
 
 
 @dataclass
 class TrainResult:
     """What a run reports. ``curve`` has one row per evaluation point: step, train_loss (mean
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
-    eval_loss, eval_error_rate, eval_count (validation), decay_rate (the ``measure`` hook, NaN
-    without one). ``eval_*`` and ``final_loss`` are the test set's score of ``rnn``/``head``
-    (``eval_count`` predictions: sequences, or 10 recalled symbols per copy sequence); losses are
-    in the task's units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
+    eval_loss, eval_error_rate, eval_count (validation), decay_rate and, with ``lyap_k`` > 0,
+    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one). ``eval_*``
+    and ``final_loss`` are the test set's score of ``rnn``/``head`` (``eval_count``
+    predictions: sequences, or 10 recalled symbols per copy sequence); losses are in the task's
+    units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
     evaluation step (a multiple of ``eval_every``) at which the validation sequences and then the
     test set showed fewer than 1% errors; None when unsolved. ``initial_decay_rate`` is the
     ``measure`` hook's value at step 0. A failed run's test set is not scored (eval_error_rate and
@@ -257,12 +259,14 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
 
     def checkpoint(step):
         ev = evaluate(rnn, head, cfg.task, cfg.length, valid_rng, cfg.eval_size, cfg.eval_batch)
-        rate = math.nan if measure is None else float(measure(rnn, head, *probe))
+        measured = {} if measure is None else measure(rnn, head, *probe)
+        if not isinstance(measured, dict):  # a hook giving the decay rate alone
+            measured = {"decay_rate": float(measured)}
         rows.append({"step": step, "train_loss": np.mean(window) if window else math.nan,
                      "grad_norm": np.mean(norms) if norms else math.nan,
                      "clip_fraction": clipped / len(norms) if norms else math.nan,
                      "eval_loss": ev.loss, "eval_error_rate": ev.error_rate,
-                     "eval_count": ev.count, "decay_rate": rate})
+                     "eval_count": ev.count, "decay_rate": math.nan, **measured})
         bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
         return ev
 
