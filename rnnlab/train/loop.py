@@ -17,10 +17,11 @@ weight N(0, 0.1^2), tanh), ``pascanu_smart_tanh`` (input and output N(0, 0.01^2)
 non-zeros per row of their h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to
 spectral radius 0.95), all biases zero, drawn in their order from one ``RandomState``.
 
-Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step; gradient clipping
-by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| > clip`` (strict, as
-Pascanu's code). Every ``eval_every`` steps (and at step 0) the model is scored on ``eval_size``
-fresh sequences from the validation stream; when fewer than 1% are wrong the fixed test set
+Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step (with
+``regularizer=omega``, plus alpha dOmega/dW_hh of Pascanu's regulariser, ``rnnlab.train.omega``);
+gradient clipping by the joint norm over all parameters, ``g <- clip g / ||g||`` when
+``||g|| > clip`` (strict, as Pascanu's code). Every ``eval_every`` steps (and at step 0) the
+model is scored on ``eval_size`` fresh sequences from the validation stream; when fewer than 1% are wrong the fixed test set
 (``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run stops as
 solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved model
 reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with the
@@ -49,6 +50,7 @@ from ..engine import cells
 from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
+from .omega import omega_backward
 from .orthogonal import keep_orthogonal, plain_state_dict
 
 STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4}
@@ -204,7 +206,8 @@ class TrainResult:
     """What a run reports. ``curve`` has one row per evaluation point: step, train_loss (mean
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
     eval_loss, eval_error_rate, eval_count (validation), decay_rate and, with ``lyap_k`` > 0,
-    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one). ``eval_*``
+    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one), and with
+    ``regularizer=omega`` omega (Pascanu's Omega, mean since the last point). ``eval_*``
     and ``final_loss`` are the test set's score of ``rnn``/``head`` (``eval_count``
     predictions: sequences, or 10 recalled symbols per copy sequence); losses are in the task's
     units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
@@ -251,7 +254,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"), dtype)
     test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),
                             cfg.test_size, cfg.eval_batch)
-    rows, window, norms, clipped = [], [], [], 0
+    rows, window, norms, omegas, clipped = [], [], [], [], 0
     solved_at, failure, step, final = None, None, 0, None
     bar = tqdm(total=cfg.steps, desc=f"{cfg.task} T={cfg.length} {cfg.cell}", leave=False,
                disable=None if progress is None else not progress)
@@ -267,6 +270,8 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
                      "clip_fraction": clipped / len(norms) if norms else math.nan,
                      "eval_loss": ev.loss, "eval_error_rate": ev.error_rate,
                      "eval_count": ev.count, "decay_rate": math.nan, **measured})
+        if cfg.regularizer == "omega":
+            rows[-1]["omega"] = np.mean(omegas) if omegas else math.nan
         bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
         return ev
 
@@ -274,11 +279,16 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     for step in range(1, cfg.steps + 1):
         x, y = sample(cfg.task, cfg.batch_size, cfg.length, train_rng, dtype)
         opt.zero_grad(set_to_none=True)
-        loss = tasks.loss(task, predict(task, rnn, head, x), y)
+        if cfg.regularizer == "omega":
+            loss, Omega = omega_backward(rnn, head, task, x, y, cfg.activation, cfg.reg_weight)
+            omegas.append(Omega)
+        else:
+            loss = tasks.loss(task, predict(task, rnn, head, x), y)
         if not torch.isfinite(loss):
             failure = f"train loss became {loss.item()} at step {step}"
             break
-        loss.backward()
+        if cfg.regularizer == "none":
+            loss.backward()
         norm = clip_joint_norm(params, cfg.clip)
         if not math.isfinite(norm):
             failure = f"gradient norm became {norm} at step {step}"
@@ -290,7 +300,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ev = checkpoint(step)
-            window, norms, clipped = [], [], 0
+            window, norms, omegas, clipped = [], [], [], 0
             if ev.error_rate < tasks.SUCCESS_ERROR_RATE:
                 final = test()
                 if final.error_rate < tasks.SUCCESS_ERROR_RATE:
