@@ -19,13 +19,13 @@ spectral radius 0.95), all biases zero, drawn in their order from one ``RandomSt
 
 Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step (with
 ``regularizer=omega``, plus alpha dOmega/dW_hh of Pascanu's regulariser, ``rnnlab.train.omega``);
-gradient clipping by the joint norm over all parameters, ``g <- clip g / ||g||`` when
-``||g|| > clip`` (strict, as Pascanu's code). Every ``eval_every`` steps (and at step 0) the
-model is scored on ``eval_size`` fresh sequences from the validation stream; when fewer than 1% are wrong the fixed test set
-(``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run stops as
-solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved model
-reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with the
-step and the reason, without raising.
+gradient clipping by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| >
+clip`` (strict, as Pascanu's code). Every ``eval_every`` steps (and at step 0) the model is scored
+on ``eval_size`` fresh sequences from the validation stream; when fewer than 1% are wrong the fixed
+test set (``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run
+stops as solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved
+model reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with
+the step and the reason, without raising.
 
 Random streams: ``stream(seed, name)`` is ``RandomState([seed, k])`` for the task data (``train``,
 ``valid``, ``test``, ``probe``) and Pascanu's inits (``init``); torch's own draws use
