@@ -14,7 +14,7 @@ of task sequences gives:
   loss (``rnnlab.engine.adjoint.loss_profiles``, one backward pass). The engine takes a target
   at every step; the task's target is repeated there, and the last step's profile reads only
   g_{T-1}. For copy (a loss at every step) the rate is fitted over every pair with
-  t - k <= ``max_lag`` (``fit_decay``).
+  t - k <= ``max_lag`` (``fit_decay``); the delayed tasks likewise, over the scored steps t.
 - with ``train.lyap_k`` > 0, the k leading Lyapunov exponents of the same trajectory's step
   Jacobians by the engine's QR (``lyapunov``), the mean over the probe sequences.
 
@@ -52,11 +52,33 @@ def _per_step_targets(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
 
 def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """float64 copies of the modules (never changed), x, the engine's per-step targets and its
-    loss for the task: the raw readout's squared error for regression, cross-entropy else."""
+    loss for the task: the raw readout's squared error for regression, cross-entropy else.
+
+    Binary cross-entropy on one logit o (the delayed tasks) is the engine's two-class
+    cross-entropy on the logits (0, o): both have dL/do = sigmoid(o) - y. The head becomes the
+    two-row readout [0; V], [0; c] and the target bit the one-hot (1 - y, y); unscored steps
+    (NaN) get class 0 and are left out by ``_scored``."""
     task = tasks.spec(task_name)
+    head = copy.deepcopy(head).double()
     target = _per_step_targets(task, y.double(), x.shape[1])
     loss = "mse_linear" if task.loss == "mse" else "xent"
-    return plain_copy(rnn).double(), copy.deepcopy(head).double(), x.double(), target, loss
+    if task.loss == "bce":
+        two = nn.Linear(head.in_features, 2).double()
+        with torch.no_grad():
+            two.weight.copy_(torch.cat([torch.zeros_like(head.weight), head.weight]))
+            two.bias.copy_(torch.cat([torch.zeros_like(head.bias), head.bias]))
+        bits = torch.nan_to_num(target[..., 0]).long()
+        head, target = two, nn.functional.one_hot(bits, 2).double()
+    return plain_copy(rnn).double(), head, x.double(), target, loss
+
+
+def _scored(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
+    """(B, T) True where the task scores a prediction (NaN targets of the bce tasks are not)."""
+    if task.loss == "bce":
+        return torch.isfinite(y).all(-1)
+    scored = torch.zeros(y.shape[0], steps, dtype=torch.bool)
+    scored[:, -1] = True
+    return scored.fill_(True) if task.readout == "all" else scored
 
 
 def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
@@ -70,10 +92,15 @@ def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
 def trajectory(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """The exact engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of ``rnn``/``head``
     on the batch (x, y) of task ``task_name``, in float64, on copies of the modules."""
+    task = tasks.spec(task_name)
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
     if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
-        return module_trajectory(rnn, x, target, head, loss=loss)
-    return _sigmoid_trajectory(rnn, head, x, target, loss)
+        traj = module_trajectory(rnn, x, target, head, loss=loss)
+    else:
+        traj = _sigmoid_trajectory(rnn, head, x, target, loss)
+    if task.loss == "bce":  # no loss at an unscored step: g_t = 0 there (no ratio, no pair)
+        traj.g_dir[~_scored(task, y, x.shape[1]).T] = 0
+    return traj
 
 
 def log10_grad_matrix(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
@@ -156,12 +183,11 @@ def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor
                       max_lag: int | None = None) -> pd.DataFrame:
     """Where the update comes from: the part of dL/dW_hh carried by each lag t - k for the loss
     actually trained on the batch (x, y): the last step's for adding, multiplication and temporal
-    order, every step's for copy (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet).
-    Float64, on copies of the modules; one-layer modules."""
+    order, every step's for copy, every scored step's for the delayed tasks
+    (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet). Float64, on copies of the
+    modules; one-layer modules."""
+    steps = _scored(tasks.spec(task_name), y, x.shape[1])[0]  # the same steps in every sequence
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    steps = torch.ones(x.shape[1], dtype=torch.bool)
-    if tasks.spec(task_name).readout != "all":
-        steps[:-1] = False
     if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         return measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag,
                               weight_grad=True, loss_steps=steps).weight_grad
