@@ -30,12 +30,7 @@ ARCHS = {"tanh": {}, "gru": dict(cell="gru"), "lstm": dict(cell="lstm"),
          "sigmoid": dict(activation="sigmoid", init="pascanu_sigmoid")}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("task", ["temporal_order", "adding_pascanu"])

@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORTHO = dict(cell="elman", activation="tanh", init="orthogonal", orthogonal=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_recurrence_stays_orthogonal_and_reloads_as_plain_rnn(tmp_path):
