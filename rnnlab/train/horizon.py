@@ -146,7 +146,7 @@ def decay_rate(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Te
 
 
 def lyapunov(traj: adjoint.Trajectory, k: int, seed: int = 0) -> np.ndarray:
-    """lambda_1 >= ... >= lambda_k (nats per step): the k leading Lyapunov exponents of the
+    """lambda_1 .. lambda_k (nats per step): the k leading Lyapunov exponents of the
     trajectory's step Jacobians by the exact engine's QR (Benettin et al. 1980;
     ``rnnlab.engine.lyapunov.lyapunov_from_maps``), per probe sequence, then the mean over the
     probe batch. The first ``frame_transient(T)`` steps align the frame and are not averaged;

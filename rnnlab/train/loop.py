@@ -50,10 +50,11 @@ from ..engine import cells
 from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
+from .flossing import Flosser
 from .omega import omega_backward
 from .orthogonal import keep_orthogonal, plain_state_dict
 
-STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4}
+STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4, "floss": 5}
 
 
 def stream(seed: int, name: str) -> np.random.RandomState:
@@ -207,7 +208,9 @@ class TrainResult:
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
     eval_loss, eval_error_rate, eval_count (validation), decay_rate and, with ``lyap_k`` > 0,
     lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one), and with
-    ``regularizer=omega`` omega (Pascanu's Omega, mean since the last point). ``eval_*``
+    ``regularizer=omega`` omega (Pascanu's Omega, mean since the last point), with
+    ``regularizer=flossing`` floss_loss (the flossing loss, mean over the flossing updates since
+    the last point; at step 0 the updates before training). ``eval_*``
     and ``final_loss`` are the test set's score of ``rnn``/``head`` (``eval_count``
     predictions: sequences, or 10 recalled symbols per copy sequence); losses are in the task's
     units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
@@ -255,7 +258,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),
                             cfg.test_size, cfg.eval_batch)
     rows, window, norms, omegas, clipped = [], [], [], [], 0
-    solved_at, failure, step, final = None, None, 0, None
+    solved_at, failure, steps_done, final = None, None, 0, None
     bar = tqdm(total=cfg.steps, desc=f"{cfg.task} T={cfg.length} {cfg.cell}", leave=False,
                disable=None if progress is None else not progress)
     start = time.perf_counter()
@@ -272,11 +275,20 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
                      "eval_count": ev.count, "decay_rate": math.nan, **measured})
         if cfg.regularizer == "omega":
             rows[-1]["omega"] = np.mean(omegas) if omegas else math.nan
+        if flosser is not None:  # the flossing updates since the last point
+            rows[-1]["floss_loss"] = np.mean(flosser.losses) if flosser.losses else math.nan
+            flosser.losses.clear()
         bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
         return ev
 
+    flosser = Flosser(cfg, rnn, stream(cfg.seed, "floss")) \
+        if cfg.regularizer == "flossing" else None
+    if flosser is not None:
+        failure = flosser.run(cfg.floss_pre_steps, at=0)
     checkpoint(0)
     for step in range(1, cfg.steps + 1):
+        if failure is not None:
+            break
         x, y = sample(cfg.task, cfg.batch_size, cfg.length, train_rng, dtype)
         opt.zero_grad(set_to_none=True)
         if cfg.regularizer == "omega":
@@ -287,17 +299,23 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
         if not torch.isfinite(loss):
             failure = f"train loss became {loss.item()} at step {step}"
             break
-        if cfg.regularizer == "none":
+        if cfg.regularizer != "omega":  # omega_backward has set every gradient
             loss.backward()
         norm = clip_joint_norm(params, cfg.clip)
         if not math.isfinite(norm):
             failure = f"gradient norm became {norm} at step {step}"
             break
         opt.step()
+        steps_done = step
         window.append(loss.item())
         norms.append(norm)
         clipped += cfg.clip is not None and norm > cfg.clip
         bar.update(1)
+        if flosser is not None and flosser.due(step):
+            flosser.phases += 1
+            failure = flosser.run(cfg.floss_steps, at=step)
+            if failure is not None:
+                break
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ev = checkpoint(step)
             window, norms, omegas, clipped = [], [], [], 0
@@ -307,7 +325,6 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
                     solved_at = step
                     break
     bar.close()
-    steps_done = step if failure is None else step - 1
     if failure is not None:
         final = Evaluation(math.nan, 0, 0)
     elif final is None or solved_at is None:
