@@ -8,7 +8,10 @@
   frame and transient) to 1e-12 nats/step;
 - after 200 flossing updates before training (N = 16, k = 4, Adam 1e-2) lambda_1 of the exact
   engine on 8 fresh sequences of 400 steps moves towards 0: |lambda_1| falls below half its
-  initial value; the head is untouched;
+  initial value (measured: -0.668 to -0.010 nats/step); the head is untouched; and the flossed
+  network's 4 exponents by the training estimate (mean of 20 fresh windows of 55 steps, 16
+  discarded) and by the exact engine agree within 4 standard errors of that mean (measured
+  z <= 1.6);
 - during training: ``floss.every``/``floss.times`` give exactly that many phases (counted through
   the curve's ``floss_loss`` column and the number of flossing updates);
 - bad input (k > N, window <= discard, a floss key without flossing, a gated cell) is one line;
@@ -74,9 +77,9 @@ def test_flossing_exponents_are_the_engines():
     assert (lam - ref).abs().max().item() < 1e-12
 
 
-def _lambda_1(rnn, head, cfg):
+def _engine_exponents(rnn, head, cfg, k=1):
     x, y = sample(cfg.task, 8, 400, stream(99, "probe"), torch.float64)
-    return lyapunov(trajectory(rnn, head, cfg.task, x, y), 1)[0]
+    return lyapunov(trajectory(rnn, head, cfg.task, x, y), k)
 
 
 def test_preflossing_moves_lambda_1_towards_zero():
@@ -84,13 +87,24 @@ def test_preflossing_moves_lambda_1_towards_zero():
                       regularizer="flossing", floss_k=4, floss_pre_steps=200, floss_lr=1e-2,
                       eval_size=10, test_size=10, eval_batch=10).validate()
     rnn0, head0 = build(cfg)
-    before = _lambda_1(rnn0, head0, cfg)
+    before = _engine_exponents(rnn0, head0, cfg)[0]
     result = train(cfg, progress=False)
-    after = _lambda_1(result.rnn, result.head, cfg)
+    engine = _engine_exponents(result.rnn, result.head, cfg, k=4)
     assert result.status == "completed" and before < 0
-    assert abs(after) < 0.5 * abs(before), (before, after)
+    assert abs(engine[0]) < 0.5 * abs(before), (before, engine[0])
     assert torch.equal(result.head.weight, head0.weight)
     assert np.isfinite(result.curve["floss_loss"].iloc[0])
+    # the training estimate (20 fresh windows, own frames) against the exact engine
+    rng = np.random.RandomState(7)
+    est = []
+    for i in range(20):
+        x = drive(cfg.task, cfg.length, cfg.floss_window, rng, torch.float32)
+        Q0 = random_frame(16, 4, dtype=torch.float32, generator=torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            est.append(flossing_exponents(result.rnn, "tanh", x, Q0, cfg.floss_discard).numpy())
+    est = np.array(est)
+    se = est.std(0, ddof=1) / np.sqrt(len(est))
+    assert (np.abs(engine - est.mean(0)) < 4 * se).all(), (engine, est.mean(0), se)
 
 
 def test_flossing_phases_during_training():
