@@ -2,10 +2,11 @@
 
 - the flossing loss mean_i lambda_i^2 (QR at every step, differentiable through
   ``torch.linalg.qr``) has the gradient of a central finite difference (step 1e-6) in W_hh,
-  W_ih and b_hh on a tiny tanh network (N = 6, k = 3, window 20, discard 5, float64), to a
-  relative 1e-6;
-- its exponents are the exact engine's (``lyapunov_spectrum`` without a graph, the same input,
-  frame and transient) to 1e-12 nats/step;
+  W_ih and b_hh on tiny tanh, GRU and LSTM networks (N = 6, k = 3, window 20, discard 5,
+  float64), to a relative 1e-6;
+- its exponents are the exact engine's (``lyapunov_spectrum`` without a graph for Elman, the
+  engine's own cell maps of ``module_trajectory`` for GRU and LSTM; the same input, frame and
+  transient) to 1e-12 nats/step;
 - after 200 flossing updates before training (N = 16, k = 4, Adam 1e-2) lambda_1 of the exact
   engine on 8 fresh sequences of 400 steps moves towards 0: |lambda_1| falls below half its
   initial value (measured: -0.668 to -0.010 nats/step); the head is untouched; and the flossed
@@ -14,7 +15,8 @@
   z <= 1.6);
 - during training: ``floss.every``/``floss.times`` give exactly that many phases (counted through
   the curve's ``floss_loss`` column and the number of flossing updates);
-- bad input (k > N, window <= discard, a floss key without flossing, a gated cell) is one line;
+- bad input (k > N, window <= discard, a floss key without flossing, reg_weight with it) is one
+  line;
   through the command line exit 2 and no directory.
 """
 import os
@@ -28,8 +30,9 @@ import pytest
 import torch
 
 from rnnlab.checks import ConfigError
-from rnnlab.engine.lyapunov import lyapunov_spectrum, random_frame
+from rnnlab.engine.lyapunov import lyapunov_from_maps, lyapunov_spectrum, random_frame
 from rnnlab.engine.model import ElmanParams
+from rnnlab.engine.torch_modules import module_trajectory
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.flossing import Flosser, drive, flossing_exponents, flossing_loss
 from rnnlab.train.horizon import lyapunov, trajectory
@@ -39,18 +42,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _tiny():
+def _tiny(cell="elman"):
     cfg = TrainConfig(task="temporal_order", length=10, hidden_size=6, dtype="float64",
-                      regularizer="flossing", floss_k=3, floss_window=20, floss_discard=5,
-                      seed=2).validate()
+                      cell=cell, regularizer="flossing", floss_k=3, floss_window=20,
+                      floss_discard=5, seed=2).validate()
     rnn, _ = build(cfg)
     x = drive(cfg.task, cfg.length, cfg.floss_window, np.random.RandomState(0), torch.float64)
-    Q0 = random_frame(6, 3, generator=torch.Generator().manual_seed(1))
+    Q0 = random_frame(12 if cell == "lstm" else 6, 3, generator=torch.Generator().manual_seed(1))
     return rnn, x, Q0
 
 
-def test_flossing_gradient_equals_finite_differences():
-    rnn, x, Q0 = _tiny()
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_flossing_gradient_equals_finite_differences(cell):
+    rnn, x, Q0 = _tiny(cell)
     loss = flossing_loss(flossing_exponents(rnn, "tanh", x, Q0, 5))
     loss.backward()
     for name, idx in (("weight_hh_l0", (0, 1)), ("weight_hh_l0", (4, 2)),
@@ -60,7 +64,8 @@ def test_flossing_gradient_equals_finite_differences():
         for eps in (1e-6, -1e-6):
             with torch.no_grad():
                 p[idx] += eps
-                values.append(flossing_loss(flossing_exponents(rnn, "tanh", x, Q0, 5)).item())
+                lam = flossing_exponents(rnn, "tanh", x, Q0, 5)
+                values.append(flossing_loss(lam).item())
                 p[idx] -= eps
         fd = (values[0] - values[1]) / 2e-6
         assert fd == pytest.approx(p.grad[idx].item(), rel=1e-6), name
@@ -74,6 +79,15 @@ def test_flossing_exponents_are_the_engines():
                     torch.zeros(1), "tanh")
     ref = lyapunov_spectrum(p.to(dtype=torch.float64), x, torch.zeros(1, 6, dtype=torch.float64),
                             3, 5, Q0=Q0.unsqueeze(0))[0]
+    assert (lam - ref).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_flossing_exponents_are_the_engines(cell):
+    rnn, x, Q0 = _tiny(cell)
+    lam = flossing_exponents(rnn, "tanh", x, Q0, 5).detach()
+    traj = module_trajectory(rnn, x, torch.zeros(1, 20, 6, dtype=torch.float64), loss="mse")
+    ref = lyapunov_from_maps(traj.maps, 20, 3, 5, Q0=Q0.unsqueeze(0))[0]
     assert (lam - ref).abs().max().item() < 1e-12
 
 
@@ -132,7 +146,6 @@ def test_flossing_phases_during_training():
     (dict(floss_k=9), r"^floss.k=9 is not allowed; it must be at most model.hidden_size=8$"),
     (dict(floss_window=16), r"^floss.window=16 is not allowed; it must be longer than "
                             r"floss.discard=16$"),
-    (dict(cell="gru"), r"^train.regularizer='flossing' with model.cell='gru': "),
     (dict(regularizer="none", floss_k=16, floss_steps=10),
      r"^floss.steps=10 with train.regularizer='none': "),
     (dict(reg_weight=1.0), r"^train.reg_weight=1.0 with train.regularizer='flossing': "),

@@ -183,10 +183,6 @@ class TrainConfig:
         if self.floss_window <= self.floss_discard:
             raise ConfigError(f"floss.window={self.floss_window} is not allowed; it must be "
                               f"longer than floss.discard={self.floss_discard}")
-        if self.cell != "elman":
-            raise ConfigError(f"train.regularizer='flossing' with model.cell={self.cell!r}: "
-                              "gradient flossing is implemented for the Elman cells only; "
-                              "allowed with it: model.cell='elman'")
 
     @property
     def rho(self) -> float | None:
