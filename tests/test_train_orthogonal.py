@@ -7,7 +7,8 @@
   the trained module's outputs to 1e-12 (float64);
 - the arch registry names the run ``orthogonal_tanh``; a bad combination is one line;
 - the configuration hash leaves the new keys out at their defaults: every committed training run
-  under results/ still hashes to its stored ``config_hash``, and a non-default value changes it.
+  under results/ still hashes to its stored ``config_hash``, and a non-default value changes it;
+  the sweep tables still read the committed runs (their params lack the new keys).
 """
 import json
 from pathlib import Path
@@ -20,6 +21,7 @@ from rnnlab.train.app import config_hash
 from rnnlab.train.archs import arch_name
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.loop import load_model, save_model, train
+from rnnlab.train.tables import collect
 
 ROOT = Path(__file__).resolve().parents[1]
 ORTHO = dict(cell="elman", activation="tanh", init="orthogonal", orthogonal=True)
@@ -74,6 +76,10 @@ def test_new_keys_leave_committed_hashes_unchanged():
         assert config_hash(TrainConfig(**params).validate()) == rec["config_hash"], path
         checked += 1
     assert checked > 0
+    # and the aggregation reads them (their params lack the new keys: defaults fill them in)
+    runs, curves = collect(ROOT / "results" / "trainability" / "cells")
+    assert len(runs) > 0 and (runs["lyap_k"] == 0).all() and (runs["regularizer"] == "none").all()
+    assert "orthogonal_tanh" not in set(runs["arch"]) and len(curves) > 0
     base = TrainConfig()
     for change in (dict(lyap_k=2), dict(regularizer="omega"), dict(**ORTHO)):
         assert config_hash(TrainConfig(**change).validate()) != config_hash(base)
