@@ -28,14 +28,7 @@ from rnnlab.engine.init import spectral_radius
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.loop import build, clip_joint_norm, load_model, save_model, stream, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small recurrent steps run 10-30x faster on one thread when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(hidden_size=8, steps=40, eval_every=20, eval_size=200, test_size=600,

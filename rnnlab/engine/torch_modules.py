@@ -155,41 +155,19 @@ def _check_h0(rnn: nn.Module, h0, B: int) -> None:
                              f"batch_first={rnn.batch_first}")
 
 
-def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
-                   loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
-                   h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
-                   neutral_tol: float = 1e-3, progress: bool = False,
-                   weight_grad: bool = False, loss_steps=None,
-                   threads: int | None = None) -> ModuleMeasurement:
-    """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
-
-    ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
-    ``y_target`` holds targets over the readout's outputs or integer class indices. ``head``: the
-    module mapping the top layer's h to the outputs at each step (None: the identity, o = h): a
-    ``torch.nn.Linear`` takes the engine's exact readout path; any other differentiable module
-    (an MLP, ``nn.Sequential``) shapes only g_t = dL_t/dh_t, which autograd computes through it,
-    and the exact engine does the rest. The head must act on each step alone. ``loss``: ``xent``,
-    ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
-    raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
-    rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.engine.fit.fit_decay``).
-    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
-    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
-    ``threads``: torch threads for this call (None: as the command line chooses, one thread on
-    CPU when B N^2 < 2^21, else torch's default; ``rnnlab.engine.threads``); the caller's count
-    is restored after. Convert the module with ``.double()`` for reference-quality numbers.
-    """
+def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
+                      loss: str = "xent", h0=None,
+                      threads: int | None = None) -> adjoint.Trajectory:
+    """The engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of a torch RNN with its
+    own weights: the recorded step maps and g_t = dL_t/dh_t of every step. Arguments and checks
+    as ``measure_module``; everything the engine measures (the pair sweep, the O(T) profiles
+    ``adjoint.loss_profiles``, the Lyapunov QR ``lyapunov.lyapunov_from_maps``) starts here."""
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
         head = rnn.fc if head is None else head
         rnn = rnn.rnn
     _check_module(rnn, x)
     choice("loss", loss, LOSSES)
-    if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
-                                or max_lag < 0):
-        raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"threads={threads!r} is not allowed; it must be None or an integer "
-                         ">= 1")
+    _check_threads(threads)
     N = rnn.hidden_size
     ref = rnn.weight_hh_l0
     linear = head is None or isinstance(head, nn.Linear)
@@ -231,7 +209,47 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
         else:
             recorded = cells.run_layers(layers, x_b, state0)
         grad = None if linear else head_gradient(head, recorded, y, loss)
-        traj = adjoint.trajectory(recorded, readout, y, loss, grad=grad)
+        return adjoint.trajectory(recorded, readout, y, loss, grad=grad)
+
+
+def _check_threads(threads) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads={threads!r} is not allowed; it must be None or an integer "
+                         ">= 1")
+
+
+def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
+                   loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
+                   h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
+                   neutral_tol: float = 1e-3, progress: bool = False,
+                   weight_grad: bool = False, loss_steps=None,
+                   threads: int | None = None) -> ModuleMeasurement:
+    """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
+
+    ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
+    ``y_target`` holds targets over the readout's outputs or integer class indices. ``head``: the
+    module mapping the top layer's h to the outputs at each step (None: the identity, o = h): a
+    ``torch.nn.Linear`` takes the engine's exact readout path; any other differentiable module
+    (an MLP, ``nn.Sequential``) shapes only g_t = dL_t/dh_t, which autograd computes through it,
+    and the exact engine does the rest. The head must act on each step alone. ``loss``: ``xent``,
+    ``mse`` (the tutorial's softmax-then-squared-error) or ``mse_linear`` (squared error of the
+    raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
+    rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.engine.fit.fit_decay``).
+    ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
+    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
+    ``threads``: torch threads for this call (None: as the command line chooses, one thread on
+    CPU when B N^2 < 2^21, else torch's default; ``rnnlab.engine.threads``); the caller's count
+    is restored after. Convert the module with ``.double()`` for reference-quality numbers.
+    """
+    if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
+                                or max_lag < 0):
+        raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
+    traj = module_trajectory(rnn, x, y_target, head, loss, h0, threads)
+    _, B, _ = traj.shape
+    if threads is None:
+        threads = threads_for(traj.u.device, B, traj.u.shape[-1])
+    with torch.no_grad(), torch_threads(threads):
         wg = WeightGradStats(traj, max_lag, loss_steps=loss_steps) if weight_grad else None
         profile = adjoint.pair_profile(traj, max_lag, keep_matrix=keep_matrix,
                                          progress=progress, also=wg)

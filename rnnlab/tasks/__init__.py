@@ -20,12 +20,17 @@ sequences bit for bit:
 - ``copy`` (Arjovsky et al. 2016): 10 symbols from {1..8}, T - 1 blanks (0), the delimiter 9 at
   index T + 9, 10 blanks; x (B, T + 20, 10) one-hot; y (B, T + 20, 10) one-hot: blanks for T + 10
   steps, then the 10 symbols. ``length`` is the delay T, not the sequence length.
+- ``delayed_copy``, ``delayed_xor`` (Engelken 2023): i.i.d. bits, y_t = s_{t-d} (scored from
+  t >= d) or s_{t-d} XOR s_{t-2d} (from t >= 2d); ``length`` is the delay d, a sequence 4d steps;
+  x, y (B, 4d, 1), y NaN where not scored (``delayed``).
 
 Each task is one module of this package that describes itself with a ``TaskSpec`` and
 ``register``s it (``pascanu``, ``adding_le``, ``copy``); everything below reads the registry.
 
 Losses: mean squared error of the readout (target units squared, mean over the batch) for the
 regression tasks; cross-entropy in nats (per sequence at the last step, per step for copy).
+The delayed tasks: binary cross-entropy of one logit in nats per scored step (``bce``); a scored
+bit is wrong when the logit's sign misses it.
 A regression prediction is an error when its squared error is > 0.04 (Pascanu's rule); a class
 prediction when its argmax is wrong; for copy only the 10 recalled symbols are counted (the blanks
 are predictable from the clock alone and would dilute the rate). A non-finite prediction is always
@@ -38,7 +43,9 @@ multiplication_pascanu predicts E[ab] = 1/4: MSE 1/9 - 1/16 = 7/144, error rate
 P(ab < 0.05) + P(ab > 0.45) with P(ab <= c) = c - c ln c; temporal_order predicts uniform
 classes: ln 4 nats, 75% errors; adding_le predicts 1: MSE 1/6, error rate P(|a + b - 1| > 0.2) =
 0.64; copy predicts blanks for T + 10 steps (it knows the clock) and uniform over {1..8} after:
-10 ln 8 / (T + 20) nats per step, 7/8 of the recalled symbols wrong.
+10 ln 8 / (T + 20) nats per step, 7/8 of the recalled symbols wrong; the delayed tasks predict
+P = 1/2 (a target bit is independent of the current input s_t, the only one a memoryless
+predictor sees): ln 2 nats per scored step, half the bits wrong.
 """
 from __future__ import annotations
 
@@ -63,11 +70,12 @@ COPY_SYMBOLS = 10  # symbols to remember in the copy task (the readout "all" cou
 class TaskSpec:
     """What a task is, independent of any model.
 
-    ``loss`` is ``mse`` or ``xent``; ``readout`` says where the prediction is read: ``last`` (the
-    head on the top layer's h at the last step) or ``all`` (every step). ``min_length`` is the
-    shortest ``length`` whose marker ranges are non-empty. ``draw(batch, length, rng)`` gives
-    (x, y) (``generate``); ``baseline(length)`` the no-memory loss (mse: target units squared;
-    xent: nats, per step for copy) and ``baseline_output(y)`` what that predictor outputs.
+    ``loss`` is ``mse``, ``xent`` or ``bce`` (targets NaN where not scored); ``readout`` says where
+    the prediction is read: ``last`` (the head on the top layer's h at the last step) or ``all``
+    (every step). ``min_length`` is the shortest ``length`` whose marker ranges are non-empty.
+    ``draw(batch, length, rng)`` gives (x, y) (``generate``); ``baseline(length)`` the no-memory
+    loss (mse: target units squared; xent: nats, per step for copy) and ``baseline_output(y)`` what
+    that predictor outputs.
     """
 
     name: str
@@ -123,23 +131,34 @@ def readout(task: TaskSpec, out: Tensor) -> Tensor:
 
 def sequence_losses(task: TaskSpec, pred: Tensor, y: Tensor) -> Tensor:
     """Loss of each sequence (B,): squared error, or cross-entropy of the logits (copy: the mean
-    over its steps)."""
+    over its steps; delayed tasks: binary cross-entropy, the mean over the scored steps)."""
     if task.loss == "mse":
         return ((pred - y) ** 2).sum(-1)
+    if task.loss == "bce":
+        scored = torch.isfinite(y)
+        per = F.binary_cross_entropy_with_logits(pred, torch.where(scored, y, 0.0),
+                                                 reduction="none")
+        return (per * scored).sum((1, 2)) / scored.sum((1, 2))
     xent = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1, y.shape[-1]).argmax(-1),
                            reduction="none")
     return xent.reshape(pred.shape[0], -1).mean(-1)
 
 
 def loss(task: TaskSpec, pred: Tensor, y: Tensor) -> Tensor:
-    """Mean loss over the batch (and over steps for copy): mse, or cross-entropy of the logits."""
+    """Mean loss over the batch (and over steps for copy and the delayed tasks): mse,
+    cross-entropy of the logits, or binary cross-entropy of one logit over the scored steps."""
     return sequence_losses(task, pred, y).mean()
 
 
 def errors(task: TaskSpec, pred: Tensor, y: Tensor) -> tuple[int, int]:
     """(wrong, counted) predictions: squared error > 0.04, or a wrong argmax class (copy: over the
-    10 recalled symbols only); a non-finite prediction is wrong."""
+    10 recalled symbols only; delayed tasks: the scored bits, by the logit's sign); a non-finite
+    prediction is wrong."""
     finite = torch.isfinite(pred).all(-1)
+    if task.loss == "bce":
+        scored = torch.isfinite(y).all(-1)
+        wrong = ((pred > 0) != (y > 0.5)).any(-1) | ~finite
+        return int(wrong[scored].sum()), int(scored.sum())
     if task.loss == "mse":
         wrong = ((pred - y) ** 2).sum(-1) > ERROR_THRESHOLD
     else:

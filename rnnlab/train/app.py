@@ -23,7 +23,7 @@ import torch
 from ..plotting import weight_grad_figure
 from ..runs import store
 from ..runs.driver import App
-from .config import TrainConfig, spec_from_config
+from .config import TrainConfig, hashed_params, spec_from_config
 from .horizon import make_measure, weight_grad_table
 from .loop import build, sample, save_model, stream, train
 from .plots import figures
@@ -41,12 +41,13 @@ def params(cfg: TrainConfig) -> dict:
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    return store.params_hash(params(cfg))
+    """The hash of what determines the run (``rnnlab.train.config.hashed_params``)."""
+    return store.params_hash(hashed_params(params(cfg)))
 
 
 def rehash(stored: dict) -> str:
     """The hash of stored ``params`` as this version normalises them (missing keys: defaults)."""
-    return store.params_hash(params(TrainConfig(**stored).validate()))
+    return config_hash(TrainConfig(**stored).validate())
 
 
 def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
@@ -87,7 +88,8 @@ def execute(cfg: TrainConfig, run_dir: Path, threads: int | None = 1,
     def compute():
         if threads:
             torch.set_num_threads(threads)
-        return train(cfg, measure=make_measure(cfg.task), progress=progress)
+        return train(cfg, measure=make_measure(cfg.task, lyap_k=cfg.lyap_k, seed=cfg.seed),
+                     progress=progress)
 
     return store.execute(Path(run_dir), params(cfg), config_hash(cfg), compute,
                          lambda d, r: write_training(d, cfg, r), result_files=RESULT_FILES,

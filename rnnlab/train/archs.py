@@ -17,6 +17,7 @@ class Arch:
     init: str
     label: str
     colour: str
+    orthogonal: bool = False  # W_hh kept orthogonal while training (rnnlab.train.orthogonal)
 
 
 ARCHS = {a.name: a for a in (
@@ -28,16 +29,20 @@ ARCHS = {a.name: a for a in (
     Arch("sigmoid", "elman", "sigmoid", "pascanu_sigmoid", "sigmoid (Pascanu)", "#2ca02c"),
     Arch("basic_tanh", "elman", "tanh", "pascanu_basic_tanh", "basic tanh (Pascanu)", "#17becf"),
     Arch("smart_tanh", "elman", "tanh", "pascanu_smart_tanh", "smart tanh (Pascanu)", "#393b79"),
+    Arch("orthogonal_tanh", "elman", "tanh", "orthogonal", "tanh, W kept orthogonal", "#8c564b",
+         orthogonal=True),
 )}
 
 
 def arch_name(params: dict) -> str:
-    """The arch of a run's cell/activation/init, or ``cell-activation-init`` for none."""
-    key = (params["cell"], params["activation"], params["init"])
+    """The arch of a run's cell/activation/init (and orthogonal constraint), or
+    ``cell-activation-init`` for none (``-orthogonal`` appended when constrained)."""
+    orthogonal = bool(params.get("orthogonal", False))  # absent from runs before the key
+    key = (params["cell"], params["activation"], params["init"], orthogonal)
     for a in ARCHS.values():
-        if (a.cell, a.activation, a.init) == key:
+        if (a.cell, a.activation, a.init, a.orthogonal) == key:
             return a.name
-    return "-".join(key)
+    return "-".join(key[:3]) + ("-orthogonal" if orthogonal else "")
 
 
 def label(name: str) -> str:

@@ -7,12 +7,12 @@ measurement runs do; Pascanu et al. 2013's inits are Elman-only (``rnnlab.train.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
 from .. import tasks
-from ..checks import ConfigError, choice, integer, number, suggest
+from ..checks import ConfigError, choice, flag, integer, number, suggest
 from ..engine import cells
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -24,6 +24,10 @@ PASCANU_INITS = {"pascanu_sigmoid": (0.01, "sigmoid", False),
 INITS = ("pytorch",) + RECURRENT_INITS + tuple(PASCANU_INITS)
 OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# train.regularizer: none, or Pascanu et al. 2013's Omega (rnnlab.train.omega)
+REGULARIZERS = ("none", "omega", "flossing")
+FLOSS_KEYS = ("k", "window", "discard", "pre_steps", "every", "steps", "times", "lr")
+DEFAULT_REG_WEIGHT = 2.0  # alpha of Pascanu's RNN.py (state['alpha'] = 2.)
 
 
 def cell_names() -> tuple[str, ...]:
@@ -55,13 +59,31 @@ class TrainConfig:
     probe_size: int = 32
     seed: int = 0
     dtype: str = "float32"
+    # keys added after the first hashed configuration (HASH_BASE): each default reproduces the
+    # earlier behaviour, and the hash leaves a key out while it holds its default
+    orthogonal: bool = False
+    lyap_k: int = 0
+    regularizer: str = "none"
+    reg_weight: float = DEFAULT_REG_WEIGHT
+    # gradient flossing (train.regularizer=flossing; the floss group, rnnlab.train.flossing):
+    # Engelken 2023's README example, k excepted (his 75 of 80 units)
+    floss_k: int = 16
+    floss_window: int = 55
+    floss_discard: int = 16  # 10 + ceil(55 / 10)
+    floss_pre_steps: int = 500
+    floss_every: int = 100
+    floss_steps: int = 500
+    floss_times: int = 2
+    floss_lr: float = 1e-3
 
     KEYS = {"task": "task", "length": "task.length", "seed": "seed",
             **{k: f"model.{k}" for k in ("cell", "activation", "hidden_size", "init",
-                                          "spectral_radius", "gain")},
+                                          "spectral_radius", "gain", "orthogonal")},
             **{k: f"train.{k}" for k in ("optimizer", "lr", "batch_size", "steps", "clip",
                                           "eval_every", "eval_size", "test_size", "eval_batch",
-                                          "probe_size", "dtype")}}
+                                          "probe_size", "dtype", "lyap_k", "regularizer",
+                                          "reg_weight")},
+            **{f"floss_{k}": f"floss.{k}" for k in FLOSS_KEYS}}
 
     def validate(self) -> TrainConfig:
         """Reject a bad configuration before any compute, naming the key and the allowed values."""
@@ -90,7 +112,39 @@ class TrainConfig:
         integer(k["seed"], self.seed, 0)
         number(k["lr"], self.lr, positive=True)
         number(k["clip"], self.clip, positive=True, optional=True)
+        self._validate_remedies()
         return self
+
+    def _validate_remedies(self):
+        """model.orthogonal, train.lyap_k, train.regularizer and train.reg_weight."""
+        k = self.KEYS
+        flag(k["orthogonal"], self.orthogonal)
+        integer(k["lyap_k"], self.lyap_k, 0)
+        if self.lyap_k > self.hidden_size:
+            raise ConfigError(f"{k['lyap_k']}={self.lyap_k} is not allowed; it must be at most "
+                              f"model.hidden_size={self.hidden_size} (0 = off)")
+        if self.orthogonal and (self.cell != "elman" or self.activation not in ("tanh", "relu")
+                                or self.init != "orthogonal" or self.rho != 1.0):
+            raise ConfigError(
+                f"{k['orthogonal']}=true with model.cell={self.cell!r}, model.activation="
+                f"{self.activation!r}, model.init={self.init!r}, model.spectral_radius="
+                f"{self.spectral_radius!r}: an orthogonal recurrence needs model.cell='elman', "
+                "model.activation 'tanh' or 'relu', model.init='orthogonal' and "
+                "model.spectral_radius null or 1 (arch=orthogonal_tanh)")
+        choice(k["regularizer"], self.regularizer, REGULARIZERS)
+        number(k["reg_weight"], self.reg_weight)
+        if self.regularizer != "omega" and self.reg_weight != DEFAULT_REG_WEIGHT:
+            raise ConfigError(f"{k['reg_weight']}={self.reg_weight!r} with {k['regularizer']}="
+                              f"{self.regularizer!r}: it weights Omega; set "
+                              "train.regularizer='omega' or leave train.reg_weight at "
+                              f"{DEFAULT_REG_WEIGHT}")
+        self._validate_flossing()
+        if self.regularizer == "omega" and (self.cell != "elman" or self.orthogonal):
+            what = f"model.cell={self.cell!r}" if self.cell != "elman" else \
+                "model.orthogonal=true"
+            raise ConfigError(f"{k['regularizer']}='omega' with {what}: Pascanu's Omega is "
+                              "implemented for the free Elman cells only; allowed with it: "
+                              "model.cell='elman', model.orthogonal=false")
 
     def _validate_scale(self):
         rho, gain, k = self.spectral_radius, self.gain, self.KEYS
@@ -107,6 +161,29 @@ class TrainConfig:
                              f"model.init={self.init!r}: they apply to {list(RECURRENT_INITS)} "
                              "only; set both to null")
 
+    def _validate_flossing(self):
+        """The floss group: set only with train.regularizer=flossing, each value in range."""
+        k = self.KEYS
+        defaults = TrainConfig.__dataclass_fields__
+        if self.regularizer != "flossing":
+            for name in (f"floss_{key}" for key in FLOSS_KEYS):
+                if getattr(self, name) != defaults[name].default:
+                    raise ConfigError(f"{k[name]}={getattr(self, name)!r} with train.regularizer="
+                                      f"{self.regularizer!r}: the floss keys apply to "
+                                      "train.regularizer='flossing' only")
+            return
+        for name, low in (("floss_k", 1), ("floss_window", 2), ("floss_discard", 0),
+                          ("floss_pre_steps", 0), ("floss_every", 1), ("floss_steps", 0),
+                          ("floss_times", 0)):
+            integer(k[name], getattr(self, name), low)
+        number(k["floss_lr"], self.floss_lr, positive=True)
+        if self.floss_k > self.hidden_size:
+            raise ConfigError(f"floss.k={self.floss_k} is not allowed; it must be at most "
+                              f"model.hidden_size={self.hidden_size}")
+        if self.floss_window <= self.floss_discard:
+            raise ConfigError(f"floss.window={self.floss_window} is not allowed; it must be "
+                              f"longer than floss.discard={self.floss_discard}")
+
     @property
     def rho(self) -> float | None:
         """The spectral radius actually used (orthogonal and identity default to 1)."""
@@ -115,13 +192,30 @@ class TrainConfig:
         return self.spectral_radius
 
 
-TOP_KEYS = ("seed", "task", "model", "train", "sweep")
+TOP_KEYS = ("seed", "task", "model", "train", "floss", "sweep")
 
 # runner settings: not part of the configuration (nor of its hash)
 RUNNER_KEYS = ("progress", "threads")
-MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain")
+MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain",
+              "orthogonal")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
-                   if f.name not in ("task", "length", "seed") + MODEL_KEYS)
+                   if f.name not in ("task", "length", "seed") + MODEL_KEYS
+                   and not f.name.startswith("floss_"))
+
+# Every field of the first hashed configuration. A field added since then is left out of the
+# hash while it holds its default, so the runs already under results/ keep their hash and are
+# still recognised as finished (docs/architecture.md, "A new sweep axis").
+HASH_BASE = frozenset((
+    "task", "length", "cell", "activation", "hidden_size", "init", "spectral_radius", "gain",
+    "optimizer", "lr", "batch_size", "steps", "clip", "eval_every", "eval_size", "test_size",
+    "eval_batch", "probe_size", "seed", "dtype"))
+
+
+def hashed_params(params: dict) -> dict:
+    """The part of a run's flat configuration that its hash covers: the HASH_BASE fields, and
+    every later field that differs from its default."""
+    defaults = asdict(TrainConfig())
+    return {k: v for k, v in params.items() if k in HASH_BASE or v != defaults.get(k)}
 
 
 def _section(plain: dict, name: str, allowed) -> dict:
@@ -146,9 +240,10 @@ def config_from_plain(plain: dict) -> tuple[TrainConfig, dict]:
     model = _section(plain, "model", MODEL_KEYS)
     tr = dict(_section(plain, "train", TRAIN_KEYS + RUNNER_KEYS))
     runner = {k: tr.pop(k) for k in RUNNER_KEYS if k in tr}
+    floss = {f"floss_{k}": v for k, v in _section(plain, "floss", FLOSS_KEYS).items()}
     try:
         cfg = TrainConfig(task=task.get("name"), length=task.get("length"),
-                          seed=plain.get("seed", 0), **model, **tr).validate()
+                          seed=plain.get("seed", 0), **model, **tr, **floss).validate()
         if runner.get("threads") is not None:
             integer("train.threads", runner["threads"], 1)
     except TypeError as err:  # a value of the wrong kind for the dataclass

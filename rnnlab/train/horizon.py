@@ -1,20 +1,25 @@
-"""The decay rate of a model being trained, on its task's own inputs, by the exact engine.
+"""The decay rate and the Lyapunov exponents of a model being trained, on its task's own inputs,
+by the exact engine.
 
-At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) the
-model's ||dL_t/dh_k|| is measured for every pair k <= t with t - k <= ``max_lag`` on a fixed probe
-batch of task sequences, in float64, by the log-domain adjoint sweep
-(``rnnlab.engine.torch_modules.measure_module`` for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``;
-``rnnlab.engine.adjoint`` directly for Pascanu's logistic ``SigmoidRNN``,
-an Elman cell torch does not offer). The decay rate is the least-squares slope of
-the mean ln ||dL_t/dh_k|| against the lag over 1..``max_lag`` (nats per step); 1/|rate| is the
-gradient horizon in steps.
+At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) one
+float64 forward pass of the engine (``trajectory``: ``rnnlab.engine.torch_modules.
+module_trajectory`` for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``, ``rnnlab.engine.adjoint`` directly
+for Pascanu's logistic ``SigmoidRNN``, an Elman cell torch does not offer) on a fixed probe batch
+of task sequences gives:
 
-For the last-step tasks the rate is that of the loss actually trained, read at the last step:
-the slope of ln ||dL/dh_k|| against the lag T-1-k (Pascanu et al. 2013 report it on temporal
-order, lags 1-50). The engine takes a target at every step; the task's target is repeated there,
-which leaves the row t = T-1 exactly the last-step loss's gradient. For copy (a loss at every
-step) the rate is fitted over every pair. Regression tasks use the raw readout's squared error
-(``mse_linear``), classification tasks cross-entropy of the logits (``xent``).
+- the decay rate (nats per step; 1/|rate| is the gradient horizon in steps). For the last-step
+  tasks it is that of the loss actually trained, read at the last step: the least-squares slope
+  of the batch mean of ln ||dL/dh_k|| against the lag T-1-k over lags 1..``max_lag`` (Pascanu
+  et al. 2013 report it on temporal order, lags 1-50), from the O(T) profile of the last step's
+  loss (``rnnlab.engine.adjoint.loss_profiles``, one backward pass). The engine takes a target
+  at every step; the task's target is repeated there, and the last step's profile reads only
+  g_{T-1}. For copy (a loss at every step) the rate is fitted over every pair with
+  t - k <= ``max_lag`` (``fit_decay``); the delayed tasks likewise, over the scored steps t.
+- with ``train.lyap_k`` > 0, the k leading Lyapunov exponents of the same trajectory's step
+  Jacobians by the engine's QR (``lyapunov``), the mean over the probe sequences.
+
+Regression tasks use the raw readout's squared error (``mse_linear``), classification tasks
+cross-entropy of the logits (``xent``).
 """
 from __future__ import annotations
 
@@ -29,9 +34,11 @@ from torch import Tensor, nn
 from .. import tasks
 from ..engine import adjoint
 from ..engine.fit import fit_decay
+from ..engine.lyapunov import frame_transient, lyapunov_from_maps, random_frame
 from ..engine.model import ElmanParams
-from ..engine.torch_modules import measure_module
+from ..engine.torch_modules import measure_module, module_trajectory
 from ..engine.weightgrad import WeightGradStats
+from .orthogonal import plain_copy
 
 MAX_LAG = 50  # lags fitted: 1..50, as Pascanu et al. 2013 and experiments/initial_decay.py
 
@@ -45,11 +52,33 @@ def _per_step_targets(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
 
 def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """float64 copies of the modules (never changed), x, the engine's per-step targets and its
-    loss for the task: the raw readout's squared error for regression, cross-entropy else."""
+    loss for the task: the raw readout's squared error for regression, cross-entropy else.
+
+    Binary cross-entropy on one logit o (the delayed tasks) is the engine's two-class
+    cross-entropy on the logits (0, o): both have dL/do = sigmoid(o) - y. The head becomes the
+    two-row readout [0; V], [0; c] and the target bit the one-hot (1 - y, y); unscored steps
+    (NaN) get class 0 and are left out by ``_scored``."""
     task = tasks.spec(task_name)
+    head = copy.deepcopy(head).double()
     target = _per_step_targets(task, y.double(), x.shape[1])
     loss = "mse_linear" if task.loss == "mse" else "xent"
-    return copy.deepcopy(rnn).double(), copy.deepcopy(head).double(), x.double(), target, loss
+    if task.loss == "bce":
+        two = nn.Linear(head.in_features, 2).double()
+        with torch.no_grad():
+            two.weight.copy_(torch.cat([torch.zeros_like(head.weight), head.weight]))
+            two.bias.copy_(torch.cat([torch.zeros_like(head.bias), head.bias]))
+        bits = torch.nan_to_num(target[..., 0]).long()
+        head, target = two, nn.functional.one_hot(bits, 2).double()
+    return plain_copy(rnn).double(), head, x.double(), target, loss
+
+
+def _scored(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
+    """(B, T) True where the task scores a prediction (NaN targets of the bce tasks are not)."""
+    if task.loss == "bce":
+        return torch.isfinite(y).all(-1)
+    scored = torch.zeros(y.shape[0], steps, dtype=torch.bool)
+    scored[:, -1] = True
+    return scored.fill_(True) if task.readout == "all" else scored
 
 
 def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
@@ -60,19 +89,45 @@ def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
     return adjoint.forward(ElmanParams(*w, "sigmoid"), x, h0, target, loss=loss)
 
 
+def trajectory(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
+    """The exact engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of ``rnn``/``head``
+    on the batch (x, y) of task ``task_name``, in float64, on copies of the modules."""
+    task = tasks.spec(task_name)
+    rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
+    if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
+        traj = module_trajectory(rnn, x, target, head, loss=loss)
+    else:
+        traj = _sigmoid_trajectory(rnn, head, x, target, loss)
+    if task.loss == "bce":  # no loss at an unscored step: g_t = 0 there (no ratio, no pair)
+        traj.g_dir[~_scored(task, y, x.shape[1]).T] = 0
+    return traj
+
+
 def log10_grad_matrix(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
                       max_lag: int | None = None):
     """(T, T) batch mean of log10 ||dL_t/dh_k|| (rows t, columns k; NaN where k > t or t - k >
-    ``max_lag``) and the fit over all pairs, by the exact engine in float64. The modules are
-    copied, never changed."""
-    rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
-        m = measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag, keep_matrix=True,
-                           fit_max_lag=max_lag)
-        return m.log10_grad, m.fit
-    traj = _sigmoid_trajectory(rnn, head, x, target, loss)
-    profile = adjoint.pair_profile(traj, max_lag, keep_matrix=True)
+    ``max_lag``) and the fit over all pairs, by the exact engine in float64 (the all-pairs
+    sweep). The modules are copied, never changed."""
+    profile = adjoint.pair_profile(trajectory(rnn, head, task_name, x, y), max_lag,
+                                   keep_matrix=True)
     return profile.log10_grad, fit_decay(profile.lag, profile.ln_ratio, 1, max_lag)
+
+
+def _rate(traj: adjoint.Trajectory, task: tasks.TaskSpec, max_lag: int) -> float:
+    """The decay rate of a trajectory (see ``decay_rate``); NaN when not finite."""
+    T = traj.shape[0]
+    lag_max = min(max_lag, T - 1)
+    if task.readout == "all":
+        profile = adjoint.pair_profile(traj, lag_max)
+        rate = fit_decay(profile.lag, profile.ln_ratio, 1, lag_max)["decay_rate"]
+    else:
+        # the last-step loss's O(T) profile: ln ||dL_{T-1}/dh_k||, indexed by the lag T-1-k
+        _, ln_grad, _ = adjoint.loss_profiles(traj)
+        lags = np.arange(1, lag_max + 1)
+        ln = ln_grad[1:lag_max + 1].mean(1).cpu().numpy()
+        rate = np.polyfit(lags, ln, 1)[0] if len(lags) >= 2 and np.isfinite(ln).all() \
+            else math.nan
+    return float(rate) if rate is not None and math.isfinite(rate) else math.nan
 
 
 def decay_rate(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
@@ -82,37 +137,57 @@ def decay_rate(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Te
 
     Last-step tasks (the loss L is read at the last step T-1 only): the least-squares slope of
     the batch mean of ln ||dL/dh_k|| against the lag T-1-k, the quantity of Pascanu et al. 2013
-    (temporal order, lags 1-50). Copy (a loss at every step): the slope of the mean
-    ln (||dL_t/dh_k|| / ||dL_t/dh_t||) over every pair (``rnnlab.engine.fit.fit_decay``)."""
-    task = tasks.spec(task_name)
-    T = x.shape[1]
-    lag_max = min(max_lag, T - 1)
-    matrix, fit = log10_grad_matrix(rnn, head, task_name, x, y, lag_max)
-    if task.readout == "all":
-        rate = fit["decay_rate"]
-    else:
-        lags = np.arange(1, lag_max + 1)
-        ln = matrix[T - 1, T - 1 - lags] * math.log(10)
-        rate = np.polyfit(lags, ln, 1)[0] if len(lags) >= 2 and np.isfinite(ln).all() \
-            else math.nan
-    return float(rate) if rate is not None and math.isfinite(rate) else math.nan
+    (temporal order, lags 1-50), read from the O(T) profile of the last step's loss
+    (``rnnlab.engine.adjoint.loss_profiles``: one backward pass, no pair sweep). Copy (a loss
+    at every step): the slope of the mean ln (||dL_t/dh_k|| / ||dL_t/dh_t||) over every pair
+    with t - k <= ``max_lag`` (``rnnlab.engine.fit.fit_decay``)."""
+    traj = trajectory(rnn, head, task_name, x, y)
+    return _rate(traj, tasks.spec(task_name), max_lag)
 
 
-def make_measure(task_name: str, max_lag: int = MAX_LAG):
-    """A ``train(..., measure=...)`` hook: the probe batch's decay rate at each evaluation."""
-    return lambda rnn, head, x, y: decay_rate(rnn, head, task_name, x, y, max_lag)
+def lyapunov(traj: adjoint.Trajectory, k: int, seed: int = 0) -> np.ndarray:
+    """lambda_1 .. lambda_k (nats per step): the k leading Lyapunov exponents of the
+    trajectory's step Jacobians by the exact engine's QR (Benettin et al. 1980;
+    ``rnnlab.engine.lyapunov.lyapunov_from_maps``), per probe sequence, then the mean over the
+    probe batch. The first ``frame_transient(T)`` steps align the frame and are not averaged;
+    the initial frame is Haar-random from a generator seeded with ``seed``, the same frame at
+    every evaluation of a run."""
+    T, B, S = traj.shape
+    g = torch.Generator().manual_seed(seed)
+    Q0 = random_frame(S, k, (B,), dtype=traj.u.dtype, generator=g)
+    with torch.no_grad():
+        lam = lyapunov_from_maps(traj.maps, T, k, frame_transient(T), Q0=Q0)
+    return lam.mean(0).cpu().numpy()
+
+
+def evaluation_measures(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
+                        lyap_k: int = 0, max_lag: int = MAX_LAG, seed: int = 0) -> dict:
+    """What curve.parquet records at an evaluation beside the scores: ``decay_rate`` and
+    ``lyap_1`` .. ``lyap_k`` (with ``lyap_k`` > 0), from one float64 forward pass of the probe
+    batch (x, y)."""
+    traj = trajectory(rnn, head, task_name, x, y)
+    out = {"decay_rate": _rate(traj, tasks.spec(task_name), max_lag)}
+    if lyap_k:
+        lam = lyapunov(traj, lyap_k, seed)
+        out.update({f"lyap_{i + 1}": float(v) for i, v in enumerate(lam)})
+    return out
+
+
+def make_measure(task_name: str, max_lag: int = MAX_LAG, lyap_k: int = 0, seed: int = 0):
+    """A ``train(..., measure=...)`` hook: the probe batch's ``evaluation_measures``."""
+    return lambda rnn, head, x, y: evaluation_measures(rnn, head, task_name, x, y, lyap_k,
+                                                       max_lag, seed)
 
 
 def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor,
                       max_lag: int | None = None) -> pd.DataFrame:
     """Where the update comes from: the part of dL/dW_hh carried by each lag t - k for the loss
     actually trained on the batch (x, y): the last step's for adding, multiplication and temporal
-    order, every step's for copy (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet).
-    Float64, on copies of the modules; one-layer modules."""
+    order, every step's for copy, every scored step's for the delayed tasks
+    (``rnnlab.engine.weightgrad``; the rows of weight_grad.parquet). Float64, on copies of the
+    modules; one-layer modules."""
+    steps = _scored(tasks.spec(task_name), y, x.shape[1])[0]  # the same steps in every sequence
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    steps = torch.ones(x.shape[1], dtype=torch.bool)
-    if tasks.spec(task_name).readout != "all":
-        steps[:-1] = False
     if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         return measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag,
                               weight_grad=True, loss_steps=steps).weight_grad

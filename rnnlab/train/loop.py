@@ -17,14 +17,15 @@ weight N(0, 0.1^2), tanh), ``pascanu_smart_tanh`` (input and output N(0, 0.01^2)
 non-zeros per row of their h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to
 spectral radius 0.95), all biases zero, drawn in their order from one ``RandomState``.
 
-Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step; gradient clipping
-by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| > clip`` (strict, as
-Pascanu's code). Every ``eval_every`` steps (and at step 0) the model is scored on ``eval_size``
-fresh sequences from the validation stream; when fewer than 1% are wrong the fixed test set
-(``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run stops as
-solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved model
-reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with the
-step and the reason, without raising.
+Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step (with
+``regularizer=omega``, plus alpha dOmega/dW_hh of Pascanu's regulariser, ``rnnlab.train.omega``);
+gradient clipping by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| >
+clip`` (strict, as Pascanu's code). Every ``eval_every`` steps (and at step 0) the model is scored
+on ``eval_size`` fresh sequences from the validation stream; when fewer than 1% are wrong the fixed
+test set (``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run
+stops as solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved
+model reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with
+the step and the reason, without raising.
 
 Random streams: ``stream(seed, name)`` is ``RandomState([seed, k])`` for the task data (``train``,
 ``valid``, ``test``, ``probe``) and Pascanu's inits (``init``); torch's own draws use
@@ -49,8 +50,11 @@ from ..engine import cells
 from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
+from .flossing import Flosser
+from .omega import omega_backward
+from .orthogonal import keep_orthogonal, plain_state_dict
 
-STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4}
+STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4, "floss": 5}
 
 
 def stream(seed: int, name: str) -> np.random.RandomState:
@@ -134,6 +138,8 @@ def build(cfg: TrainConfig):
                 rnn.weight_hh_l0[gate * N:(gate + 1) * N] = W
             rnn.bias_ih_l0.zero_()
             rnn.bias_hh_l0.zero_()
+    if cfg.orthogonal:
+        keep_orthogonal(rnn)
     return rnn, head
 
 
@@ -192,17 +198,22 @@ def clip_joint_norm(parameters, clip: float | None) -> float:
     return norm
 
 
-Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], float]
+# the decay rate, or a dict of curve columns ({"decay_rate": ..., "lyap_1": ...})
+Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], "float | dict"]
 
 
 @dataclass
 class TrainResult:
     """What a run reports. ``curve`` has one row per evaluation point: step, train_loss (mean
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
-    eval_loss, eval_error_rate, eval_count (validation), decay_rate (the ``measure`` hook, NaN
-    without one). ``eval_*`` and ``final_loss`` are the test set's score of ``rnn``/``head``
-    (``eval_count`` predictions: sequences, or 10 recalled symbols per copy sequence); losses are
-    in the task's units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
+    eval_loss, eval_error_rate, eval_count (validation), decay_rate and, with ``lyap_k`` > 0,
+    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one), and with
+    ``regularizer=omega`` omega (Pascanu's Omega, mean since the last point), with
+    ``regularizer=flossing`` floss_loss (the flossing loss, mean over the flossing updates since
+    the last point; at step 0 the updates before training). ``eval_*``
+    and ``final_loss`` are the test set's score of ``rnn``/``head`` (``eval_count``
+    predictions: sequences, or 10 recalled symbols per copy sequence); losses are in the task's
+    units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
     evaluation step (a multiple of ``eval_every``) at which the validation sequences and then the
     test set showed fewer than 1% errors; None when unsolved. ``initial_decay_rate`` is the
     ``measure`` hook's value at step 0. A failed run's test set is not scored (eval_error_rate and
@@ -246,51 +257,74 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"), dtype)
     test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),
                             cfg.test_size, cfg.eval_batch)
-    rows, window, norms, clipped = [], [], [], 0
-    solved_at, failure, step, final = None, None, 0, None
+    rows, window, norms, omegas, clipped = [], [], [], [], 0
+    solved_at, failure, steps_done, final = None, None, 0, None
     bar = tqdm(total=cfg.steps, desc=f"{cfg.task} T={cfg.length} {cfg.cell}", leave=False,
                disable=None if progress is None else not progress)
     start = time.perf_counter()
 
     def checkpoint(step):
         ev = evaluate(rnn, head, cfg.task, cfg.length, valid_rng, cfg.eval_size, cfg.eval_batch)
-        rate = math.nan if measure is None else float(measure(rnn, head, *probe))
+        measured = {} if measure is None else measure(rnn, head, *probe)
+        if not isinstance(measured, dict):  # a hook giving the decay rate alone
+            measured = {"decay_rate": float(measured)}
         rows.append({"step": step, "train_loss": np.mean(window) if window else math.nan,
                      "grad_norm": np.mean(norms) if norms else math.nan,
                      "clip_fraction": clipped / len(norms) if norms else math.nan,
                      "eval_loss": ev.loss, "eval_error_rate": ev.error_rate,
-                     "eval_count": ev.count, "decay_rate": rate})
+                     "eval_count": ev.count, "decay_rate": math.nan, **measured})
+        if cfg.regularizer == "omega":
+            rows[-1]["omega"] = np.mean(omegas) if omegas else math.nan
+        if flosser is not None:  # the flossing updates since the last point
+            rows[-1]["floss_loss"] = np.mean(flosser.losses) if flosser.losses else math.nan
+            flosser.losses.clear()
         bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
         return ev
 
+    flosser = Flosser(cfg, rnn, stream(cfg.seed, "floss")) \
+        if cfg.regularizer == "flossing" else None
+    if flosser is not None:
+        failure = flosser.run(cfg.floss_pre_steps, at=0)
     checkpoint(0)
     for step in range(1, cfg.steps + 1):
+        if failure is not None:
+            break
         x, y = sample(cfg.task, cfg.batch_size, cfg.length, train_rng, dtype)
         opt.zero_grad(set_to_none=True)
-        loss = tasks.loss(task, predict(task, rnn, head, x), y)
+        if cfg.regularizer == "omega":
+            loss, Omega = omega_backward(rnn, head, task, x, y, cfg.activation, cfg.reg_weight)
+            omegas.append(Omega)
+        else:
+            loss = tasks.loss(task, predict(task, rnn, head, x), y)
         if not torch.isfinite(loss):
             failure = f"train loss became {loss.item()} at step {step}"
             break
-        loss.backward()
+        if cfg.regularizer != "omega":  # omega_backward has set every gradient
+            loss.backward()
         norm = clip_joint_norm(params, cfg.clip)
         if not math.isfinite(norm):
             failure = f"gradient norm became {norm} at step {step}"
             break
         opt.step()
+        steps_done = step
         window.append(loss.item())
         norms.append(norm)
         clipped += cfg.clip is not None and norm > cfg.clip
         bar.update(1)
+        if flosser is not None and flosser.due(step):
+            flosser.phases += 1
+            failure = flosser.run(cfg.floss_steps, at=step)
+            if failure is not None:
+                break
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ev = checkpoint(step)
-            window, norms, clipped = [], [], 0
+            window, norms, omegas, clipped = [], [], [], 0
             if ev.error_rate < tasks.SUCCESS_ERROR_RATE:
                 final = test()
                 if final.error_rate < tasks.SUCCESS_ERROR_RATE:
                     solved_at = step
                     break
     bar.close()
-    steps_done = step if failure is None else step - 1
     if failure is not None:
         final = Evaluation(math.nan, 0, 0)
     elif final is None or solved_at is None:
@@ -309,8 +343,10 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
 
 def save_model(path, rnn: nn.Module, head: nn.Linear, config: dict) -> None:
     """Write ``{"rnn": state_dict, "head": state_dict, "config": config}`` (config: plain
-    scalars with at least ``cell`` and ``activation``), via a temporary file and a rename."""
-    atomic_write(Path(path), lambda p: torch.save({"rnn": rnn.state_dict(),
+    scalars with at least ``cell`` and ``activation``), via a temporary file and a rename. A
+    parametrised recurrence (``model.orthogonal``) is saved materialised under the plain module's
+    names (``rnnlab.train.orthogonal.plain_state_dict``)."""
+    atomic_write(Path(path), lambda p: torch.save({"rnn": plain_state_dict(rnn),
                                                   "head": head.state_dict(),
                                                   "config": dict(config)}, p))
 

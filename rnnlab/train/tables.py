@@ -31,10 +31,13 @@ from .config import TrainConfig
 
 # always a group (in this order), whether or not they vary
 GROUP = ["task", "arch", "optimizer", "lr", "clip_label"]
-# configuration keys shown through a GROUP column (arch: cell, activation, init; clip_label: clip)
+# configuration keys shown through a GROUP column (arch: cell, activation, init, orthogonal;
+# clip_label: clip)
 # or that only tell runs apart (seed) or are the x axis (length)
-_FOLDED = ("task", "cell", "activation", "init", "clip", "seed", "length", "optimizer", "lr")
+_FOLDED = ("task", "cell", "activation", "init", "orthogonal", "clip", "seed", "length",
+           "optimizer", "lr")
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _FOLDED)
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def group_keys(runs: pd.DataFrame) -> list[str]:
@@ -60,7 +63,9 @@ RECORD_KEYS = ("solved", "steps_to_solve", "steps_done", "eval_error_rate", "eva
 
 def run_row(params: dict, record: dict, run: str = "") -> dict:
     """One row of runs.parquet from a run's configuration and its run.json (or
-    ``TrainResult.record()``) fields."""
+    ``TrainResult.record()``) fields. A key added after a run was made (absent from its stored
+    params) takes its default, the value that reproduces what that run did."""
+    params = {**DEFAULTS, **params}
     row = {"run": run, **params, "arch": arch_name(params),
            "clip_label": clip_label(params["clip"]), "status": record.get("status"),
            **{k: record.get(k) for k in RECORD_KEYS}}
