@@ -62,16 +62,6 @@ def one_thread():
 
 
 @pytest.fixture
-def one_thread():
-    """Thousands of tiny steps: a second torch thread only spins against the first (and against
-    any other load on a 2-core machine), so these run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def in_process(monkeypatch):
     """The command-line driver (``rnnlab.runs.driver``) for a test that runs it in this process:
     afterwards the SIGINT handler, the root logger's handlers and levels, torch's thread count
