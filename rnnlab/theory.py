@@ -171,6 +171,26 @@ def xi(activation: str, sigma_w, s2):
     return float(out) if out.ndim == 0 else out
 
 
+def switched_drive_rate(activation: str, sigma_w: float, s2_on: float, p_on: float,
+                        steps: int = 20000, seed: int = 0) -> float:
+    """Mean-field lambda_1 (nats per step) of a network whose input variance switches at random
+    between s2_on (probability p_on) and 0, i.i.d. per step: i.i.d. bits s_t in {0, 1} through
+    input weights of variance s2_on, redrawn with W every step (annealed). The length map
+    q_t = sigma_w^2 E[phi(sqrt(q_{t-1}) z)^2] + s_t s2_on is driven by the bits, and
+    lambda_1 = < 1/2 ln(sigma_w^2 E[phi'(sqrt(q_t) z)^2]) >_t, the time average over ``steps``
+    steps of one bit sequence (seeded) after 200 steps of transient. Engelken 2023's README
+    network (bits through N(0, 1) input weights, Bernoulli 1/2): s2_on = 1, p_on = 1/2. With
+    p_on = 1 it is ``log_chi_rate(activation, sigma_w, s2_on)``."""
+    choice("activation", activation, ("tanh", "sigmoid"))
+    bits = np.random.default_rng(seed).random(steps + 200) < p_on
+    q, total = s2_on, 0.0
+    for t, on in enumerate(bits):
+        q = sigma_w ** 2 * gaussian_mean(lambda a: _PHI[activation](a) ** 2, q) + on * s2_on
+        if t >= 200:
+            total += 0.5 * math.log(sigma_w ** 2 * phi_prime_moment(activation, q, 1))
+    return total / steps
+
+
 def critical_gain(activation: str, s2: float) -> float:
     """sigma_w on the critical line ``chi(sigma_w, s2) = 1`` (Poole 2016; Schoenholz 2017).
 

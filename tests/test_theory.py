@@ -266,3 +266,14 @@ def test_minimal_q_star_is_a_fixed_point():
     u2 = th.gaussian_mean(lambda a: th._sigmoid(1.0 + a) ** 2, 9.0 * Q + 0.5)
     one_minus_u2 = th.gaussian_mean(lambda a: (1 - th._sigmoid(1.0 + a)) ** 2, 9.0 * Q + 0.5)
     assert abs(Q - 0.5 * one_minus_u2 / (1 - u2)) < 1e-12
+
+
+def test_switched_drive_rate_reduces_to_the_stationary_rate():
+    """Bits that are always on (p_on = 1) give the stationary input variance s2_on: 1/2 log chi
+    to the quadrature's precision; a switching drive (p_on = 1/2) sits between the rates of the
+    drive always off and always on."""
+    for s2 in (0.5, 1.0):
+        assert th.switched_drive_rate("tanh", 1.0, s2, 1.0, steps=300) == pytest.approx(
+            th.log_chi_rate("tanh", 1.0, s2), abs=1e-12)
+    half = th.switched_drive_rate("tanh", 1.5, 1.0, 0.5, steps=2000)
+    assert th.log_chi_rate("tanh", 1.5, 1.0) < half < th.log_chi_rate("tanh", 1.5, 0.0)

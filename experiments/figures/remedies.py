@@ -1,0 +1,348 @@
+"""remedies: the cures that act on the Jacobians (Pascanu et al. 2013's Omega, Engelken 2023's
+gradient flossing) and an orthogonal recurrence, on a tanh RNN with PyTorch's init, and the
+Lyapunov exponents flossing acts on.
+
+Sources: Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063, eq. 9-10, Fig. 7); Engelken 2023
+(arXiv:2312.17306, his GradientFlossing README example); Arjovsky, Shah, Bengio 2016 (orthogonal
+and unitary recurrences); Molgedey 1992 (lambda_1 = 1/2 ln chi); docs/theory.md ("Remedies in
+training") and docs/tolerances.md.
+
+EXPECTED, stated before the runs:
+1. Engelken's README network before flossing: N = 80, W_ij ~ N(0, g^2/N) with g = 1, input
+   weights N(0, 1), no biases, i.i.d. input bits s_t in {0, 1} (P = 1/2), windows of 55 steps
+   from h = 0 with the first 16 discarded. Its drive U_i s_t has variance 1/2 over units and
+   time, but it is not a stationary Gaussian: the input variance is 1 or 0 at each step. Mean
+   field for the network with W and U redrawn every step (annealed) follows the length map with
+   the bits, q_t = g^2 E[tanh(sqrt(q_{t-1}) z)^2] + s_t, and lambda_1 = <1/2 ln chi(q_t)>_t =
+   -0.3136 (``theory.switched_drive_rate``; a stationary drive of variance 1/2 would give
+   -0.3569). Rows: (a) the README network itself (one fixed W, 20 networks x 20 windows) within
+   3 standard errors of the 20-network mean; (b) the annealed network at N = 80 and 160,
+   extrapolated per seed as 2 l(160) - l(80) (experiments/figures/annealed.py), 20 seeds,
+   within 3 standard errors. (a) compares a quenched network of 80 units with the annealed
+   theory, as the issue asked; (b) is the like-with-like row.
+2. After ``floss.pre_steps`` = 500 flossing updates of that network (k = 16 exponents, window
+   55, discard 16, Adam 1e-3, one fresh bit sequence per update: rnnlab.train.flossing), each of
+   lambda_1 .. lambda_16 of the exact engine (QR over 1000 fresh steps, 100 of frame warm-up)
+   lies at 0 within its standard error over 10 networks: the row is the largest |z_i| =
+   |mean lambda_i| / SE_i over the 16, against the two-sided normal quantile with family-wise
+   false-alarm rate 0.27% for 16 comparisons (Bonferroni), as the lyapunov figure's Newman row.
+3. From the committed sweep (results/remedies, ``python experiments/train.py -m
+   sweep=remedies``: temporal order, T in {25, 50, 100}, 3 seeds, Adam 1e-3, clip 1, N = 32,
+   at most 2000 updates): Omega lowers the spread of the per-step norm ratios around 1: on 32
+   fresh probe sequences, Omega (the mean of (||delta_{k+1} J_{k+1}|| / ||delta_{k+1}|| - 1)^2)
+   of each trained Omega run against the run without it (same T and seed); a sign row on the
+   mean difference (expected -1).
+4. Orderings the papers claim, as the longest T solved by more than half of the seeds, reported
+   pass or fail and never retuned: Omega with clipping >= clipping alone (Pascanu Fig. 7);
+   flossing before training >= none and flossing before and during training >= none
+   (Engelken); orthogonal >= none. Each a count of violations (expected 0).
+The figure draws the success rate against T per remedy with the committed GRU and IRNN runs
+(results/trainability/cells) as references, lambda_1 and lambda_4 and the decay rate against the
+update, and Engelken's network's spectrum before and after flossing. ``--quick``: the Engelken
+rows with 4 networks and 50 flossing updates, and no sweep rows (it trains nothing). Full mode
+about N minutes of CPU on one core. Run alone: ``python experiments/figures/remedies.py
+[--quick]`` or ``python -m experiments.figures.remedies [--quick]``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+if not __package__:  # run as a file: the repo root on sys.path, for experiments.figures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import norm
+from torch import nn
+
+from experiments.figures import annealed
+from experiments.figures.common import ROOT, is_quick, row, standalone, stderr
+from rnnlab import tasks, theory
+from rnnlab.engine.lyapunov import frame_transient, lyapunov_from_jacobians
+from rnnlab.engine.model import phi_prime_from_h
+from rnnlab.plotting import plt
+from rnnlab.train import omega as omega_reg
+from rnnlab.train.flossing import Flosser, drive
+from rnnlab.train.loop import load_model, sample
+from rnnlab.train.tables import collect, longest_solved, success_table
+
+FIGURE = "remedies"
+SWEEP = ROOT / "results" / "remedies"
+REFERENCES = ROOT / "results" / "trainability" / "cells"
+REMEDIES = ("none", "omega", "floss_pre", "floss_during", "orthogonal")
+ORDERINGS = (("omega", "Pascanu et al. 2013, Fig. 7: Omega with clipping >= clipping alone"),
+             ("floss_pre", "Engelken 2023: flossing before training >= no flossing"),
+             ("floss_during", "Engelken 2023: flossing before and during >= no flossing"),
+             ("orthogonal", "orthogonal W_hh >= tanh with PyTorch's init"))
+G, N_README, WINDOW, DISCARD, BITS_DELAY = 1.0, 80, 55, 16, 10
+SEEDS_MF = {"full": 20, "quick": 4}
+WINDOWS = {"full": 20, "quick": 5}  # fresh windows per network
+K, FLOSS = 16, SimpleNamespace(lr=1e-3, steps={"full": 500, "quick": 50})
+SEEDS_FLOSS = {"full": 10, "quick": 2}
+T_SPECTRUM = 1000
+FAMILY = 0.0027  # family-wise false-alarm rate of the z-score row
+PROBE = 32
+
+
+def readme_rnn(seed: int, N: int = N_README) -> nn.RNN:
+    """Engelken's README network in float64: W_ij ~ N(0, g^2/N), input weights N(0, 1), no
+    biases (h_t = tanh(W h_{t-1} + U s_t))."""
+    g = torch.Generator().manual_seed(seed)
+    rnn = nn.RNN(1, N, nonlinearity="tanh", batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(G / math.sqrt(N) * torch.randn(N, N, generator=g,
+                                                              dtype=torch.float64))
+        rnn.weight_ih_l0.copy_(torch.randn(N, 1, generator=g, dtype=torch.float64))
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()
+    return rnn
+
+
+def bits(rng, steps: int) -> torch.Tensor:
+    """(1, steps, 1) i.i.d. bits in {0, 1}: the delayed tasks' input stream."""
+    return drive("delayed_copy", BITS_DELAY, steps, rng, torch.float64)
+
+
+def spectrum(rnn: nn.RNN, x: torch.Tensor, k: int, transient: int, seed: int) -> np.ndarray:
+    """lambda_1..lambda_k (nats per step) of the exact engine's QR along x (1, T, 1)."""
+    with torch.no_grad():
+        h = torch.stack(omega_reg.elman_states(rnn, "tanh", x))[:, 0]
+        return lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, "tanh"), k,
+                                       transient,
+                                       generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def readme_lambda_1(seed: int, N: int, weights: str, windows: int) -> float:
+    """lambda_1 of one network averaged over ``windows`` fresh windows of WINDOW steps from
+    h = 0 (DISCARD discarded): the README network (fixed) or the same with W and U redrawn at
+    every step (redrawn; step 0 uses the network's own draw)."""
+    rnn, rng = readme_rnn(seed, N), np.random.RandomState(seed)
+    if weights == "fixed":
+        return float(np.mean([spectrum(rnn, bits(rng, WINDOW), 1, DISCARD, seed)[0]
+                              for _ in range(windows)]))
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(windows):
+            x, h = bits(rng, WINDOW)[0, :, 0], torch.zeros(N, dtype=torch.float64)
+            v = torch.randn(N, generator=gen, dtype=torch.float64)
+            v /= v.norm()
+            W, U = rnn.weight_hh_l0, rnn.weight_ih_l0[:, 0]
+            for t in range(WINDOW):
+                if t:
+                    W = G / math.sqrt(N) * torch.randn(N, N, generator=gen, dtype=torch.float64)
+                    U = torch.randn(N, generator=gen, dtype=torch.float64)
+                h = torch.tanh(W @ h + U * x[t])
+                v = (1 - h * h) * (W @ v)
+                n = v.norm()
+                v /= n
+                if t >= DISCARD:
+                    total += math.log(n) / (WINDOW - DISCARD)
+    return total / windows
+
+
+def flossed_spectrum(seed: int, steps: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """(lambda_1..K before, after ``steps`` flossing updates, the flossing losses) of one
+    README network, by the exact engine on T_SPECTRUM fresh steps."""
+    rnn = readme_rnn(seed)
+    cfg = SimpleNamespace(floss_lr=FLOSS.lr, hidden_size=N_README, cell="elman", floss_k=K,
+                          seed=seed, task="delayed_copy", length=BITS_DELAY,
+                          floss_window=WINDOW, activation="tanh", floss_discard=DISCARD)
+    check = np.random.RandomState(50_000 + seed)
+    x = bits(check, T_SPECTRUM)
+    before = spectrum(rnn, x, K, frame_transient(T_SPECTRUM), seed)
+    flosser = Flosser(cfg, rnn, np.random.RandomState(seed))
+    failed = flosser.run(steps, 0)
+    if failed:
+        raise RuntimeError(f"README network {seed}: {failed}")
+    after = spectrum(rnn, bits(check, T_SPECTRUM), K, frame_transient(T_SPECTRUM), seed)
+    return before, after, flosser.losses
+
+
+def remedy_of(r) -> str:
+    """The remedy of one training run, from its configuration."""
+    if r.get("orthogonal"):
+        return "orthogonal"
+    if r.get("regularizer") == "omega":
+        return "omega"
+    if r.get("regularizer") == "flossing":
+        return "floss_pre" if int(r.get("floss_times", 0)) == 0 else "floss_during"
+    return "none"
+
+
+def probe_omega(run_dir: Path, T: int) -> float:
+    """Omega (eq. 9-10) of a trained run's model on PROBE fresh temporal-order sequences (the
+    same sequences for every run of this T)."""
+    rnn, head, config = load_model(run_dir / "model.pt")
+    rnn, head = rnn.double(), head.double()
+    x, y = sample("temporal_order", PROBE, T, np.random.RandomState(90_000 + T), torch.float64)
+    _, value = omega_reg.omega_backward(rnn, head, tasks.spec("temporal_order"), x, y,
+                                        config.get("activation", "tanh"), 0.0)
+    return value
+
+
+def sweep_tables():
+    """(runs of the remedies sweep with their remedy, success table per remedy and T, the
+    curves) or None when the sweep is not committed."""
+    runs, curves = collect(SWEEP)
+    if runs.empty:
+        return None
+    runs = runs.assign(remedy=[remedy_of(r) for r in runs.to_dict("records")])
+    return runs, curves
+
+
+def measure(mode: str) -> dict:
+    quick = is_quick(mode)
+    mf = [dict(seed=s, N=n, weights=w, rate=readme_lambda_1(s, n, w, WINDOWS[mode]))
+          for s in range(SEEDS_MF[mode]) for w, n in
+          (("redrawn", N_README), ("redrawn", 2 * N_README), ("fixed", N_README),
+           ("fixed", 2 * N_README))]
+    flossed = [flossed_spectrum(s, FLOSS.steps[mode]) for s in range(SEEDS_FLOSS[mode])]
+    out = {"mode": mode, "mean_field": pd.DataFrame(mf),
+           "before": np.array([b for b, _, _ in flossed]),
+           "after": np.array([a for _, a, _ in flossed]),
+           "losses": np.array([losses for _, _, losses in flossed])}
+    tables = None if quick else sweep_tables()
+    if tables is not None:
+        runs, curves = tables
+        probe = []
+        for r in runs.itertuples():
+            if r.remedy in ("none", "omega"):
+                probe.append(dict(remedy=r.remedy, length=r.length, seed=r.seed,
+                                  omega=probe_omega(SWEEP / r.run, int(r.length))))
+        out.update(runs=runs, curves=curves, probe=pd.DataFrame(probe),
+                   references=collect(REFERENCES)[0])
+    return out
+
+
+def quick_may_fail(r: dict) -> bool:
+    """Quick mode flosses 50 times, not 500, so its exponents need not reach 0 yet."""
+    return "after flossing" in r["quantity"]
+
+
+def rows(measured: dict) -> list[dict]:
+    out = []
+    mf_rate = theory.switched_drive_rate("tanh", G, 1.0, 0.5)
+    table = measured["mean_field"]
+    fixed = table[(table.weights == "fixed") & (table.N == N_README)].rate
+    out.append(row(FIGURE, f"lambda_1 of Engelken's README network (N = {N_README}, one fixed W, "
+                   f"bits, windows of {WINDOW}) vs mean field of the bit-driven length map",
+                   mf_rate, float(fixed.mean()), 3 * stderr(fixed), kind="theory",
+                   seeds=len(fixed), spread=float(fixed.std(ddof=1)),
+                   basis=f"3 standard errors over {len(fixed)} networks "
+                   f"({WINDOWS[measured['mode']]} windows each); a stationary drive of "
+                   f"variance 1/2 would give "
+                   f"{theory.log_chi_rate('tanh', G, 0.5):+.4f}"))
+    pair = table[(table.weights == "redrawn") | (table.N == 2 * N_README)]
+    out += annealed.rows(FIGURE, "README network's lambda_1, bits", pair, mf_rate,
+                         what="lambda_1", law="rate-vs-gain's docstring, for the backward rate")
+
+    after, k = measured["after"], measured["after"].shape[1]
+    se = after.std(0, ddof=1) / math.sqrt(len(after))
+    z = after.mean(0) / se
+    worst = int(np.argmax(np.abs(z)))
+    out.append(row(FIGURE, f"after flossing (lambda_1..{k} -> 0): max |z| of the exponents of the "
+                   f"exact engine over {k} (worst i = {worst + 1}, mean "
+                   f"{after.mean(0)[worst]:+.4f})", 0.0, float(np.abs(z).max()),
+                   float(norm.isf(FAMILY / (2 * k))), kind="theory", seeds=len(after),
+                   spread=float(after.std(0, ddof=1).max()),
+                   basis=f"per exponent the standard error over {len(after)} flossed networks; "
+                   f"Bonferroni over {k}, family-wise {FAMILY:.2%}; before flossing lambda_1 "
+                   f"{measured['before'][:, 0].mean():+.4f}"))
+    if "runs" not in measured:
+        return out
+
+    probe = measured["probe"].pivot_table(index=["length", "seed"], columns="remedy",
+                                          values="omega")
+    diff = (probe["omega"] - probe["none"]).dropna()
+    out.append(row(FIGURE, "Omega on probe sequences after training: sign of (with Omega - "
+                   "without), mean over T and seeds", -1.0, float(np.sign(diff.mean())), 0.0,
+                   kind="sign", seeds=len(diff), spread=float(diff.std(ddof=1)),
+                   basis=f"with Omega {probe['omega'].mean():.4f}, without "
+                   f"{probe['none'].mean():.4f} (mean of (ratio - 1)^2 over steps and "
+                   f"sequences)"))
+    longest = solved(measured["runs"]).set_index("remedy")["longest_T_solved"]
+    for remedy, claim in ORDERINGS:
+        out.append(row(FIGURE, f"{claim}: longest T solved by most seeds ({remedy} "
+                       f"{longest[remedy]}, none {longest['none']})", 0.0,
+                       float(longest[remedy] < longest["none"]), 0.0, kind="sign",
+                       seeds=3, basis="a count of violations; T in {25, 50, 100}, 3 seeds, "
+                       "2000 updates"))
+    return out
+
+
+def solved(runs: pd.DataFrame) -> pd.DataFrame:
+    """The longest T solved by more than half of the seeds, per remedy."""
+    success = success_table(runs, ["remedy"])
+    return longest_solved(success)
+
+
+def draw(measured: dict, out_dir: Path) -> None:
+    before, after = measured["before"], measured["after"]
+    measured["mean_field"].to_csv(out_dir / "readme_lambda_1.csv", index=False)
+    k = before.shape[1]
+    pd.DataFrame({"i": np.arange(1, k + 1), "before_mean": before.mean(0),
+                  "before_std": before.std(0, ddof=1), "after_mean": after.mean(0),
+                  "after_std": after.std(0, ddof=1)}).to_csv(out_dir / "flossed_spectrum.csv",
+                                                            index=False)
+    panels = 4 if "runs" in measured else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2), squeeze=False,
+                             constrained_layout=True)
+    axes = axes[0]
+    i = np.arange(1, k + 1)
+    axes[0].errorbar(i, before.mean(0), yerr=before.std(0, ddof=1), fmt="o", ms=4, capsize=2,
+                     label="before flossing")
+    axes[0].errorbar(i, after.mean(0), yerr=after.std(0, ddof=1), fmt="s", ms=4, capsize=2,
+                     label=f"after {FLOSS.steps[measured['mode']]} flossing updates")
+    axes[0].axhline(0, color="k", lw=0.6)
+    axes[0].set(xlabel="i", ylabel=r"$\lambda_i$ (nats per step, exact engine)",
+                title=f"Engelken's README network (N = {N_README}), {len(after)} networks")
+    axes[0].title.set_fontsize(9)
+    axes[0].legend(fontsize=7)
+    if "runs" in measured:
+        draw_sweep(measured, axes[1:], out_dir)
+    fig.savefig(out_dir / "remedies.png", dpi=130)
+    plt.close(fig)
+
+
+def draw_sweep(measured: dict, axes, out_dir: Path) -> None:
+    runs, curves, refs = measured["runs"], measured["curves"], measured["references"]
+    success = success_table(runs, ["remedy"])
+    success.to_csv(out_dir / "success.csv", index=False)
+    measured["probe"].to_csv(out_dir / "probe_omega.csv", index=False)
+    ax = axes[0]
+    for j, remedy in enumerate(REMEDIES):
+        g = success[success.remedy == remedy].sort_values("length")
+        ax.plot(g.length, g.success_rate, "o-", color=f"C{j}", label=remedy)
+    ref = success_table(refs, ["arch"])
+    for arch, style in (("gru", "k--"), ("irnn", "k:")):
+        g = ref[ref.arch == arch].sort_values("length")
+        ax.plot(g.length, g.success_rate, style, label=f"{arch} (trainability sweep)")
+    ax.set(xscale="log", xlabel="T (temporal order)", ylabel="seeds solved (fraction)",
+           title="success against T (tanh, PyTorch init)")
+    ax.legend(fontsize=7)
+    curves = curves.merge(runs[["run", "remedy", "length"]], on="run")
+    at = curves[curves.length == 50]
+    for ax, column, title in ((axes[1], "lyap_1", r"$\lambda_1$ and $\lambda_4$ (dashed), T = 50"),
+                              (axes[2], "decay_rate", "decay rate of the last-step loss, T = 50")):
+        for j, remedy in enumerate(REMEDIES):
+            g = at[at.remedy == remedy].groupby("step")
+            ax.plot(g[column].mean().index, g[column].mean(), "-", color=f"C{j}", label=remedy)
+            if column == "lyap_1":
+                ax.plot(g["lyap_4"].mean().index, g["lyap_4"].mean(), "--", color=f"C{j}")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(xlabel="update", ylabel="nats per step (mean of 3 seeds)", title=title)
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+
+
+def main(argv=None) -> int:
+    return standalone(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
