@@ -47,6 +47,7 @@ from experiments.figures import (
     bifurcation,
     common,
     critical_line,
+    curse_of_memory,
     gate_timescales,
     isometry,
     lag_decay,
@@ -67,7 +68,7 @@ N_SE = 3.0
 # order
 FIGURES = {figure.FIGURE: figure for figure in (
     lag_decay, rate_vs_gain, critical_line, lyapunov, isometry, bifurcation, walls,
-    gate_timescales, minimalrnn, trainability)}
+    gate_timescales, minimalrnn, trainability, curse_of_memory)}
 
 
 def default_out(quick: bool) -> Path:
