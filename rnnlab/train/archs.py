@@ -31,7 +31,7 @@ ARCHS = {a.name: a for a in (
     Arch("smart_tanh", "elman", "tanh", "pascanu_smart_tanh", "smart tanh (Pascanu)", "#393b79"),
     Arch("orthogonal_tanh", "elman", "tanh", "orthogonal", "tanh, W kept orthogonal", "#8c564b",
          orthogonal=True),
-    Arch("lru", "lru", "linear", "ring", "LRU (Orvieto et al. 2023)", "#7f7f7f"),
+    Arch("lru", "lru", "linear", "ring", "LRU (Orvieto et al. 2023)", "#bcbd22"),
 )}
 
 
