@@ -51,11 +51,14 @@ def rehash(stored: dict) -> str:
 
 
 def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
-    """model.pt and weight_grad.parquet (completed runs only), curve.parquet; returns run.json's
-    fields. weight_grad.parquet: the trained loss's dL/dW_hh by lag on the probe batch, for the
-    initial and the final weights (``stage``)."""
+    """model.pt and weight_grad.parquet (completed runs only; none for an LRU), curve.parquet;
+    returns run.json's fields. weight_grad.parquet: the trained loss's dL/dW_hh by lag on the
+    probe batch, for the initial and the final weights (``stage``)."""
     if result.status == "completed":
         save_model(run_dir / "model.pt", result.rnn, result.head, result.config)
+    if result.status == "completed" and cfg.cell != "lru":
+        # the LRU has no recurrent matrix W_hh to split by lag (the engine's LRU cell refuses
+        # measure.weight_grad), so an LRU run writes no weight_grad.parquet
         table = weight_grad_stages(cfg, result)
         store.atomic_write(run_dir / "weight_grad.parquet",
                            lambda p: table.to_parquet(p, index=False))

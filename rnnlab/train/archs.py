@@ -31,18 +31,30 @@ ARCHS = {a.name: a for a in (
     Arch("smart_tanh", "elman", "tanh", "pascanu_smart_tanh", "smart tanh (Pascanu)", "#393b79"),
     Arch("orthogonal_tanh", "elman", "tanh", "orthogonal", "tanh, W kept orthogonal", "#8c564b",
          orthogonal=True),
+    Arch("lru", "lru", "linear", "ring", "LRU (Orvieto et al. 2023)", "#bcbd22"),
 )}
 
 
 def arch_name(params: dict) -> str:
     """The arch of a run's cell/activation/init (and orthogonal constraint), or
-    ``cell-activation-init`` for none (``-orthogonal`` appended when constrained)."""
+    ``cell-activation-init`` for none (``-orthogonal`` appended when constrained). An LRU whose
+    ring keys differ from conf/arch/lru.yaml's is ``lru(r_min=..., ...)`` (never pooled with it)."""
     orthogonal = bool(params.get("orthogonal", False))  # absent from runs before the key
     key = (params["cell"], params["activation"], params["init"], orthogonal)
     for a in ARCHS.values():
         if (a.cell, a.activation, a.init, a.orthogonal) == key:
+            if a.cell == "lru":
+                return a.name + _lru_suffix(params)
             return a.name
     return "-".join(key[:3]) + ("-orthogonal" if orthogonal else "")
+
+
+def _lru_suffix(params: dict) -> str:
+    from ..engine.cells.lru import DEFAULTS
+
+    off = [f"{k}={params.get(k)}" for k, v in DEFAULTS.items()
+           if params.get(k) is not None and params.get(k) != v]
+    return f"({', '.join(off)})" if off else ""
 
 
 def label(name: str) -> str:

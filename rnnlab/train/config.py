@@ -14,14 +14,18 @@ import torch
 from .. import tasks
 from ..checks import ConfigError, choice, flag, integer, number, suggest
 from ..engine import cells
+from ..engine.cells import lru as lru_cell
 
-ACTIVATIONS = ("tanh", "relu", "sigmoid")
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")  # linear: the LRU's recurrence only
 RECURRENT_INITS = cells.RECURRENT_INITS
 # Pascanu et al. 2013: (std of every weight, activation, sparse W rescaled to rho 0.95)
 PASCANU_INITS = {"pascanu_sigmoid": (0.01, "sigmoid", False),
                  "pascanu_basic_tanh": (0.1, "tanh", False),
                  "pascanu_smart_tanh": (0.01, "tanh", True)}
-INITS = ("pytorch",) + RECURRENT_INITS + tuple(PASCANU_INITS)
+INITS = ("pytorch",) + RECURRENT_INITS + tuple(PASCANU_INITS) + ("ring",)  # ring: LRU only
+# the LRU's own model.* keys (rnnlab.train.lru): null on every other cell; on model.cell=lru a
+# null takes the engine's default (rnnlab.engine.cells.lru.DEFAULTS, as conf/arch/lru.yaml)
+LRU_KEYS = tuple(lru_cell.DEFAULTS)
 OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # train.regularizer: none, or Pascanu et al. 2013's Omega (rnnlab.train.omega)
@@ -31,8 +35,10 @@ DEFAULT_REG_WEIGHT = 2.0  # alpha of Pascanu's RNN.py (state['alpha'] = 2.)
 
 
 def cell_names() -> tuple[str, ...]:
-    """The cells training offers: every registered cell with a ``torch.nn`` module."""
-    return tuple(c.name for c in cells.CELLS.values() if c.torch_module is not None)
+    """The cells training offers: every registered cell with a ``torch.nn`` module, and the LRU
+    (its module is ``rnnlab.train.lru.LRUBlock``)."""
+    return tuple(c.name for c in cells.CELLS.values()
+                 if c.torch_module is not None or c.name == "lru")
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,23 @@ class TrainConfig:
     floss_steps: int = 500
     floss_times: int = 2
     floss_lr: float = 1e-3
+    # the LRU (model.cell=lru, rnnlab.train.lru): null on every other cell
+    r_min: float | None = None
+    r_max: float | None = None
+    max_phase: float | None = None
+    normalize: bool | None = None
+
+    def __post_init__(self):
+        # an LRU key left null takes the engine's default, so run.json records the value used
+        if self.cell == "lru":
+            for key in LRU_KEYS:
+                if getattr(self, key) is None:
+                    object.__setattr__(self, key, lru_cell.DEFAULTS[key])
 
     KEYS = {"task": "task", "length": "task.length", "seed": "seed",
             **{k: f"model.{k}" for k in ("cell", "activation", "hidden_size", "init",
-                                          "spectral_radius", "gain", "orthogonal")},
+                                          "spectral_radius", "gain", "orthogonal",
+                                          *LRU_KEYS)},
             **{k: f"train.{k}" for k in ("optimizer", "lr", "batch_size", "steps", "clip",
                                           "eval_every", "eval_size", "test_size", "eval_batch",
                                           "probe_size", "dtype", "lyap_k", "regularizer",
@@ -94,7 +113,8 @@ class TrainConfig:
         choice(k["init"], self.init, INITS)
         choice(k["optimizer"], self.optimizer, OPTIMIZERS)
         choice(k["dtype"], self.dtype, DTYPES)
-        if self.cell != "elman" and self.activation != "tanh":
+        self._validate_lru()
+        if self.cell not in ("elman", "lru") and self.activation != "tanh":
             raise ConfigError(f"{k['activation']}={self.activation!r} with {k['cell']}="
                              f"{self.cell!r}: gated cells have fixed nonlinearities; "
                              "allowed: model.activation='tanh'")
@@ -146,6 +166,36 @@ class TrainConfig:
                               "implemented for the free Elman cells only; allowed with it: "
                               "model.cell='elman', model.orthogonal=false")
 
+    def _validate_lru(self):
+        """model.cell=lru goes with model.activation=linear and model.init=ring (arch=lru), the
+        LRU keys in range (the engine's check); those keys, linear and ring on no other cell;
+        no remedy that needs a recurrent matrix W_hh (Omega, flossing, model.orthogonal)."""
+        k = self.KEYS
+        if self.cell != "lru":
+            given = [key for key in LRU_KEYS if getattr(self, key) is not None]
+            if given:
+                raise ConfigError(f"{k[given[0]]}={getattr(self, given[0])!r} with "
+                                  f"model.cell={self.cell!r}: the LRU keys apply to "
+                                  "model.cell='lru' only (arch=lru); leave them null")
+            for key, value in (("activation", "linear"), ("init", "ring")):
+                if getattr(self, key) == value:
+                    raise ConfigError(f"{k[key]}={value!r} with model.cell={self.cell!r}: it "
+                                      "is the LRU's; allowed with it: model.cell='lru'")
+            return
+        if self.activation != "linear" or self.init != "ring":
+            raise ConfigError(f"model.cell='lru' with model.activation={self.activation!r}, "
+                              f"model.init={self.init!r}: the LRU takes model.activation="
+                              "'linear', model.init='ring' (arch=lru)")
+        lru_cell.check(_LRUKeys(self.r_min, self.r_max, self.max_phase, self.normalize))
+        for key, value, why in (
+                ("regularizer", "omega", "Pascanu's Omega needs an Elman W_hh"),
+                ("regularizer", "flossing", "gradient flossing is implemented for the "
+                 "torch.nn recurrences only"),
+                ("orthogonal", True, "the LRU has no W_hh to keep orthogonal")):
+            if getattr(self, key) == value:
+                raise ConfigError(f"{k[key]}={value!r} with model.cell='lru': {why}; "
+                                  "not allowed with the LRU")
+
     def _validate_scale(self):
         rho, gain, k = self.spectral_radius, self.gain, self.KEYS
         number(k["spectral_radius"], rho, positive=True, optional=True)
@@ -192,12 +242,23 @@ class TrainConfig:
         return self.spectral_radius
 
 
+@dataclass(frozen=True)
+class _LRUKeys:
+    """The model.* keys ``rnnlab.engine.cells.lru.check`` reads (the LRU has no bias)."""
+
+    r_min: float
+    r_max: float
+    max_phase: float
+    normalize: bool
+    bias_std: float = 0.0
+
+
 TOP_KEYS = ("seed", "task", "model", "train", "floss", "sweep")
 
 # runner settings: not part of the configuration (nor of its hash)
 RUNNER_KEYS = ("progress", "threads")
 MODEL_KEYS = ("cell", "activation", "hidden_size", "init", "spectral_radius", "gain",
-              "orthogonal")
+              "orthogonal", *LRU_KEYS)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
                    if f.name not in ("task", "length", "seed") + MODEL_KEYS
                    and not f.name.startswith("floss_"))

@@ -4,7 +4,8 @@ by the exact engine.
 At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) one
 float64 forward pass of the engine (``trajectory``: ``rnnlab.engine.torch_modules.
 module_trajectory`` for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``, ``rnnlab.engine.adjoint`` directly
-for Pascanu's logistic ``SigmoidRNN``, an Elman cell torch does not offer) on a fixed probe batch
+for Pascanu's logistic ``SigmoidRNN``, an Elman cell torch does not offer, and the engine's LRU
+cell for ``arch=lru``, ``rnnlab.train.lru``) on a fixed probe batch
 of task sequences gives:
 
 - the decay rate (nats per step; 1/|rate| is the gradient horizon in steps). For the last-step
@@ -33,11 +34,14 @@ from torch import Tensor, nn
 
 from .. import tasks
 from ..engine import adjoint
+from ..engine.cells import lru as lru_cell
 from ..engine.fit import fit_decay
+from ..engine.logspace import unit
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps, random_frame
-from ..engine.model import ElmanParams
+from ..engine.model import ElmanParams, readout_losses
 from ..engine.torch_modules import measure_module, module_trajectory
 from ..engine.weightgrad import WeightGradStats
+from .lru import LRUBlock
 from .orthogonal import plain_copy
 
 MAX_LAG = 50  # lags fitted: 1..50, as Pascanu et al. 2013 and experiments/initial_decay.py
@@ -89,12 +93,30 @@ def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
     return adjoint.forward(ElmanParams(*w, "sigmoid"), x, h0, target, loss=loss)
 
 
+def _lru_trajectory(rnn: LRUBlock, head: nn.Linear, x: Tensor, target: Tensor, loss: str):
+    """The LRU block through the engine's LRU cell (``rnnlab.engine.cells.lru.record``: the
+    state s = (Re h, Im h), the step maps diag(lambda) as real 2 x 2 blocks), with g_t =
+    dL_t/ds_t through the readout Re(C h) + D x, the MLP and the head by autograd in float64
+    (the MLP makes the readout nonlinear, so the engine's linear-readout gradient does not
+    apply)."""
+    p = rnn.engine_params()
+    recorded = lru_cell.record(p, x, x.new_zeros(x.shape[0], 2 * rnn.hidden_size))
+    s = recorded.u.double().requires_grad_()
+    with torch.enable_grad():
+        out = head(rnn.features(s, x.transpose(0, 1)))
+        L = readout_losses(lambda o: o, out, target.transpose(0, 1), loss).sum()
+        g, = torch.autograd.grad(L, s)
+    return adjoint.trajectory(recorded, None, target, loss, grad=unit(g))
+
+
 def trajectory(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """The exact engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of ``rnn``/``head``
     on the batch (x, y) of task ``task_name``, in float64, on copies of the modules."""
     task = tasks.spec(task_name)
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
+    if isinstance(rnn, LRUBlock):
+        traj = _lru_trajectory(rnn, head, x, target, loss)
+    elif isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         traj = module_trajectory(rnn, x, target, head, loss=loss)
     else:
         traj = _sigmoid_trajectory(rnn, head, x, target, loss)

@@ -1,8 +1,9 @@
 """Train a torch RNN on a long-dependency task (``rnnlab.tasks``): the pure core, no Hydra, no files
 except ``save_model`` / ``load_model``.
 
-Model: ``torch.nn.RNN`` (tanh or relu), ``torch.nn.GRU`` or ``torch.nn.LSTM``, batch first, then a
-``torch.nn.Linear`` head on the top layer's h (at the last step, or every step for copy). The
+Model: ``torch.nn.RNN`` (tanh or relu), ``torch.nn.GRU``, ``torch.nn.LSTM`` or the LRU block of
+``rnnlab.train.lru`` (``arch=lru``), batch first, then a ``torch.nn.Linear`` head on the top
+layer's h (at the last step, or every step for copy; the LRU block's MLP output). The
 logistic-sigmoid RNN of Pascanu et al. 2013, which ``nn.RNN`` does not offer, is ``SigmoidRNN``
 with ``nn.RNN``'s parameter names. IRNN (Le, Jaitly, Hinton 2015) is ``cell=elman,
 activation=relu, init=identity``: W = I and zero biases.
@@ -51,6 +52,7 @@ from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
 from .flossing import Flosser
+from .lru import LRU_KEYS, LRUBlock
 from .omega import omega_backward
 from .orthogonal import keep_orthogonal, plain_state_dict
 
@@ -87,9 +89,14 @@ class SigmoidRNN(nn.Module):
         return torch.stack(out, 1), h.unsqueeze(0)
 
 
-def modules(cell: str, activation: str, input_size: int, hidden_size: int, output_size: int):
-    """Bare (rnn, head) with torch's default init, from the global torch RNG."""
-    if cell == "gru":
+def modules(cell: str, activation: str, input_size: int, hidden_size: int, output_size: int,
+            lru: dict | None = None, dtype: torch.dtype | None = None):
+    """Bare (rnn, head) with torch's default init, from the global torch RNG; ``cell='lru'``:
+    ``rnnlab.train.lru.LRUBlock`` with the ring keys ``lru`` (r_min, r_max, max_phase,
+    normalize), its ring drawn in float64 and cast to ``dtype``."""
+    if cell == "lru":
+        rnn = LRUBlock(input_size, hidden_size, **lru, dtype=dtype)
+    elif cell == "gru":
         rnn = nn.GRU(input_size, hidden_size, batch_first=True)
     elif cell == "lstm":
         rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
@@ -124,7 +131,8 @@ def build(cfg: TrainConfig):
     N = cfg.hidden_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        rnn, head = modules(cfg.cell, cfg.activation, task.input_size, N, task.output_size)
+        rnn, head = modules(cfg.cell, cfg.activation, task.input_size, N, task.output_size,
+                            {k: getattr(cfg, k) for k in LRU_KEYS}, DTYPES[cfg.dtype])
     dtype = DTYPES[cfg.dtype]
     rnn, head = rnn.to(dtype), head.to(dtype)  # before the draws, so float64 keeps every digit
     with torch.no_grad():
@@ -353,13 +361,18 @@ def save_model(path, rnn: nn.Module, head: nn.Linear, config: dict) -> None:
 
 def load_model(path):
     """(rnn, head, config) rebuilt as plain torch modules from a ``save_model`` file; sizes and
-    dtype come from the saved weights."""
+    dtype come from the saved weights (an LRU: ``rnnlab.train.lru.LRUBlock``, its ring keys
+    from ``config``)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     cfg, rnn_sd, head_sd = saved["config"], saved["rnn"], saved["head"]
-    N = rnn_sd["weight_hh_l0"].shape[1]
-    D = rnn_sd["weight_ih_l0"].shape[1]
-    rnn, head = modules(cfg["cell"], cfg["activation"], D, N, head_sd["weight"].shape[0])
-    dtype = rnn_sd["weight_hh_l0"].dtype
+    if cfg["cell"] == "lru":  # nu (N,), B_re (N, D)
+        (N, D), ref = rnn_sd["B_re"].shape, rnn_sd["nu"]
+    else:
+        N, D = rnn_sd["weight_hh_l0"].shape[1], rnn_sd["weight_ih_l0"].shape[1]
+        ref = rnn_sd["weight_hh_l0"]
+    rnn, head = modules(cfg["cell"], cfg["activation"], D, N, head_sd["weight"].shape[0],
+                        {k: cfg.get(k) for k in LRU_KEYS}, ref.dtype)
+    dtype = ref.dtype
     rnn, head = rnn.to(dtype), head.to(dtype)
     rnn.load_state_dict(rnn_sd)
     head.load_state_dict(head_sd)

@@ -32,10 +32,10 @@ from .config import TrainConfig
 # always a group (in this order), whether or not they vary
 GROUP = ["task", "arch", "optimizer", "lr", "clip_label"]
 # configuration keys shown through a GROUP column (arch: cell, activation, init, orthogonal;
-# clip_label: clip)
+# clip_label: clip; the LRU's ring keys, named in arch when not arch=lru's)
 # or that only tell runs apart (seed) or are the x axis (length)
 _FOLDED = ("task", "cell", "activation", "init", "orthogonal", "clip", "seed", "length",
-           "optimizer", "lr")
+           "optimizer", "lr", "r_min", "r_max", "max_phase", "normalize")
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _FOLDED)
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
