@@ -54,6 +54,7 @@ from experiments.figures import (
     lyapunov,
     minimalrnn,
     rate_vs_gain,
+    remedies,
     trainability,
     walls,
 )
@@ -68,7 +69,7 @@ N_SE = 3.0
 # order
 FIGURES = {figure.FIGURE: figure for figure in (
     lag_decay, rate_vs_gain, critical_line, lyapunov, isometry, bifurcation, walls,
-    gate_timescales, minimalrnn, trainability, curse_of_memory)}
+    gate_timescales, minimalrnn, trainability, remedies, curse_of_memory)}
 
 
 def default_out(quick: bool) -> Path:

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = ROOT / "experiments" / "reproduce.py"
 COMMITTED = ROOT / "results" / "reproduction"
 FIGURES = ["lag-decay", "rate-vs-gain", "critical-line", "lyapunov", "isometry", "bifurcation",
-           "walls", "gate-timescales", "minimalrnn", "trainability", "curse-of-memory"]
+           "walls", "gate-timescales", "minimalrnn", "trainability", "remedies",
+           "curse-of-memory"]
 COLUMNS = ["figure", "quantity", "kind", "expected", "measured", "tolerance", "passed", "seeds",
            "spread", "basis", "mode"]
 CHEAP = ["lag-decay", "bifurcation", "walls"]
