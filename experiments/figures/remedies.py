@@ -40,8 +40,9 @@ The figure draws the success rate against T per remedy with the committed GRU an
 (results/trainability/cells) as references, lambda_1 and lambda_4 and the decay rate against the
 update, and Engelken's network's spectrum before and after flossing. ``--quick``: the Engelken
 rows with 4 networks and 50 flossing updates, and no sweep rows (it trains nothing). Full mode
-about N minutes of CPU on one core. Run alone: ``python experiments/figures/remedies.py
-[--quick]`` or ``python -m experiments.figures.remedies [--quick]``.
+158 s of CPU on one core (the sweep is read from disk). Run alone:
+``python experiments/figures/remedies.py [--quick]`` or
+``python -m experiments.figures.remedies [--quick]``.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ from rnnlab.plotting import plt
 from rnnlab.train import omega as omega_reg
 from rnnlab.train.flossing import Flosser, drive
 from rnnlab.train.loop import load_model, sample
-from rnnlab.train.tables import collect, longest_solved, success_table
+from rnnlab.train.tables import collect, success_table
 
 FIGURE = "remedies"
 SWEEP = ROOT / "results" / "remedies"
@@ -276,9 +277,12 @@ def rows(measured: dict) -> list[dict]:
 
 
 def solved(runs: pd.DataFrame) -> pd.DataFrame:
-    """The longest T solved by more than half of the seeds, per remedy."""
+    """The longest T solved by more than half of the seeds (0: none), per remedy, as
+    ``rnnlab.train.tables.longest_solved`` counts it."""
     success = success_table(runs, ["remedy"])
-    return longest_solved(success)
+    ok = success[success.success_rate > 0.5].groupby("remedy").length.max()
+    return pd.DataFrame({"remedy": list(REMEDIES),
+                         "longest_T_solved": [int(ok.get(r, 0)) for r in REMEDIES]})
 
 
 def draw(measured: dict, out_dir: Path) -> None:
@@ -324,8 +328,9 @@ def draw_sweep(measured: dict, axes, out_dir: Path) -> None:
         ax.plot(g.length, g.success_rate, style, label=f"{arch} (trainability sweep)")
     ax.set(xscale="log", xlabel="T (temporal order)", ylabel="seeds solved (fraction)",
            title="success against T (tanh, PyTorch init)")
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
-    curves = curves.merge(runs[["run", "remedy", "length"]], on="run")
+    curves = curves.merge(runs[["run", "remedy"]], on="run")
     at = curves[curves.length == 50]
     for ax, column, title in ((axes[1], "lyap_1", r"$\lambda_1$ and $\lambda_4$ (dashed), T = 50"),
                               (axes[2], "decay_rate", "decay rate of the last-step loss, T = 50")):
