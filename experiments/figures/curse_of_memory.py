@@ -65,6 +65,7 @@ if not __package__:  # run as a file: the repo root on sys.path, for experiments
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from experiments.figures.common import (
@@ -195,7 +196,8 @@ def rows(measured: pd.DataFrame) -> list[dict]:
                            basis=f"batch means over {len(g)} independent networks (own B and "
                            f"inputs, {SEQUENCES} sequences of {LENGTHS['full'][1]} m steps after "
                            f"{LENGTHS['full'][0]} m burn-in in full mode); {N_SE:g} standard "
-                           f"errors (t, 7 dof: p = 0.005); standard error {se:.3g}"))
+                           f"errors (t, {len(g) - 1} dof: p = "
+                           f"{2 * student_t.sf(N_SE, len(g) - 1):.1g}); standard error {se:.3g}"))
     for _, r in measured[measured.part == "rate"].iterrows():
         out.append(row(FIGURE, f"decay rate of ||dL_t/dh_k||, real-lambda LRU, lambda = "
                        f"{r.lam:g}, vs ln lambda", math.log(r.lam), float(r.value), TOL_RATE,

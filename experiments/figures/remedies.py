@@ -69,7 +69,7 @@ from rnnlab.plotting import plt
 from rnnlab.train import omega as omega_reg
 from rnnlab.train.flossing import Flosser, drive
 from rnnlab.train.loop import load_model, sample
-from rnnlab.train.tables import collect, success_table
+from rnnlab.train.tables import collect, longest_solved, success_table
 
 FIGURE = "remedies"
 SWEEP = ROOT / "results" / "remedies"
@@ -82,7 +82,7 @@ ORDERINGS = (("omega", "Pascanu et al. 2013, Fig. 7: Omega with clipping >= clip
 G, N_README, WINDOW, DISCARD, BITS_DELAY = 1.0, 80, 55, 16, 10
 SEEDS_MF = {"full": 20, "quick": 4}
 WINDOWS = {"full": 20, "quick": 5}  # fresh windows per network
-K, FLOSS = 16, SimpleNamespace(lr=1e-3, steps={"full": 500, "quick": 50})
+K, FLOSS_LR, FLOSS_STEPS = 16, 1e-3, {"full": 500, "quick": 50}
 SEEDS_FLOSS = {"full": 10, "quick": 2}
 T_SPECTRUM = 1000
 FAMILY = 0.0027  # family-wise false-alarm rate of the z-score row
@@ -150,7 +150,7 @@ def flossed_spectrum(seed: int, steps: int) -> tuple[np.ndarray, np.ndarray, lis
     """(lambda_1..K before, after ``steps`` flossing updates, the flossing losses) of one
     README network, by the exact engine on T_SPECTRUM fresh steps."""
     rnn = readme_rnn(seed)
-    cfg = SimpleNamespace(floss_lr=FLOSS.lr, hidden_size=N_README, cell="elman", floss_k=K,
+    cfg = SimpleNamespace(floss_lr=FLOSS_LR, hidden_size=N_README, cell="elman", floss_k=K,
                           seed=seed, task="delayed_copy", length=BITS_DELAY,
                           floss_window=WINDOW, activation="tanh", floss_discard=DISCARD)
     check = np.random.RandomState(50_000 + seed)
@@ -202,7 +202,7 @@ def measure(mode: str) -> dict:
           for s in range(SEEDS_MF[mode]) for w, n in
           (("redrawn", N_README), ("redrawn", 2 * N_README), ("fixed", N_README),
            ("fixed", 2 * N_README))]
-    flossed = [flossed_spectrum(s, FLOSS.steps[mode]) for s in range(SEEDS_FLOSS[mode])]
+    flossed = [flossed_spectrum(s, FLOSS_STEPS[mode]) for s in range(SEEDS_FLOSS[mode])]
     out = {"mode": mode, "mean_field": pd.DataFrame(mf),
            "before": np.array([b for b, _, _ in flossed]),
            "after": np.array([a for _, a, _ in flossed]),
@@ -277,12 +277,8 @@ def rows(measured: dict) -> list[dict]:
 
 
 def solved(runs: pd.DataFrame) -> pd.DataFrame:
-    """The longest T solved by more than half of the seeds (0: none), per remedy, as
-    ``rnnlab.train.tables.longest_solved`` counts it."""
-    success = success_table(runs, ["remedy"])
-    ok = success[success.success_rate > 0.5].groupby("remedy").length.max()
-    return pd.DataFrame({"remedy": list(REMEDIES),
-                         "longest_T_solved": [int(ok.get(r, 0)) for r in REMEDIES]})
+    """The longest T solved by more than half of the seeds (0: none), per remedy."""
+    return longest_solved(success_table(runs, ["remedy"]), ["remedy"])
 
 
 def draw(measured: dict, out_dir: Path) -> None:
@@ -301,7 +297,7 @@ def draw(measured: dict, out_dir: Path) -> None:
     axes[0].errorbar(i, before.mean(0), yerr=before.std(0, ddof=1), fmt="o", ms=4, capsize=2,
                      label="before flossing")
     axes[0].errorbar(i, after.mean(0), yerr=after.std(0, ddof=1), fmt="s", ms=4, capsize=2,
-                     label=f"after {FLOSS.steps[measured['mode']]} flossing updates")
+                     label=f"after {FLOSS_STEPS[measured['mode']]} flossing updates")
     axes[0].axhline(0, color="k", lw=0.6)
     axes[0].set(xlabel="i", ylabel=r"$\lambda_i$ (nats per step, exact engine)",
                 title=f"Engelken's README network (N = {N_README}), {len(after)} networks")

@@ -122,10 +122,11 @@ def success_table(runs: pd.DataFrame, keys: list[str] | None = None) -> pd.DataF
             .reset_index())
 
 
-def longest_solved(success: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration, the longest T solved by more than half of the seeds (0: none), and the
-    median initial decay rate (and horizon) at that configuration's longest T tried."""
-    out, keys = [], table_keys(success)
+def longest_solved(success: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """Per configuration (``keys``, default the success table's own), the longest T solved by
+    more than half of the seeds (0: none), and the median initial decay rate (and horizon) at
+    that configuration's longest T tried."""
+    out, keys = [], table_keys(success) if keys is None else keys
     for key, g in success.groupby(keys, dropna=False):
         g = g.sort_values("length")
         ok = g.loc[g["success_rate"] > 0.5, "length"]
