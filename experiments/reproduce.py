@@ -188,6 +188,7 @@ def main(argv=None) -> int:
             table["figure"] = pd.Categorical(table["figure"], list(FIGURES), ordered=True)
             table = table.sort_values("figure", kind="stable")
     out.mkdir(parents=True, exist_ok=True)
+    table["seeds"] = table["seeds"].astype("Int64")  # an integer column, whatever pandas read
     store.write_if_changed(summary, table.to_csv(index=False).encode())
     shown = mine[["figure", "quantity", "measured", "tolerance", "passed"]].assign(note=notes)
     with pd.option_context("display.width", 200, "display.max_rows", 500,

@@ -24,6 +24,9 @@
   every failed row is named in results/reproduction/README.md, which explains it; a finding
   (a measured gap reported beside a comparison) has an empty ``passed``, a seed spread and >= 5
   seeds; every figure has its own provenance.json from a full run on one thread.
+* Its ``seeds`` column is an integer; every judged row averaged over seeds (with a spread)
+  opens its basis with "estimator: ...; n = <seeds>; SE: ...": what was measured, how many
+  times, and how its standard error was obtained.
 """
 import json
 import shutil
@@ -174,3 +177,16 @@ def test_committed_summary_rows_can_fail():
     for name in FIGURES:
         info = json.loads((COMMITTED / name / "provenance.json").read_text())
         assert info["mode"] == "full" and info["torch_threads"] == 1 and info["figure"] == name
+
+
+def test_committed_seeds_are_integers_and_judged_rows_name_their_error_bar():
+    summary = pd.read_csv(COMMITTED / "summary.csv")
+    assert pd.api.types.is_integer_dtype(summary["seeds"]), summary["seeds"].dtype
+    assert (summary["seeds"] >= 1).all()
+    # a judged row averaged over seeds says what it averaged, n, and how its SE was obtained
+    judged = summary[~summary["kind"].isin(["finding", "exact"]) & (summary["seeds"] > 1)
+                     & summary["spread"].notna()]
+    assert len(judged) >= 20
+    for r in judged.itertuples():
+        assert r.basis.startswith("estimator: ") and f"; n = {r.seeds}; SE: " in r.basis, \
+            (r.figure, r.quantity, r.basis)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import t as student_t
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import cells, redrawn
@@ -46,19 +47,25 @@ def is_quick(mode: str) -> bool:
     return mode == "quick"
 
 
-def row(figure, quantity, expected, measured, tolerance, *, kind, basis, seeds=None,
-        spread=None) -> dict:
-    """One row of summary.csv. ``seeds``: independent networks (or draws) averaged; ``spread``:
-    their standard deviation (the standard error is spread / sqrt(seeds)); ``basis``: why the
-    tolerance is what it is."""
+def row(figure, quantity, expected, measured, tolerance, *, kind, basis, seeds=1,
+        spread=None, estimator=None, se=None) -> dict:
+    """One row of summary.csv. ``seeds``: the independent networks (or draws) the measured number
+    comes from, an integer (1: one computation); ``spread``: their standard deviation;
+    ``basis``: why the tolerance is what it is. A statistical row names its ``estimator`` (what
+    was measured, on what) and how its standard error was obtained (``se``): the basis then
+    opens "estimator: ...; n = seeds; SE: ...", so a reader can judge the error bar."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; allowed: {KINDS}")
+    if int(seeds) != seeds or seeds < 1:
+        raise ValueError(f"seeds={seeds!r}; it must be a positive integer")
     r = comparison(figure, quantity, expected, measured, tolerance)
     if kind == "bound":
         r["passed"] = bool(math.isfinite(measured) and measured <= expected + tolerance)
     if kind == "finding":
         r["passed"] = None
-    r.update(kind=kind, seeds=seeds, spread=None if spread is None else float(spread),
+    if estimator is not None:
+        basis = f"estimator: {estimator}; n = {int(seeds)}; SE: {se}; {basis}"
+    r.update(kind=kind, seeds=int(seeds), spread=None if spread is None else float(spread),
              basis=basis)
     return {k: r[k] for k in COLUMNS}
 
@@ -66,6 +73,16 @@ def row(figure, quantity, expected, measured, tolerance, *, kind, basis, seeds=N
 def stderr(values) -> float:
     values = np.asarray(values, dtype=float)
     return float(values.std(ddof=1) / math.sqrt(values.size))
+
+
+def t_multiple(n: int, sigmas: float = 3.0) -> float:
+    """The multiple of a standard error estimated from ``n`` values (n - 1 degrees of freedom)
+    with the two-sided coverage of ``sigmas`` normal sigmas (3: 99.73%): Student's t quantile.
+    With 5 seeds a 3-SE tolerance covers only 96% (the SE itself is uncertain); this covers
+    99.73% at any n (6.62 SE at n = 5, 3.45 at 20, 3.0 as n grows)."""
+    if n < 2:
+        raise ValueError(f"n={n}: a standard error needs at least 2 values")
+    return float(student_t.ppf(1 - (1 - math.erf(sigmas / math.sqrt(2))) / 2, n - 1))
 
 
 def fixed_threads(n: int = THREADS):

@@ -12,16 +12,16 @@ EXPECTED:
   below measure networks;
 - measured networks on either side of the line at s2 = 0.1 (full-rank input noise s_in^2 = 0.1),
   with weights redrawn at every step, mean field's own network (experiments/figures/annealed.py):
-  per seed the slope of ln r over lags 1..50 (T = 100, 200 burn-in steps, 4 sequences) at
-  N = 250 and 500, extrapolated to N = infinity as 2 r(500) - r(250) (the 1/N law measured in
-  rate-vs-gain's docstring); at sigma_w = 1.2 and 1.7 the mean of 5 seeds within 3 standard
-  errors of 1/2 log chi (-0.076 and +0.076), with the finite-N term and the quenched - annealed
-  gap (one fixed W minus redrawn at N = 500) beside each as findings;
-- the zero crossing at s2 = 0.1: each seed's extrapolated rates over sigma_w = 1.2 .. 1.7,
-  linearly interpolated between the two gains that bracket their sign change; the seeds' mean
-  at 1.4093 within 3 standard errors plus |b|, b the bias of the same interpolation applied to
-  the mean-field curve itself (derived, not tuned). The fixed-W crossing minus the redrawn one
-  at N = 500 is a finding.
+  per seed the slope of ln r over lags 1..50 (T = 100, 200 burn-in steps, 4 sequences) at N = 250
+  and 500, extrapolated to N = infinity as 2 r(500) - r(250) (the 1/N law measured in rate-vs-gain's
+  docstring); at sigma_w = 1.2 and 1.7 the mean of 5 seeds within t_4 = 6.62 standard errors
+  (Student's t, 99.73%) of 1/2 log chi (-0.076 and +0.076), with the finite-N term and the quenched
+  - annealed gap (one fixed W minus redrawn at N = 500) beside each as findings;
+- the zero crossing at s2 = 0.1: each seed's extrapolated rates over sigma_w = 1.2 .. 1.7, linearly
+  interpolated between the two gains that bracket their sign change; the seeds' mean at 1.4093
+  within t_4 = 6.62 standard errors plus |b|, b the bias of the same interpolation applied to the
+  mean-field curve itself (derived, not tuned). The fixed-W crossing minus the redrawn one at N =
+  500 is a finding.
 Full mode also measures s2 = 0.01, 0.3 and 1.0 at the critical gain +- 0.25 (2 seeds each) and
 draws them; they are not compared. About 4 minutes of CPU on one core; quick mode: N = 100 and
 200, four gains (a smoke test). Run alone:
@@ -48,6 +48,7 @@ from experiments.figures.common import (
     row,
     standalone,
     stderr,
+    t_multiple,
 )
 from rnnlab import theory
 from rnnlab.plotting import plt
@@ -116,13 +117,16 @@ def rows(measured: dict) -> list[dict]:
     mf = np.array([theory.log_chi_rate("tanh", g, 0.1) for g in x])
     bias = zero_crossing(x, mf)[0] - crit
     cross = crossings(points, "extrapolated")
+    k = t_multiple(len(cross))
     out.append(row(FIGURE, f"zero crossing of the rate at s2 = 0.1 (weights redrawn, "
                    f"N -> infinity, sigma_w = {x.min()} .. {x.max()}) vs critical gain", crit,
-                   float(cross.mean()), 3 * stderr(cross) + abs(bias), kind="theory",
+                   float(cross.mean()), k * stderr(cross) + abs(bias), kind="theory",
                    seeds=len(cross), spread=float(cross.std(ddof=1)),
-                   basis=f"per-seed linear interpolation of the extrapolated rates; 3 "
-                   f"standard errors of the seed mean + the same interpolation's bias on "
-                   f"mean field itself ({abs(bias):.1e})"))
+                   estimator="per seed the zero crossing of the linearly interpolated "
+                   "extrapolated rates 2 r(500) - r(250) over sigma_w, averaged over seeds",
+                   se=f"SD of the per-seed crossings / sqrt(n) = {stderr(cross):.2g}",
+                   basis=f"tolerance {k:.2f} SE (Student t, {len(cross) - 1} dof, 99.73%) + "
+                   f"the same interpolation's bias on mean field itself ({abs(bias):.1e})"))
     gap = crossings(points, "quenched") - crossings(points, "annealed")
     n = int(at.N.max())
     out.append(row(FIGURE, f"zero crossing at s2 = 0.1: one fixed W minus redrawn at N = {n} "

@@ -193,11 +193,13 @@ def rows(measured: pd.DataFrame) -> list[dict]:
                            "E[(dh/dp)^2] per unit input variance vs the closed form",
                            expected, float(g.value.mean()), N_SE * se, kind="theory",
                            seeds=len(g), spread=float(g.value.std(ddof=1)),
-                           basis=f"batch means over {len(g)} independent networks (own B and "
-                           f"inputs, {SEQUENCES} sequences of {LENGTHS['full'][1]} m steps after "
-                           f"{LENGTHS['full'][0]} m burn-in in full mode); {N_SE:g} standard "
-                           f"errors (t, {len(g) - 1} dof: p = "
-                           f"{2 * student_t.sf(N_SE, len(g) - 1):.1g}); standard error {se:.3g}"))
+                           estimator=f"per network the batch mean of (dh/dp)^2 per unit input "
+                           f"variance ({SEQUENCES} sequences of {LENGTHS['full'][1]} m steps "
+                           f"after {LENGTHS['full'][0]} m burn-in in full mode), averaged over "
+                           "independent networks (own B and inputs)",
+                           se=f"SD over networks / sqrt(n) = {se:.3g}",
+                           basis=f"{N_SE:g} standard errors (t, {len(g) - 1} dof: p = "
+                           f"{2 * student_t.sf(N_SE, len(g) - 1):.1g})"))
     for _, r in measured[measured.part == "rate"].iterrows():
         out.append(row(FIGURE, f"decay rate of ||dL_t/dh_k||, real-lambda LRU, lambda = "
                        f"{r.lam:g}, vs ln lambda", math.log(r.lam), float(r.value), TOL_RATE,

@@ -6,19 +6,20 @@ Source: Chen, Pennington, Schoenholz 2018 (arXiv:1806.05394); docs/cells.md ("mi
 EXPECTED (nats per step): z_t = U x_t with fresh x_t and D = N (per-unit input variance R = 1),
 gate u = s(W h + W_z z + b) with W_ij ~ N(0, sigma_w^2/N), W_z ~ N(0, 1/N), b = mu_b. Mean field:
 Q* = R E[(1-u)^2] / (1 - E[u^2]), chi = E[u^2] + sigma_w^2 (Q* + R) E[s'(e)^2], rate 1/2 ln chi:
--0.5822, -0.3175, -0.0591, +0.2006 at sigma_w = 0.5, 2, 4, 8 (mu_b = 0) and -0.0017 at
-sigma_w = 4, mu_b = 4. Mean field is the N -> infinity limit of the network whose weights are
-redrawn at every step (annealed), so each theory row measures exactly that
-(``measure.weights=redrawn``) at N = 250 and 500 and extrapolates to N = infinity assuming a 1/N
-finite-size term, r_inf = 2 r(500) - r(250), per seed; tolerance 3 standard errors of the 5-seed
-mean of r_inf. The 1/N law was measured on redrawn networks (3 seeds, N = 200, 500, 1000): at
-sigma_w = 8, mu_b = 0 the gap to mean field was 0.032, 0.0144, 0.0066 (N x gap 6.5, 7.2, 6.6);
-at sigma_w = 6, mu_b = 4: 0.0076, 0.0027, 0.0010. Beside each theory row, two findings, never
-judged: the finite-N term at N = 500 (r(250) - r(500), the same 1/N law), and the quenched -
-annealed gap at N = 500, one fixed W (a real minimalRNN, whose gate input stays correlated in
-time) minus redrawn on the same seeds (same step-0 weights, readout and data). Beside the gap,
-drawn in the right panel, its candidate cause measured: the lag-1 autocorrelation of the fixed
-network's gate input W h_{t-1} + W_z z_t (0 in expectation for redrawn weights). Each rate is the
+-0.5822, -0.3175, -0.0591, +0.2006 at sigma_w = 0.5, 2, 4, 8 (mu_b = 0) and -0.0017 at sigma_w = 4,
+mu_b = 4. Mean field is the N -> infinity limit of the network whose weights are redrawn at every
+step (annealed), so each theory row measures exactly that (``measure.weights=redrawn``) at N = 250
+and 500 and extrapolates to N = infinity assuming a 1/N finite-size term, r_inf = 2 r(500) - r(250),
+per seed; tolerance t_4 = 6.62 standard errors of the 5-seed mean of r_inf (Student's t with the
+coverage of 3 sigma, 99.73%; annealed.py). The 1/N law was measured on redrawn networks (3 seeds,
+N = 200, 500, 1000): at sigma_w = 8, mu_b = 0 the gap to mean field was 0.032, 0.0144, 0.0066
+(N x gap 6.5, 7.2, 6.6); at sigma_w = 6, mu_b = 4: 0.0076, 0.0027, 0.0010. Beside each theory row,
+two findings, never judged: the finite-N term at N = 500 (r(250) - r(500), the same 1/N law), and
+the quenched - annealed gap at N = 500, one fixed W (a real minimalRNN, whose gate input stays
+correlated in time) minus redrawn on the same seeds (same step-0 weights, readout and data).
+Beside the gap, drawn in the right panel, its candidate cause measured: the lag-1
+autocorrelation of the fixed network's gate input W h_{t-1} + W_z z_t (0 in expectation for
+redrawn weights). Each rate is the
 least-squares slope of ln r(t, k) over lags 1..50 (T = 100, 2 sequences per network, 300 burn-in
 steps). Full mode about 12 minutes on one core; quick mode: sigma_w = 2 and 8 at N = 100 and
 200. Run alone:

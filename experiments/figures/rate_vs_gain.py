@@ -5,13 +5,14 @@ Source: Poole et al. 2016 (arXiv:1606.05340); Schoenholz et al. 2017 (arXiv:1611
 Pennington, Schoenholz 2018; docs/theory.md ("mean field") and docs/tolerances.md.
 
 EXPECTED (nats per step; W_ij ~ N(0, sigma_w^2/N)): mean field is the N -> infinity limit of the
-network whose weights are redrawn at every step (annealed), so each theory row measures exactly
-that (``measure.weights=redrawn``) at N = 250 and 500 and extrapolates per seed to N = infinity
-assuming a 1/N finite-size term, r_inf = 2 r(500) - r(250); tolerance 3 standard errors of the
-5-seed mean of r_inf (experiments/figures/annealed.py). The 1/N law was measured on redrawn tanh
-networks with s_in^2 = 0.1 (seeds 0-4 at N = 250, 500, 0-2 at 1000): at sigma_w = 2 the gap to
-mean field was -0.0075, -0.0033, -0.0014 (N x gap 1.9, 1.7, 1.4); at 0.5 -0.0012, -0.0013,
--0.0002. Rows:
+network whose weights are redrawn at every step (annealed), so each theory row measures exactly that
+(``measure.weights=redrawn``) at N = 250 and 500 and extrapolates per seed to N = infinity assuming
+a 1/N finite-size term, r_inf = 2 r(500) - r(250); tolerance t_4 = 6.62 standard errors of the
+5-seed mean of r_inf (Student's t with the coverage of 3 sigma, 99.73%: the standard error of 5
+seeds is itself uncertain; experiments/figures/annealed.py). The 1/N law was measured on redrawn
+tanh networks with s_in^2 = 0.1 (seeds 0-4 at N = 250, 500, 0-2 at 1000): at sigma_w = 2 the gap to
+mean field was -0.0075, -0.0033, -0.0014 (N x gap 1.9, 1.7, 1.4); at 0.5 -0.0012, -0.0013, -0.0002.
+Rows:
 - tanh with fresh full-rank input noise s_in^2 = 0.1 (D = N, input gain sqrt 0.1): every
   sigma_w in [0.5, 3] against 1/2 log chi;
 - relu with the same input, sigma_w < 1.3; 1.3 and 1.4 are drawn, not compared (q* =
@@ -34,6 +35,7 @@ theory rows may fail). Run alone: ``python experiments/figures/rate_vs_gain.py [
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -114,12 +116,20 @@ def rows(measured: pd.DataFrame) -> list[dict]:
                        "mean rates that fall as sigma_w rises", 0.0,
                        float((np.diff(edge["mean"]) < 0).sum()), 0.0, kind="sign",
                        seeds=SEEDS, spread=edge["std"].max(),
+                       estimator="the seed mean of one fixed network's windowed rate (lags "
+                       "1-50) at each sigma_w",
+                       se=f"SD of the per-seed rates / sqrt(n), at most "
+                       f"{edge['std'].max() / math.sqrt(SEEDS):.1g}",
                        basis="a count; mean field fails here for one fixed W, only the order "
                        "is asserted"))
+    se = edge.loc[1.0, "std"] / math.sqrt(SEEDS)
     out.append(row(FIGURE, f"tanh, no input, one fixed W (N = {n}), sigma_w = 1 (power-law "
                    "decay): sign of the mean rate", -1.0, float(np.sign(edge.loc[1.0, "mean"])),
                    0.0, kind="sign", seeds=SEEDS, spread=edge.loc[1.0, "std"],
-                   basis="norm ~ (k/t)^(1/2) falls over lags 1-50"))
+                   estimator="the seed mean of one fixed network's windowed rate (lags 1-50)",
+                   se=f"SD of the per-seed rates / sqrt(n) = {se:.1g}",
+                   basis=f"norm ~ (k/t)^(1/2) falls over lags 1-50; the mean is "
+                   f"{abs(edge.loc[1.0, 'mean']) / se:.0f} SE from 0"))
     return out
 
 

@@ -95,7 +95,12 @@ def describe(record: dict) -> str:
     """``decay_rate = ... +- ... nats/step (regime)`` of a run record."""
     rate, err = (v if v is not None else math.nan
                  for v in (record.get("decay_rate"), record.get("decay_rate_stderr")))
-    return f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({record.get('regime')})"
+    line = f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({record.get('regime')})"
+    params = record.get("params", {})
+    if params.get("model.cell") == "lstm":
+        line += (", state h alone (c held fixed)" if params.get("measure.lstm_state") == "h"
+                 else ", state (h, c)")
+    return line
 
 
 def finish(sweep_dir: Path) -> int:

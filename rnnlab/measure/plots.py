@@ -23,9 +23,14 @@ from ..runs.driver import TRACEBACK_ENV
 from ..runs.store import read_run
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
-# an LSTM's measured state is s = (h, c): its norms are of the joint vector, not of h alone
+# an LSTM's measured state is s = (h, c) (measure.lstm_state=joint): its norms are of the joint
+# vector, not of h alone; with lstm_state=h they are of h, with c held fixed
 STATE_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
                      r"\|\partial L_t/\partial s_t\|$" "\n" r"($s = h$; $s = (h, c)$ for LSTM)")
+H_ALONE_RATIO_LABEL = RATIO_LABEL + "\n" + r"(LSTM: $h$ alone, $c$ held fixed)"
+MIXED_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
+                     r"\|\partial L_t/\partial s_t\|$" "\n"
+                     r"($s = h$; LSTM: $s = (h, c)$, or $h$ with $c$ held fixed)")
 RATE_LABEL = "decay rate (nats per step)"
 # fixed across sweeps, so a colour always means the same cell
 PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
@@ -76,9 +81,24 @@ def colours(names) -> dict:
     return _fixed_colours(names, PALETTE)
 
 
-def ratio_label(cells) -> str:
-    """The y label of gradient ratios: of h, or of the state s = (h, c) when an LSTM is drawn."""
-    return STATE_RATIO_LABEL if any(str(c).startswith("lstm") for c in cells) else RATIO_LABEL
+def ratio_label(cells, lstm_states=("joint",)) -> str:
+    """The y label of gradient ratios: of h, or of the state that was measured when an LSTM is
+    drawn (``lstm_states``: the drawn LSTM runs' ``measure.lstm_state`` values): s = (h, c)
+    (joint), h alone with c held fixed (h), or both."""
+    if not any(str(c).startswith("lstm") for c in cells):
+        return RATIO_LABEL
+    states = set(lstm_states) or {"joint"}
+    if states == {"joint"}:
+        return STATE_RATIO_LABEL
+    return H_ALONE_RATIO_LABEL if states == {"h"} else MIXED_RATIO_LABEL
+
+
+def lstm_states(runs: pd.DataFrame) -> set:
+    """The ``measure.lstm_state`` values of a table's LSTM runs (runs before the key: joint)."""
+    cell = runs["model.cell"].astype(str) if "model.cell" in runs else pd.Series(dtype=str)
+    if "measure.lstm_state" not in runs:
+        return {"joint"} if (cell == "lstm").any() else set()
+    return set(runs.loc[cell == "lstm", "measure.lstm_state"].fillna("joint").astype(str))
 
 
 def row_major(handles: list, ncols: int) -> list:
@@ -200,7 +220,7 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel(ratio_label(names))
+        ax.set_ylabel(ratio_label(names, lstm_states(ok)))
     fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
@@ -481,7 +501,9 @@ def single_run_figures(run_dir: Path) -> list[Path]:
         ax.set_title(f"decay rate {record['decay_rate']:+.4g}{err} nats/step "
                      f"({record.get('regime')})", fontsize=10)
     ax.set_xlabel("lag t - k (steps)")
-    ax.set_ylabel(ratio_label([record.get("params", {}).get("model.cell", "elman")]))
+    params = record.get("params", {})
+    ax.set_ylabel(ratio_label([params.get("model.cell", "elman")],
+                              [params.get("measure.lstm_state") or "joint"]))
     ax.legend(fontsize=8)
     paths = save(fig, run_dir / "figures" / "decay_curve")
     npz = run_dir / "tensors.npz"

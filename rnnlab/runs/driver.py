@@ -40,6 +40,7 @@ from . import grid, store
 
 TRACEBACK_ENV = "RNNLAB_TRACEBACK"
 EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+CUSTOM = "custom"  # sweep=custom's default sweep.name (conf/sweep/custom.yaml)
 # Hydra flags that print something instead of running: left to Hydra unchecked
 _INFO_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion",
                "experimental_rerun")
@@ -104,6 +105,7 @@ class Plan:
     names: list[str] | None = field(default_factory=list)  # None: the sweeper plans the jobs
     specs: list = field(default_factory=list)
     named: bool = False  # whether ``names`` are the run directories' names
+    added: list[str] = field(default_factory=list)  # overrides the driver adds (sweep.name)
 
 
 _state: dict = {}  # what an interrupt report needs: the plan, and a single run's directory
@@ -212,6 +214,15 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
             grid.writable(out)
             return Plan(True, out, None, [app.spec_from_config(cfg)])
         jobs, names = grid.plan_jobs(cfg)
+        keys = grid.job_keys(cfg, jobs)
+        added = []
+        if (OmegaConf.select(cfg, "sweep.name") == CUSTOM
+                and not any(o.get_key_element() == "sweep.name" for o in parsed)):
+            # an unnamed custom sweep lives under its own keys: two of them never share a
+            # directory (and so never pool their tables)
+            added = [f"sweep.name={CUSTOM}/{'+'.join(keys) or 'base'}"]
+            cfg = loader.load_configuration(config_name, [*overrides, *added], run_mode=mode)
+            out = Path(OmegaConf.select(cfg, "hydra.sweep.dir"))
         specs = grid.validate_jobs(cfg, jobs,
                                    lambda job: loader.load_sweep_config(cfg, list(job)),
                                    app.spec_from_config)
@@ -219,7 +230,9 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
         # the run directories are known only under the default naming
         named = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir") \
             == "${hydra:job.override_dirname}"
-        return Plan(True, out, names, specs, named)
+        if named:
+            grid.same_grid(out, keys, cfg.hydra.job.config.override_dirname.kv_sep)
+        return Plan(True, out, names, specs, named, added)
 
 
 @contextmanager
@@ -280,6 +293,7 @@ def main(hydra_main, conf_dir: Path, app: App, argv=None) -> int:
             else:
                 count = "?" if plan.names is None else len(plan.names)
                 print(f"rnnlab: sweep of {count} runs into {plan.out_dir}", flush=True)
+                sys.argv = [*sys.argv, *plan.added]
                 with composed_once(plan):
                     _hydra(hydra_main)
                 if _Interrupt.pending:

@@ -83,6 +83,54 @@ def plan_jobs(config) -> tuple[list[list[str]], list[str]]:
     return jobs, names
 
 
+def job_keys(config, jobs: list[list[str]]) -> list[str]:
+    """The keys that name a grid's run directories: every key set on the command line or by the
+    sweep, less the naming's excluded keys (``hydra.job.config.override_dirname.exclude_keys``),
+    sorted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    excluded = set(config.hydra.job.config.override_dirname.exclude_keys)
+    keys = {o.get_key_element() for job in jobs for o in parser.parse_overrides(job)}
+    return sorted(keys - excluded)
+
+
+def same_grid(out: Path, keys: list[str], kv_sep: str = "=") -> None:
+    """Refuse (ConfigError) a sweep into a directory that holds runs named by other keys: their
+    tables, figures and report would pool two grids. Runs named by the same keys (the grid
+    extended, or resumed) are fine."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for run_json in sorted(out.glob("*/run.json")):
+        name = run_json.parent.name
+        theirs = sorted(part.split(kv_sep, 1)[0] for part in _split_name(name))
+        if theirs != keys:
+            raise ConfigError(
+                f"{out} holds runs of another grid (run {name!r} is named by "
+                f"{', '.join(theirs) or 'no key'}; this sweep by {', '.join(keys) or 'no key'}); "
+                "give this sweep its own sweep.name=... (or hydra.sweep.dir=...)")
+
+
+def _split_name(name: str, item_sep: str = ",") -> list[str]:
+    """``k=v,k2=[a,b]`` split at the item separators outside brackets and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(name):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == item_sep and depth == 0:
+            parts.append(name[start:i])
+            start = i + 1
+    parts.append(name[start:])
+    return [p for p in parts if p]
+
+
 def validate_jobs(base, jobs: list[list[str]], load_job, to_spec) -> list:
     """The run specification of every job (``to_spec`` of its composed config), or a
     ConfigError naming the first bad job.
