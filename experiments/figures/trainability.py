@@ -15,7 +15,21 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
    nothing else tames a large gradient; T in {10, 25, 50}, 3 seeds), for tanh (PyTorch init),
    Pascanu's smart tanh and IRNN: (a) at no T is the clipped success rate below the unclipped
    one (a count, expected 0), and (b) clipping raises the success rate at some T (the sign of
-   the largest gain, expected +1).
+   the largest gain, expected +1), for smart tanh and IRNN. For tanh with PyTorch's init (b) is
+   a finding, not judged: its gradient VANISHES at init (horizon about 2 steps), and Pascanu et
+   al.'s claim (section 3.2, Fig. 7) is about EXPLODING gradients, which clipping bounds; a
+   vanishing one it cannot lengthen.
+2b. Clipping helps where the gradient explodes (stated before the run of
+   sweep=trainability_exploding, conf/sweep/trainability_exploding.yaml): tanh with W = 2Q at
+   init (arch=scaled_orthogonal_tanh, Q Haar-orthogonal, every singular value of W is 2; initial
+   decay rate +0.14 to +0.30 nats/step in 20 timed trials), plain SGD lr 0.1, N = 32, at most
+   2000 updates, T in {10, 25, 50}, 20 seeds per (T, clip) cell. (a) Precondition: every run's
+   initial decay rate is > 0 (count of runs with rate <= 0, expected 0). (b) The claim: D = the
+   clipped success rate minus the unclipped one, pooled over the three T (n = 60 runs per arm),
+   exceeds 2 standard errors of the difference of two binomial proportions under the null of no
+   difference, SE0 = sqrt(pbar (1 - pbar) 2/n), pbar the success rate of both arms together (a
+   sign row: +1 when D > 2 SE0, -1 when D < -2 SE0, else 0; expected +1). The one-sided Fisher
+   exact p of the pooled 2 x 2 table and the per-T counts are reported beside it.
 3. The initial decay rate of ||dL/dh_k|| on temporal order (L = 200, N = 50, lags 1-50,
    last-step loss) of Pascanu et al.'s inits agrees with its population mean (computed for this
    protocol, not printed by Pascanu et al.: docs/theory.md, tasks and training): sigmoid
