@@ -16,9 +16,9 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
    Pascanu's smart tanh and IRNN: (a) at no T is the clipped success rate below the unclipped
    one (a count, expected 0), and (b) clipping raises the success rate at some T (the sign of
    the largest gain, expected +1), for smart tanh and IRNN. For tanh with PyTorch's init (b) is
-   a finding, not judged: its gradient VANISHES at init (horizon about 2 steps), and Pascanu et
-   al.'s claim (section 3.2, Fig. 7) is about EXPLODING gradients, which clipping bounds; a
-   vanishing one it cannot lengthen.
+   replaced by a finding, not judged (the pooled gain over T, the estimator of 2b): its gradient
+   VANISHES at init (horizon about 2 steps), and Pascanu et al.'s claim (section 3.2, Fig. 7) is
+   about EXPLODING gradients, which clipping bounds; a vanishing one it cannot lengthen.
 2b. Clipping helps where the gradient explodes (stated before the run of
    sweep=trainability_exploding, conf/sweep/trainability_exploding.yaml): tanh with W = 2Q at
    init (arch=scaled_orthogonal_tanh, Q Haar-orthogonal, every singular value of W is 2; initial
@@ -42,13 +42,15 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
 
 A claim that does not hold at this scale is reported as failed, with the evidence in the basis
 column and the CSVs beside the figure; nothing is retuned until it passes. The full mode reads the
-committed trainability sweeps (results/trainability/{cells,clipping,adding}/, made by
-``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping`` and
-``sweep=trainability_adding``);
-``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates: a
-smoke run whose orderings need not hold). The archs (cell, activation, init) are those of
-rnnlab.train.archs. Run alone: ``python experiments/figures/trainability.py [--quick]`` or
-``python -m experiments.figures.trainability [--quick]`` (full: a few seconds; quick: about 20 s).
+committed trainability sweeps (results/trainability/{cells,clipping,adding,exploding}/, made by
+``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping``,
+``sweep=trainability_adding`` and ``sweep=trainability_exploding``);
+``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates, the
+exploding tanh included: a smoke run whose orderings need not hold). The archs (cell,
+activation, init) are those of rnnlab.train.archs. Run alone: ``python
+experiments/figures/trainability.py [--quick]`` or ``python -m experiments.figures.trainability
+[--quick]`` (full: about a minute, mostly the initial decay rates of claim 3; quick: about 30 s on
+an idle machine).
 """
 from __future__ import annotations
 
@@ -217,7 +219,7 @@ def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, runs: pd.DataFra
         gain = (g["clip 1"] - g["no clipping"]).dropna()
         text = ", ".join(f"T={int(t)}: {g.loc[t, 'clip 1']:.2f} vs {g.loc[t, 'no clipping']:.2f}"
                          for t in gain.index)
-        n = int(sgd["seeds"].max())
+        n = int(sgd.loc[sgd["arch"] == arch, "seeds"].max())
         rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: T where clipping's success "
                         "rate is below no clipping's (count)", 0.0, float((gain < 0).sum()), 0.0,
                         kind="sign", seeds=n, basis=f"success rate clip 1 vs none: {text}"))
@@ -225,22 +227,35 @@ def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, runs: pd.DataFra
         at = int(gain.idxmax()) if best > 0 else None
         where = f"largest gain {best:+.2f}" + (f" at T = {at}" if at else "") + f"; {text}"
         if arch in VANISHING:
-            rates = sgd[sgd["arch"] == arch].groupby("length")["median_initial_decay_rate"] \
-                .median()
-            rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: largest gain of clipping "
-                            "in success rate over T, where the gradient vanishes at init "
-                            "(finding: clipping bounds an exploding gradient, it cannot lengthen "
-                            "a vanishing one)", 0.0, best, math.nan, kind="finding", seeds=n,
-                            basis=f"estimator: success rate (fraction of {n} seeds) clip 1 minus "
-                            f"none per T, its maximum over T; {where}; median initial decay "
-                            "rate " + ", ".join(f"T={int(t)}: {r:+.2f}" for t, r in rates.items())
-                            + " nats/step (horizon about 2 steps); not judged: Pascanu et al.'s "
-                            "claim is about exploding gradients (the exploding row)"))
+            rows.append(vanishing_finding(arch, sgd, runs, where))
             continue
         rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: sign of the largest gain of "
                         "clipping in success rate over T", 1.0, float(np.sign(best)), 0.0,
                         kind="sign", seeds=n, basis=where))
     return rows + exploding_rows(runs)
+
+
+def vanishing_finding(arch: str, sgd: pd.DataFrame, runs: pd.DataFrame, where: str) -> dict:
+    """Claim 2 (b) where the gradient vanishes at init (tanh, PyTorch init): the pooled gain of
+    clipping, the exploding row's estimator, reported as a finding (not judged)."""
+    r = runs[(runs["arch"] == arch) & (runs["optimizer"] == "sgd")]
+    clip = r[r["clip_label"] == "clip 1"].set_index(["length", "seed"])["solved"]
+    none = r[r["clip_label"] == "no clipping"].set_index(["length", "seed"])["solved"]
+    pairs = clip.astype(float).sub(none.astype(float)).dropna()  # same seed and T in both arms
+    g = pooled_gain(clip.to_numpy(bool), none.to_numpy(bool))
+    rates = sgd[sgd["arch"] == arch].groupby("length")["median_initial_decay_rate"].median()
+    return row(FIGURE, f"temporal order, SGD 0.1, {arch}: pooled gain of clipping in success rate "
+               "over T, where the gradient vanishes at init (finding: clipping bounds an "
+               "exploding gradient, it cannot lengthen a vanishing one)", 0.0, g["D"], math.nan,
+               kind="finding", seeds=len(pairs), spread=float(pairs.std(ddof=1)),
+               basis=f"estimator: D = success rate clip 1 minus none pooled over T: "
+               f"{g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = {g['D']:+.3f}; n = {len(pairs)} "
+               "(seed, T) pairs, spread the SD of the paired differences solved(clip) - "
+               f"solved(none); SE0 = sqrt(pbar (1 - pbar) 2/n) = {g['se0']:.3f}; {where}; "
+               "median initial decay rate "
+               + ", ".join(f"T={int(t)}: {v:+.2f}" for t, v in rates.items())
+               + f" nats/step (horizon {1 / abs(rates.median()):.1f} steps); not judged: "
+               "Pascanu et al.'s claim is about exploding gradients (the exploding rows)")
 
 
 def pooled_gain(solved_clip: np.ndarray, solved_none: np.ndarray) -> dict:
@@ -272,13 +287,16 @@ def exploding_rows(runs: pd.DataFrame) -> list[dict]:
     rows = [row(FIGURE, f"temporal order, tanh W = {rho} Q at init: runs whose initial decay "
                 "rate is <= 0 (count; the gradient must explode at init)", 0.0,
                 float((~(rate > 0)).sum()), 0.0, kind="sign", seeds=seeds,
-                basis=f"initial decay rate (exact engine, float64, 32 probe sequences, lags "
-                f"1..min(50, T-1)) of all {len(e)} runs, T in {{{Ts}}}, clip 1 and none, "
+                basis=f"estimator: the count of runs whose initial decay rate (exact engine, "
+                "float64, 32 probe sequences, lags 1..min(50, T-1)) is <= 0 (a count, no SE); "
+                f"n = {len(e)} runs, T in {{{Ts}}}, clip 1 and none, "
                 f"{seeds} seeds each: min {rate.min():+.3f}, per T min/median "
                 + ", ".join(f"T={int(t)}: {g.min():+.3f}/{g.median():+.3f}" for t, g in by_T)
                 + " nats/step")]
     clip = e[e["clip_label"] == "clip 1"].sort_values(["length", "seed"])
     none = e[e["clip_label"] == "no clipping"].sort_values(["length", "seed"])
+    if clip.empty or none.empty:
+        return rows
     g = pooled_gain(clip["solved"].to_numpy(bool), none["solved"].to_numpy(bool))
     z = g["D"] / g["se0"] if g["se0"] > 0 else math.nan
     sign = 1.0 if z > Z_CLAIM else -1.0 if z < -Z_CLAIM else 0.0
@@ -344,14 +362,14 @@ def draw(measured: dict, out_dir: Path) -> None:
     rates.to_csv(out_dir / "initial_decay.csv", index=False, float_format="%.12g")
 
     colours = colour_table()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]
     for i, (arch, g) in enumerate(adam.groupby("arch")):
         g = g.sort_values("length")
         axes[0].plot(g["length"], g["success_rate"], marker="o", ms=max(11 - 2 * i, 3),
                      color=colours.get(arch), label=arch_label(arch))
     axes[0].set_title("temporal order, Adam 1e-3, clip 1", fontsize=9)
-    sgd = success[success["optimizer"] == "sgd"]
+    sgd = success[(success["optimizer"] == "sgd") & (success["arch"] != EXPLODING)]
     for i, ((arch, clip), g) in enumerate(sgd.groupby(["arch", "clip_label"])):
         g = g.sort_values("length")
         # success rates are exact fractions, so lines coincide: shrinking markers drawn on top
@@ -361,7 +379,31 @@ def draw(measured: dict, out_dir: Path) -> None:
                      ls="-" if clip == "clip 1" else "--", color=colours.get(arch),
                      label=f"{arch_label(arch)}, {clip}")
     axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
-    for ax, part in zip(axes[:2], (adam, sgd)):
+    # claim 2b: the exploding init, success rate +- its binomial SE sqrt(p (1 - p) / seeds)
+    boom = success[(success["optimizer"] == "sgd") & (success["arch"] == EXPLODING)]
+    for clip, g in boom.groupby("clip_label"):
+        g = g.sort_values("length")
+        p, n = g["success_rate"].to_numpy(float), g["seeds"].to_numpy(float)
+        shift = 1.03 if clip == "clip 1" else 1 / 1.03  # side by side on the log axis
+        axes[2].errorbar(g["length"] * shift, p, yerr=np.sqrt(p * (1 - p) / n),
+                         marker="o" if clip == "clip 1" else "X", capsize=3,
+                         ls="-" if clip == "clip 1" else "--",
+                         color="k" if clip == "clip 1" else "C3",
+                         label=f"{clip} ({int(n.min())} seeds per T)")
+    runs = measured["runs"]
+    e = runs[(runs["arch"] == EXPLODING) & (runs["optimizer"] == "sgd")]
+    rho = ", ".join(f"{r:g}" for r in sorted(e["spectral_radius"].dropna().unique()))
+    title = f"SGD 0.1, tanh W = {rho} Q at init (exploding): +- binomial SE"
+    if set(e["clip_label"]) == {"clip 1", "no clipping"}:
+        g = pooled_gain(e.loc[e["clip_label"] == "clip 1", "solved"].to_numpy(bool),
+                        e.loc[e["clip_label"] == "no clipping", "solved"].to_numpy(bool))
+        z = g["D"] / g["se0"] if g["se0"] > 0 else math.nan
+        title += (f"\npooled over T: D = {g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = "
+                  f"{g['D']:+.2f}, SE0 = {g['se0']:.3f}, z = {z:.1f}")
+    axes[2].set_title(title, fontsize=9)
+    for ax, part in zip(axes[:3], (adam, sgd, boom)):
+        if part.empty:
+            continue
         ax.set_xscale("log")
         ts = sorted(part["length"].unique())
         ax.set_xticks(ts, [str(int(t)) for t in ts])
@@ -371,7 +413,7 @@ def draw(measured: dict, out_dir: Path) -> None:
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    ax = axes[2]
+    ax = axes[3]
     for i, (name, (mean, se_ref)) in enumerate(POPULATION_MEANS.items()):
         r = rates.loc[rates["init"] == ARCHS[name].init, "decay_rate"]
         ax.errorbar([i - 0.1], [mean], yerr=[3 * se_ref], fmt="s", color="k", capsize=3,
