@@ -22,9 +22,10 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
 2b. Clipping helps where the gradient explodes (stated before the run of
    sweep=trainability_exploding, conf/sweep/trainability_exploding.yaml): tanh with W = 2Q at
    init (arch=scaled_orthogonal_tanh, Q Haar-orthogonal, every singular value of W is 2; initial
-   decay rate +0.14 to +0.30 nats/step in 20 timed trials), plain SGD lr 0.1, N = 32, at most
-   2000 updates, T in {10, 25, 50}, 20 seeds per (T, clip) cell. (a) Precondition: every run's
-   initial decay rate is > 0 (count of runs with rate <= 0, expected 0). (b) The claim: D = the
+   decay rate +0.14 to +0.30 nats/step in the 12 timed trials at rho = 2), plain SGD lr 0.1,
+   N = 32, at most 2000 updates, T in {10, 25, 50}, 20 seeds per (T, clip) cell. (a)
+   Precondition: every run's initial decay rate is > 0 (count of runs with rate <= 0, expected
+   0). (b) The claim: D = the
    clipped success rate minus the unclipped one, pooled over the three T (n = 60 runs per arm),
    exceeds 2 standard errors of the difference of two binomial proportions under the null of no
    difference, SE0 = sqrt(pbar (1 - pbar) 2/n), pbar the success rate of both arms together (a
@@ -49,8 +50,8 @@ committed trainability sweeps (results/trainability/{cells,clipping,adding,explo
 exploding tanh included: a smoke run whose orderings need not hold). The archs (cell,
 activation, init) are those of rnnlab.train.archs. Run alone: ``python
 experiments/figures/trainability.py [--quick]`` or ``python -m experiments.figures.trainability
-[--quick]`` (full: about a minute, mostly the initial decay rates of claim 3; quick: about 30 s on
-an idle machine).
+[--quick]`` (measured on the shared 2-core machine at load average 7: full 54 s, mostly the
+initial decay rates of claim 3; quick 52 s).
 """
 from __future__ import annotations
 
