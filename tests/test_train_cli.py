@@ -8,7 +8,10 @@
 - re-running a finished run skips it (run.json unchanged); a run killed mid-way (a dead
   process's lock and a half-written model.pt, no run.json) is trained again from the start;
 - a run whose loss becomes NaN is recorded as failed with the step, and the sweep goes on to the
-  next run and to its tables.
+  next run and to its tables;
+- every trainability sweep (conf/sweep/trainability*.yaml, the exploding one included: tanh,
+  W = 2Q at init, SGD, clip 1 and none, 20 seeds) composes, and each of its jobs is a valid
+  TrainConfig with the stated grid (exact counts and values).
 """
 import json
 import os
@@ -89,7 +92,8 @@ def test_bad_input_exits_2_with_one_line_and_no_directory(tmp_path, override, ke
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("name", ["trainability", "trainability_clipping", "trainability_adding"])
+@pytest.mark.parametrize("name", ["trainability", "trainability_clipping", "trainability_adding",
+                                  "trainability_exploding"])
 def test_trainability_sweeps_compose_and_every_job_is_valid(name):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -105,7 +109,7 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
                  for job in jobs]
     assert cfg.sweep.name.startswith("trainability/")
     assert len(jobs) == {"trainability": 48, "trainability_clipping": 54,
-                         "trainability_adding": 36}[name]
+                         "trainability_adding": 36, "trainability_exploding": 120}[name]
     assert len(set(names)) == len(names) and all("seed=" in n for n in names)
     task = "adding_pascanu" if name == "trainability_adding" else "temporal_order"
     assert {s.task for s in specs} == {task} and {s.hidden_size for s in specs} == {32}
@@ -117,6 +121,11 @@ def test_trainability_sweeps_compose_and_every_job_is_valid(name):
         assert {(s.optimizer, s.lr, s.clip) for s in specs} == {("adam", 0.001, 1.0)}
     else:
         assert {s.clip for s in specs} == {1.0, None} and {s.optimizer for s in specs} == {"sgd"}
+    if name == "trainability_exploding":  # tanh, W = 2Q at init: the exploding regime
+        assert {(s.cell, s.activation, s.init, s.spectral_radius, s.orthogonal)
+                for s in specs} == {("elman", "tanh", "orthogonal", 2.0, False)}
+        assert {s.length for s in specs} == {10, 25, 50} and {s.lr for s in specs} == {0.1}
+        assert len({s.seed for s in specs}) == 20
 
 
 def test_unknown_task_lists_every_task(tmp_path):

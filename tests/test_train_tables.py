@@ -63,7 +63,9 @@ def test_names():
     assert arch_name({"cell": "elman", "activation": "relu", "init": "identity"}) == "irnn"
     assert arch_name({"cell": "gru", "activation": "tanh", "init": "pytorch"}) == "gru"
     assert arch_name({"cell": "elman", "activation": "tanh", "init": "orthogonal"}) == \
-        "elman-tanh-orthogonal"
+        "scaled_orthogonal_tanh"  # W = rho Q at init only (rho in model.spectral_radius)
+    assert arch_name({"cell": "elman", "activation": "relu", "init": "orthogonal"}) == \
+        "elman-relu-orthogonal"
     row = rec(10, 0, True, status="failed")
     assert row["solved"] is False and not math.isnan(row["initial_decay_rate"])
 

@@ -15,7 +15,22 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
    nothing else tames a large gradient; T in {10, 25, 50}, 3 seeds), for tanh (PyTorch init),
    Pascanu's smart tanh and IRNN: (a) at no T is the clipped success rate below the unclipped
    one (a count, expected 0), and (b) clipping raises the success rate at some T (the sign of
-   the largest gain, expected +1).
+   the largest gain, expected +1), for smart tanh and IRNN. For tanh with PyTorch's init (b) is
+   replaced by a finding, not judged (the pooled gain over T, the estimator of 2b): its gradient
+   VANISHES at init (horizon about 2 steps), and Pascanu et al.'s claim (section 3.2, Fig. 7) is
+   about EXPLODING gradients, which clipping bounds; a vanishing one it cannot lengthen.
+2b. Clipping helps where the gradient explodes (stated before the run of
+   sweep=trainability_exploding, conf/sweep/trainability_exploding.yaml): tanh with W = 2Q at
+   init (arch=scaled_orthogonal_tanh, Q Haar-orthogonal, every singular value of W is 2; initial
+   decay rate +0.14 to +0.30 nats/step in the 12 timed trials at rho = 2), plain SGD lr 0.1,
+   N = 32, at most 2000 updates, T in {10, 25, 50}, 20 seeds per (T, clip) cell. (a)
+   Precondition: every run's initial decay rate is > 0 (count of runs with rate <= 0, expected
+   0). (b) The claim: D = the
+   clipped success rate minus the unclipped one, pooled over the three T (n = 60 runs per arm),
+   exceeds 2 standard errors of the difference of two binomial proportions under the null of no
+   difference, SE0 = sqrt(pbar (1 - pbar) 2/n), pbar the success rate of both arms together (a
+   sign row: +1 when D > 2 SE0, -1 when D < -2 SE0, else 0; expected +1). The one-sided Fisher
+   exact p of the pooled 2 x 2 table and the per-T counts are reported beside it.
 3. The initial decay rate of ||dL/dh_k|| on temporal order (L = 200, N = 50, lags 1-50,
    last-step loss) of Pascanu et al.'s inits agrees with its population mean (computed for this
    protocol, not printed by Pascanu et al.: docs/theory.md, tasks and training): sigmoid
@@ -28,16 +43,19 @@ beyond a 2-core CPU, so the claims are stated as ORDERINGS AT THIS SCALE, up fro
 
 A claim that does not hold at this scale is reported as failed, with the evidence in the basis
 column and the CSVs beside the figure; nothing is retuned until it passes. The full mode reads the
-committed trainability sweeps (results/trainability/{cells,clipping,adding}/, made by
-``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping`` and
-``sweep=trainability_adding``);
-``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates: a
-smoke run whose orderings need not hold). The archs (cell, activation, init) are those of
-rnnlab.train.archs. Run alone: ``python experiments/figures/trainability.py [--quick]`` or
-``python -m experiments.figures.trainability [--quick]`` (full: a few seconds; quick: about 20 s).
+committed trainability sweeps (results/trainability/{cells,clipping,adding,exploding}/, made by
+``python experiments/train.py -m sweep=trainability``, ``sweep=trainability_clipping``,
+``sweep=trainability_adding`` and ``sweep=trainability_exploding``);
+``--quick`` trains a small grid in-process instead (T in {10, 25}, one seed, 500 updates, the
+exploding tanh included: a smoke run whose orderings need not hold). The archs (cell,
+activation, init) are those of rnnlab.train.archs. Run alone: ``python
+experiments/figures/trainability.py [--quick]`` or ``python -m experiments.figures.trainability
+[--quick]`` (measured on the shared 2-core machine at load average 7: full 54 s, mostly the
+initial decay rates of claim 3; quick 52 s).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -48,6 +66,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.special import digamma
+from scipy.stats import fisher_exact
 
 from experiments.figures.common import ROOT, is_quick, row, standalone
 from rnnlab.plotting import plt
@@ -66,6 +85,9 @@ TASK_LABELS = {"temporal_order": "temporal order", "adding_pascanu": "adding (Pa
 ADAM_ARCHS = ("tanh", "irnn", "gru", "lstm")  # trained with Adam (the quick grid)
 LONGER_THAN_TANH = ("gru", "lstm", "irnn")  # claim 1: each solves longer T than tanh
 CLIPPED = ("tanh", "smart_tanh", "irnn")  # claim 2: SGD with and without clipping
+VANISHING = ("tanh",)  # claim 2 (b) is a finding for these: the gradient vanishes at init
+EXPLODING = "scaled_orthogonal_tanh"  # claim 2b: W = 2Q at init, the gradient explodes
+Z_CLAIM = 2.0  # claim 2b: the pooled gain must exceed this many standard errors (SE0)
 # claim 3: the initial decay rate of each Pascanu init (temporal order, L = 200, 50 units, lags
 # 1-50), (population mean, its standard error): our own computation of the protocol, not a
 # published number; smart tanh's is a 10-network mean (per-network SD 0.007)
@@ -88,12 +110,14 @@ def quick_runs() -> pd.DataFrame:
     base = dict(task="temporal_order", hidden_size=32, steps=500, eval_every=250, eval_size=500,
                 test_size=2000)
     grid = [dict(arch=name, optimizer="adam", lr=1e-3, clip=1.0) for name in ADAM_ARCHS]
-    grid += [dict(arch=name, optimizer="sgd", lr=0.1, clip=clip) for name in CLIPPED
+    grid += [dict(arch=name, optimizer="sgd", lr=0.1, clip=clip) for name in CLIPPED + (EXPLODING,)
              for clip in (1.0, None)]
     rows = []
     for spec in grid:
         for T in (10, 25):
-            cfg = TrainConfig(length=T, seed=0, **base, **arch_config(spec["arch"]),
+            rho = 2.0 if spec["arch"] == EXPLODING else None  # conf/arch's spectral_radius
+            cfg = TrainConfig(length=T, seed=0, spectral_radius=rho, **base,
+                              **arch_config(spec["arch"]),
                               **{k: v for k, v in spec.items() if k != "arch"}).validate()
             result = train(cfg, measure=make_measure(cfg.task), progress=False)
             rows.append(run_row(result.config, {**result.record(), "status": result.status}))
@@ -101,10 +125,12 @@ def quick_runs() -> pd.DataFrame:
 
 
 def sweep_runs() -> pd.DataFrame:
-    """The committed trainability sweeps (results/trainability/{cells,clipping,adding}/)."""
+    """The committed trainability sweeps (results/trainability/{cells,clipping,adding,
+    exploding}/)."""
     parts = [collect(SWEEPS / name)[0] for name in ("cells", "clipping")]
-    if (SWEEPS / "adding").is_dir():
-        parts.append(collect(SWEEPS / "adding")[0])
+    for name in ("adding", "exploding"):
+        if (SWEEPS / name).is_dir():
+            parts.append(collect(SWEEPS / name)[0])
     if any(p.empty for p in parts):
         raise FileNotFoundError(f"no trainability sweep in {SWEEPS}: run python "
                                 "experiments/train.py -m sweep=trainability and "
@@ -159,7 +185,7 @@ def measure(mode: str) -> dict:
     runs = quick_runs() if is_quick(mode) else sweep_runs()
     success = success_table(runs)
     return {"success": success, "longest": longest_solved(success), "rates": initial_rates(mode),
-            "linear": linearised_rates()}
+            "linear": linearised_rates(), "runs": runs}
 
 
 def _longest(longest: pd.DataFrame, arch: str, optimizer: str, clip: str,
@@ -169,7 +195,8 @@ def _longest(longest: pd.DataFrame, arch: str, optimizer: str, clip: str,
     return int(sel["longest_T_solved"].iloc[0]) if len(sel) else 0
 
 
-def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame) -> list[dict]:
+def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame, runs: pd.DataFrame
+                  ) -> list[dict]:
     rows = []
     for task, task_label in TASK_LABELS.items():
         adam = success[(success["optimizer"] == "adam") & (success["task"] == task)]
@@ -193,17 +220,105 @@ def ordering_rows(success: pd.DataFrame, longest: pd.DataFrame) -> list[dict]:
         gain = (g["clip 1"] - g["no clipping"]).dropna()
         text = ", ".join(f"T={int(t)}: {g.loc[t, 'clip 1']:.2f} vs {g.loc[t, 'no clipping']:.2f}"
                          for t in gain.index)
-        n = int(sgd["seeds"].max())
+        n = int(sgd.loc[sgd["arch"] == arch, "seeds"].max())
         rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: T where clipping's success "
                         "rate is below no clipping's (count)", 0.0, float((gain < 0).sum()), 0.0,
                         kind="sign", seeds=n, basis=f"success rate clip 1 vs none: {text}"))
         best = float(gain.max())
         at = int(gain.idxmax()) if best > 0 else None
+        where = f"largest gain {best:+.2f}" + (f" at T = {at}" if at else "") + f"; {text}"
+        if arch in VANISHING:
+            rows.append(vanishing_finding(arch, sgd, runs, where))
+            continue
         rows.append(row(FIGURE, f"temporal order, SGD 0.1, {arch}: sign of the largest gain of "
                         "clipping in success rate over T", 1.0, float(np.sign(best)), 0.0,
-                        kind="sign", seeds=n,
-                        basis=f"largest gain {best:+.2f}" + (f" at T = {at}" if at else "")
-                        + f"; {text}"))
+                        kind="sign", seeds=n, basis=where))
+    return rows + exploding_rows(runs)
+
+
+def vanishing_finding(arch: str, sgd: pd.DataFrame, runs: pd.DataFrame, where: str) -> dict:
+    """Claim 2 (b) where the gradient vanishes at init (tanh, PyTorch init): the pooled gain of
+    clipping, the exploding row's estimator, reported as a finding (not judged)."""
+    r = runs[(runs["arch"] == arch) & (runs["optimizer"] == "sgd")]
+    clip = r[r["clip_label"] == "clip 1"].set_index(["length", "seed"])["solved"]
+    none = r[r["clip_label"] == "no clipping"].set_index(["length", "seed"])["solved"]
+    pairs = clip.astype(float).sub(none.astype(float)).dropna()  # same seed and T in both arms
+    g = pooled_gain(clip.to_numpy(bool), none.to_numpy(bool))
+    rates = sgd[sgd["arch"] == arch].groupby("length")["median_initial_decay_rate"].median()
+    return row(FIGURE, f"temporal order, SGD 0.1, {arch}: pooled gain of clipping in success rate "
+               "over T, where the gradient vanishes at init (finding: clipping bounds an "
+               "exploding gradient, it cannot lengthen a vanishing one)", 0.0, g["D"], math.nan,
+               kind="finding", seeds=len(pairs), spread=float(pairs.std(ddof=1)),
+               basis=f"estimator: D = success rate clip 1 minus none pooled over T: "
+               f"{g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = {g['D']:+.3f}; n = {len(pairs)} "
+               "(seed, T) pairs, spread the SD of the paired differences solved(clip) - "
+               f"solved(none); SE0 = sqrt(pbar (1 - pbar) 2/n) = {g['se0']:.3f}; {where}; "
+               "median initial decay rate "
+               + ", ".join(f"T={int(t)}: {v:+.2f}" for t, v in rates.items())
+               + f" nats/step (horizon {1 / abs(rates.median()):.1f} steps); not judged: "
+               "Pascanu et al.'s claim is about exploding gradients (the exploding rows)")
+
+
+def pooled_gain(solved_clip: np.ndarray, solved_none: np.ndarray) -> dict:
+    """Claim 2b's statistic: D = p_clip - p_none over all runs of each arm (n_c, n_n runs), its
+    standard error under the null of no difference SE0 = sqrt(pbar (1 - pbar) (1/n_c + 1/n_n))
+    (pbar: both arms pooled), the unpooled SE sqrt(p_c (1 - p_c)/n_c + p_n (1 - p_n)/n_n), and
+    the one-sided Fisher exact p of the 2 x 2 table (alternative: clipping solves more)."""
+    n_c, n_n = len(solved_clip), len(solved_none)
+    k_c, k_n = int(solved_clip.sum()), int(solved_none.sum())
+    p_c, p_n, pbar = k_c / n_c, k_n / n_n, (k_c + k_n) / (n_c + n_n)
+    se0 = math.sqrt(pbar * (1 - pbar) * (1 / n_c + 1 / n_n))
+    se = math.sqrt(p_c * (1 - p_c) / n_c + p_n * (1 - p_n) / n_n)
+    fisher = fisher_exact([[k_c, n_c - k_c], [k_n, n_n - k_n]], alternative="greater")[1]
+    return {"k_c": k_c, "n_c": n_c, "k_n": k_n, "n_n": n_n, "D": p_c - p_n, "se0": se0,
+            "se": se, "fisher_p": float(fisher)}
+
+
+def exploding_rows(runs: pd.DataFrame) -> list[dict]:
+    """Claim 2b: the precondition (every run's initial decay rate > 0) and the pooled gain of
+    clipping in success rate, on the runs of arch scaled_orthogonal_tanh under SGD."""
+    e = runs[(runs["arch"] == EXPLODING) & (runs["optimizer"] == "sgd")]
+    if e.empty:
+        return []
+    rho = ", ".join(f"{r:g}" for r in sorted(e["spectral_radius"].dropna().unique()))
+    seeds = int(e.groupby(["length", "clip_label"]).size().min())
+    Ts = ", ".join(str(int(t)) for t in sorted(e["length"].unique()))
+    rate = e["initial_decay_rate"]
+    by_T = e.groupby("length")["initial_decay_rate"]
+    rows = [row(FIGURE, f"temporal order, tanh W = {rho} Q at init: runs whose initial decay "
+                "rate is <= 0 (count; the gradient must explode at init)", 0.0,
+                float((~(rate > 0)).sum()), 0.0, kind="sign", seeds=seeds,
+                basis=f"estimator: the count of runs whose initial decay rate (exact engine, "
+                "float64, 32 probe sequences, lags 1..min(50, T-1)) is <= 0 (a count, no SE); "
+                f"n = {len(e)} runs, T in {{{Ts}}}, clip 1 and none, "
+                f"{seeds} seeds each: min {rate.min():+.3f}, per T min/median "
+                + ", ".join(f"T={int(t)}: {g.min():+.3f}/{g.median():+.3f}" for t, g in by_T)
+                + " nats/step")]
+    clip = e[e["clip_label"] == "clip 1"].sort_values(["length", "seed"])
+    none = e[e["clip_label"] == "no clipping"].sort_values(["length", "seed"])
+    if clip.empty or none.empty:
+        return rows
+    g = pooled_gain(clip["solved"].to_numpy(bool), none["solved"].to_numpy(bool))
+    z = g["D"] / g["se0"] if g["se0"] > 0 else math.nan
+    sign = 1.0 if z > Z_CLAIM else -1.0 if z < -Z_CLAIM else 0.0
+    per_T = ", ".join(
+        f"T={int(t)}: {int(clip.loc[clip['length'] == t, 'solved'].sum())}/"
+        f"{int((clip['length'] == t).sum())} vs "
+        f"{int(none.loc[none['length'] == t, 'solved'].sum())}/{int((none['length'] == t).sum())}"
+        for t in sorted(e["length"].unique()))
+    failed = int((e["status"] == "failed").sum())
+    rows.append(row(FIGURE, f"temporal order, SGD 0.1, tanh W = {rho} Q at init (exploding): "
+                    f"sign of the pooled gain of clipping in success rate beyond {Z_CLAIM:g} SE",
+                    1.0, sign, 0.0, kind="sign", seeds=seeds,
+                    basis=f"estimator: D = success rate clip 1 minus none, pooled over T in "
+                    f"{{{Ts}}}: {g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = {g['D']:+.3f}; "
+                    f"n = {g['n_c']} runs per arm ({seeds} seeds x {e['length'].nunique()} T); "
+                    f"SE0 = sqrt(pbar (1 - pbar) 2/n) of two binomial proportions under the null "
+                    f"= {g['se0']:.3f}, z = {z:.2f}; criterion D > {Z_CLAIM:g} SE0, stated before "
+                    f"the run; unpooled SE {g['se']:.3f}; one-sided Fisher exact p = "
+                    f"{g['fisher_p']:.2g}; seeds solved clip vs none: {per_T}; failed (NaN) "
+                    f"runs: {failed}; runs treated as independent (a seed's initial W is shared "
+                    "across T and arms)"))
     return rows
 
 
@@ -236,7 +351,7 @@ def quick_may_fail(r: dict) -> bool:
 
 
 def rows(measured: dict) -> list[dict]:
-    return (ordering_rows(measured["success"], measured["longest"])
+    return (ordering_rows(measured["success"], measured["longest"], measured["runs"])
             + init_rows(measured["rates"], measured["linear"]))
 
 
@@ -248,14 +363,14 @@ def draw(measured: dict, out_dir: Path) -> None:
     rates.to_csv(out_dir / "initial_decay.csv", index=False, float_format="%.12g")
 
     colours = colour_table()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]
     for i, (arch, g) in enumerate(adam.groupby("arch")):
         g = g.sort_values("length")
         axes[0].plot(g["length"], g["success_rate"], marker="o", ms=max(11 - 2 * i, 3),
                      color=colours.get(arch), label=arch_label(arch))
     axes[0].set_title("temporal order, Adam 1e-3, clip 1", fontsize=9)
-    sgd = success[success["optimizer"] == "sgd"]
+    sgd = success[(success["optimizer"] == "sgd") & (success["arch"] != EXPLODING)]
     for i, ((arch, clip), g) in enumerate(sgd.groupby(["arch", "clip_label"])):
         g = g.sort_values("length")
         # success rates are exact fractions, so lines coincide: shrinking markers drawn on top
@@ -265,7 +380,31 @@ def draw(measured: dict, out_dir: Path) -> None:
                      ls="-" if clip == "clip 1" else "--", color=colours.get(arch),
                      label=f"{arch_label(arch)}, {clip}")
     axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
-    for ax, part in zip(axes[:2], (adam, sgd)):
+    # claim 2b: the exploding init, success rate +- its binomial SE sqrt(p (1 - p) / seeds)
+    boom = success[(success["optimizer"] == "sgd") & (success["arch"] == EXPLODING)]
+    for clip, g in boom.groupby("clip_label"):
+        g = g.sort_values("length")
+        p, n = g["success_rate"].to_numpy(float), g["seeds"].to_numpy(float)
+        shift = 1.03 if clip == "clip 1" else 1 / 1.03  # side by side on the log axis
+        axes[2].errorbar(g["length"] * shift, p, yerr=np.sqrt(p * (1 - p) / n),
+                         marker="o" if clip == "clip 1" else "X", capsize=3,
+                         ls="-" if clip == "clip 1" else "--",
+                         color="k" if clip == "clip 1" else "C3",
+                         label=f"{clip} ({int(n.min())} seeds per T)")
+    runs = measured["runs"]
+    e = runs[(runs["arch"] == EXPLODING) & (runs["optimizer"] == "sgd")]
+    rho = ", ".join(f"{r:g}" for r in sorted(e["spectral_radius"].dropna().unique()))
+    title = f"SGD 0.1, tanh W = {rho} Q at init (exploding): +- binomial SE"
+    if set(e["clip_label"]) == {"clip 1", "no clipping"}:
+        g = pooled_gain(e.loc[e["clip_label"] == "clip 1", "solved"].to_numpy(bool),
+                        e.loc[e["clip_label"] == "no clipping", "solved"].to_numpy(bool))
+        z = g["D"] / g["se0"] if g["se0"] > 0 else math.nan
+        title += (f"\npooled over T: D = {g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = "
+                  f"{g['D']:+.2f}, SE0 = {g['se0']:.3f}, z = {z:.1f}")
+    axes[2].set_title(title, fontsize=9)
+    for ax, part in zip(axes[:3], (adam, sgd, boom)):
+        if part.empty:
+            continue
         ax.set_xscale("log")
         ts = sorted(part["length"].unique())
         ax.set_xticks(ts, [str(int(t)) for t in ts])
@@ -275,7 +414,7 @@ def draw(measured: dict, out_dir: Path) -> None:
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    ax = axes[2]
+    ax = axes[3]
     for i, (name, (mean, se_ref)) in enumerate(POPULATION_MEANS.items()):
         r = rates.loc[rates["init"] == ARCHS[name].init, "decay_rate"]
         ax.errorbar([i - 0.1], [mean], yerr=[3 * se_ref], fmt="s", color="k", capsize=3,
