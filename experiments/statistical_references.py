@@ -1,0 +1,82 @@
+"""Population references for the statistical tests that have no closed form for their own
+estimator: the same estimator over many independent seeds (the "larger sample" a fast test's one
+seed is compared with), printed as the constants the tests hold.
+
+    OMP_NUM_THREADS=1 python experiments/statistical_references.py
+
+quenched lambda_1 (tests/test_lyapunov.py, ``quenched_lambda1``): one fixed-W tanh network,
+N = 250, s_in^2 = 0.1, 4 trajectories, 500 burn-in steps then 1000, at sigma_w = 0.5, 1, 1.5,
+2.5, over seeds 1000..1039 (disjoint from the fast test's seed 0 and the slow check's 0..19).
+Expected before measuring: means near mean field's 1/2 log chi (-0.79, -0.19, +0.04, +0.35)
+but displaced by the quenched - annealed gap and the finite-N term (a few 1e-3 up to a few
+1e-2 on the ordered side, docs/tolerances.md), and a network-to-network SD of order 0.01.
+Printed per sigma_w: mean, its standard error SD / sqrt(40), SD over the 40 networks.
+
+Gaussian matrices W_ij ~ N(0, 1/N) (tests/test_theory.py, tests/test_model.py), numpy's
+generator, seeds 1000..1039:
+* the spectral radius max |eig W| at N = 400 and 1000: expected above 1 by O(sqrt(log N / N))
+  (Rider's law for the largest modulus, whose asymptotic constants are poor at these N, hence
+  the measured population), with an SD of order 0.01;
+* the largest singular value at N = 1000: Tracy-Widom (Johnstone 2001) gives mean 1.9919 and SD
+  0.0080 (``test_theory.sigma_max_tracy_widom``); printed as an independent check of that form;
+* a product of L = 4 such matrices at N = 600 (tests/test_theory.py's isometry Monte Carlo):
+  the mean of the squared singular values (expectation exactly 1) and their variance
+  (expectation L + L(L+1)/(2N) = 4.017 to O(1/N^2)), each with its SD over draws.
+
+    OMP_NUM_THREADS=1 python experiments/statistical_references.py [lyapunov] [matrices]
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SEEDS = range(1000, 1040)
+
+
+def line(name: str, v: np.ndarray) -> None:
+    sd = v.std(ddof=1)
+    print(f"{name}: mean {v.mean():.5f}, SE {sd / math.sqrt(v.size):.5f}, SD {sd:.5f}, "
+          f"min {v.min():.5f}, max {v.max():.5f}, n = {v.size}", flush=True)
+
+
+def matrices() -> None:
+    gauss = lambda N, seed: np.random.default_rng(seed).standard_normal((N, N)) / math.sqrt(N)
+    for N in (400, 1000):
+        line(f"spectral radius, N = {N}",
+             np.array([np.abs(np.linalg.eigvals(gauss(N, s))).max() for s in SEEDS]))
+    line("sigma_max, N = 1000", np.array([np.linalg.norm(gauss(1000, s), 2) for s in SEEDS]))
+    means, variances = [], []
+    for s in SEEDS:
+        J = np.eye(600)
+        for layer in range(4):
+            J = gauss(600, 100 * s + layer) @ J
+        eig = np.linalg.svd(J, compute_uv=False) ** 2
+        means.append(eig.mean())
+        variances.append(eig.var())
+    line("isometry product N = 600, L = 4: mean", np.array(means))
+    line("isometry product N = 600, L = 4: variance", np.array(variances))
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    parts = sys.argv[1:] or ["lyapunov", "matrices"]
+    if "matrices" in parts:
+        matrices()
+    if "lyapunov" not in parts:
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_lyapunov import quenched_lambda1
+
+    for sigma_w in (0.5, 1.0, 1.5, 2.5):
+        v = np.array([quenched_lambda1(sigma_w, s) for s in SEEDS])
+        sd = v.std(ddof=1)
+        print(f"    {sigma_w}: ({v.mean():.5f}, {sd / math.sqrt(v.size):.5f}, {sd:.5f}),"
+              f"  # min {v.min():+.4f} max {v.max():+.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
