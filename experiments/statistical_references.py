@@ -23,7 +23,19 @@ generator, seeds 1000..1039:
   the mean of the squared singular values (expectation exactly 1) and their variance
   (expectation L + L(L+1)/(2N) = 4.017 to O(1/N^2)), each with its SD over draws.
 
-    OMP_NUM_THREADS=1 python experiments/statistical_references.py [lyapunov] [matrices]
+The decay-rate stderr (tests/test_fit.py, ``tanh_profile``: tanh, N = 128, s_in^2 = 0.1,
+T = 300 after 300 burn-in, lags 1..50):
+* chaotic (sigma_w = 2), one sequence per network, networks 1000..1319: the SD of the rate over
+  all 320 networks / their RMS stderr, and the sampling distribution of the same ratio over
+  groups of 8 networks (the fast test's estimator), by drawing 100,000 groups of 8 of the 320
+  without replacement: its 0.05% and 99.95% quantiles (two-sided 0.1%). Expected before
+  measuring: near 1 (8 networks at seeds 0..7 gave 1.03), heavy-tailed above if some networks'
+  rates sit far out;
+* one network, 16 sequences fitted one by one (sigma_w = 0.5, 1.2, 2), networks 1000..1039:
+  the ratio SD over the 16 / RMS stderr per network, its mean, standard error and SD over the
+  40 networks. Expected: below 1 (seed 0 gave 0.48, 0.49, 0.83).
+
+    OMP_NUM_THREADS=1 python experiments/statistical_references.py [lyapunov] [matrices] [fit]
 """
 from __future__ import annotations
 
@@ -61,11 +73,45 @@ def matrices() -> None:
     line("isometry product N = 600, L = 4: variance", np.array(variances))
 
 
+def fit() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_fit import fit_decay, tanh_profile
+
+    rates, ses = [], []
+    for s in range(1000, 1320):
+        f = fit_decay(*(lambda p: (p.lag, p.ln_ratio))(tanh_profile(s, 2.0, 1)), 1, 50)
+        rates.append(f["decay_rate"])
+        ses.append(f["decay_rate_stderr"])
+    rates, ses = np.array(rates), np.array(ses)
+    print(f"chaotic: SD over {rates.size} networks / RMS stderr "
+          f"{rates.std(ddof=1) / math.sqrt(np.mean(ses ** 2)):.4f}; rates mean "
+          f"{rates.mean():.4f} SD {rates.std(ddof=1):.4f} min {rates.min():.4f} "
+          f"max {rates.max():.4f}; RMS stderr {math.sqrt(np.mean(ses ** 2)):.4f}", flush=True)
+    rng = np.random.default_rng(0)
+    groups = np.array([rng.choice(rates.size, 8, replace=False) for _ in range(100_000)])
+    ratio = rates[groups].std(1, ddof=1) / np.sqrt((ses[groups] ** 2).mean(1))
+    q = np.quantile(ratio, [0.0005, 0.5, 0.9995])
+    print(f"chaotic, groups of 8: ratio 0.05% {q[0]:.4f}, median {q[1]:.4f}, 99.95% {q[2]:.4f}",
+          flush=True)
+    for sigma_w in (0.5, 1.2, 2.0):
+        per_network = []
+        for s in SEEDS:
+            p = tanh_profile(s, sigma_w, 16)
+            fits = [fit_decay(p.lag, {k: v[:, b:b + 1] for k, v in p.ln_ratio.items()}, 1, 50)
+                    for b in range(16)]
+            sd = np.std([f["decay_rate"] for f in fits], ddof=1)
+            per_network.append(sd / math.sqrt(np.mean([f["decay_rate_stderr"] ** 2
+                                                       for f in fits])))
+        line(f"sequences SD / stderr at sigma_w = {sigma_w}", np.array(per_network))
+
+
 def main() -> None:
     torch.set_num_threads(1)
-    parts = sys.argv[1:] or ["lyapunov", "matrices"]
+    parts = sys.argv[1:] or ["lyapunov", "matrices", "fit"]
     if "matrices" in parts:
         matrices()
+    if "fit" in parts:
+        fit()
     if "lyapunov" not in parts:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -8,8 +8,11 @@
   exactly lr * clip;
 - a loss that becomes inf (relu RNN with rho = 3 overflows float32 at T = 100) ends the run as
   failed at step 1 with the reason, without raising;
-- an LSTM on adding (Pascanu, T = 10) trains to below a fifth of the no-memory MSE in 300 seeded
-  steps; the same config gives the same curve (first 100 steps);
+- an LSTM on adding (Pascanu, T = 10) trains to below a fifth of the no-memory MSE and error
+  rate within 800 steps (training stops when solved: seed 0 at step 300, so the fast test costs
+  what it did); the same config gives the same curve (first 100 steps). The budget was 300
+  steps, which 5 of seeds 0..19 did not reach (a plateau at the baseline until step 400); the
+  20 seeds needed at most 400, and 800 is twice that;
 - inits: IRNN is W = I with zero biases; gaussian/orthogonal/identity set every gate's recurrent
   block with the requested spectral radius (1e-6); Pascanu's smart tanh has 15 non-zeros per row of
   his W (per column of torch's weight_hh) and rho 0.95; his sigmoid and basic tanh have the stated
@@ -127,12 +130,12 @@ def test_inf_loss_ends_the_run_as_failed():
 
 
 LSTM_ADDING = dict(task="adding_pascanu", length=10, cell="lstm", hidden_size=16, lr=1e-2,
-                   steps=300, eval_every=100, eval_size=500, test_size=2000, eval_batch=1000)
+                   steps=800, eval_every=100, eval_size=500, test_size=2000, eval_batch=1000)
 
 
 def lstm_adding_checks(seed):
-    """(result, checks): an LSTM trained 300 steps on adding at T = 10 ends below a fifth of the
-    no-memory loss and error rate (a learning outcome per seed, not an estimate)."""
+    """(result, checks): an LSTM trained at most 800 steps on adding at T = 10 ends below a fifth
+    of the no-memory loss and error rate (a learning outcome per seed, not an estimate)."""
     result = train(TrainConfig(**LSTM_ADDING, seed=seed), progress=False)
     return result, [
         Check("completed", float(result.status != "completed"), 0.0),
