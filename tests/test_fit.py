@@ -115,9 +115,9 @@ def tanh_profile(seed, sigma_w, batch):
 
 
 def ratio_interval(name, ratio, lo, hi):
-    """lo < ratio < hi as two one-sided checks."""
-    return [Check(f"{name} above {lo:.3g}", lo - ratio, 0.0),
-            Check(f"{name} below {hi:.3g}", ratio - hi, 0.0)]
+    """lo <= ratio <= hi, as |ln ratio - the interval's log centre| <= its log half-width."""
+    return [Check(f"{name} in [{lo:.3g}, {hi:.3g}] (log distance from the centre)",
+                  abs(math.log(ratio) - math.log(lo * hi) / 2), math.log(hi / lo) / 2)]
 
 
 # The chaotic ratio's own sampling distribution (experiments/statistical_references.py, fit):

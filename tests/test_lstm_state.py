@@ -110,8 +110,8 @@ def memory_path_checks(seed):
                                     for s in ("joint", "h"))
     return [Check("|joint rate - ln sigmoid(6)|", abs(joint + math.log1p(math.exp(-6.0))),
                   4 * se_joint),
-            Check("h-only rate - joint rate, above -4 SE", h - joint,
-                  -4 * math.hypot(se_h, se_joint))]
+            Check("4 SE of the difference / (joint rate - h-only rate)",
+                  4 * math.hypot(se_h, se_joint) / (joint - h) if joint > h else math.inf, 1.0)]
 
 
 def test_h_only_misses_the_memory_path():
