@@ -45,8 +45,9 @@ CASES: dict = {
        (lambda seed, c=c: gated_lyapunov_checks(c, seed), 0) for c in ("gru", "lstm", "minimal")},
     **{f"test_fit.py::test_stderr_matches_random_walk_spread[{i}]":
        (lambda seed, a=a: random_walk_checks(*a, seed), 1)
-       for i, a in enumerate([(None, (1, None), False), (40, (1, 40), False),
-                              (None, (1, None), True)])},
+       for i, a in (("None-window0-False", (None, (1, None), False)),
+                    ("40-window1-False", (40, (1, 40), False)),
+                    ("None-window2-True", (None, (1, None), True)))},
     "test_fit.py::test_stderr_covers_seed_spread_chaotic": (chaotic_seed_checks, 0),
     **{f"test_fit.py::test_stderr_covers_trajectory_spread[{s}]":
        (lambda seed, s=s: trajectory_checks(s, seed), 0) for s in (0.5, 1.2, 2.0)},
@@ -59,9 +60,9 @@ CASES: dict = {
     **{f"test_tasks.py::test_no_memory_predictor_meets_the_baseline[{name}-{length}]":
        (lambda seed, name=name, length=length: baseline_checks(name, length, seed), 11)
        for name, length in BASELINE_CASES},
-    **{f"test_delayed_tasks.py::test_layout[{name}]":
+    **{f"test_delayed_tasks.py::test_layout[{name}-{taps}]":
        (lambda seed, name=name: fair_bits_checks(name, seed), 3)
-       for name in ("delayed_copy", "delayed_xor")},
+       for name, taps in (("delayed_copy", 1), ("delayed_xor", 2))},
     "test_model.py::test_gain_scales_entries": (gain_checks, 0),
     "test_theory.py::test_gaussian_W_sigma_max_vs_spectral_radius": (gaussian_W_checks, 0),
     "test_theory.py::test_isometry_linear_gaussian_monte_carlo": (isometry_checks, 0),
