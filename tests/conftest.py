@@ -1,12 +1,14 @@
 """Shared fixtures: a seeded network and trajectory builder, the GPU skip, the driver run in this
-process, and the check that the suite leaves the repository as it found it (tests write only to
-temporary directories)."""
+process, the checks of a statistical test (``Check``, shared by a fast test and its 20-seed
+re-run in tests/test_false_failures.py), and the check that the suite leaves the repository as
+it found it (tests write only to temporary directories)."""
 import hashlib
 import logging
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -39,6 +41,24 @@ def make(seed=0, dtype=torch.float64, device="cpu", loss="mse", burn_in=0, **kw)
     traj = gradients.forward(p, net.x.to(device, dtype), net.h0.to(device, dtype),
                              net.y_target.to(device, dtype), burn_in=burn_in, loss=loss)
     return net, p, traj
+
+
+class Check(NamedTuple):
+    """One criterion of a statistical test: passes when ``deviation <= tolerance`` (an absolute
+    deviation from the estimator's expectation, or a signed one for a one-sided bound)."""
+    name: str
+    deviation: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.deviation <= self.tolerance
+
+
+def assert_checks(checks: list[Check]) -> None:
+    """Fails naming every criterion outside its tolerance."""
+    bad = [f"{c.name}: {c.deviation:.6g} > {c.tolerance:.6g}" for c in checks if not c.ok]
+    assert not bad, "; ".join(bad)
 
 
 def log_diff(a, b):

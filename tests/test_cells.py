@@ -12,6 +12,9 @@
   equal to the engine's backward long-lag rate (0.01 nats/step, finite T);
 - Jacobian-product norms of an LSTM against explicit products of torch.func Jacobians (1e-10);
 - cell/key mismatches are one clear error naming both keys.
+
+The gated lambda_1 against the backward rate is a function of a seed, re-run over 20 seeds by
+tests/test_false_failures.py (docs/statistical-tests.md).
 """
 import csv
 import math
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import log_diff, make
+from conftest import Check, assert_checks, log_diff, make
 
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import cells, reference
@@ -171,22 +174,27 @@ def test_lyapunov_through_the_seam():
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "minimal"])
-def test_gated_lyapunov_equals_backward_rate(cell, one_thread):
+def gated_lyapunov_checks(cell: str, seed: int):
     """lambda_1 (forward QR) and the slope of ln ||dL_{T-1}/ds_k|| at long lags are the same
     number for a long trajectory; 0.01 nats/step covers the finite-T transients (measured
-    differences here: below 0.003)."""
+    differences at seed 0: below 0.003; over 20 seeds see docs/statistical-tests.md)."""
     keys = dict(gain=2.5, spectral_radius=None) if cell != "lstm" else \
         dict(init="orthogonal", spectral_radius=3.0, gate_bias=1.0)
-    net, p, traj = make(seed=0, cell=cell, hidden_size=24, input_size=24, seq_len=1500,
+    net, p, traj = make(seed=seed, cell=cell, hidden_size=24, input_size=24, seq_len=1500,
                         batch_size=2, burn_in=200, **keys)
     lam = lyapunov_from_maps(traj.maps, 1500, k=1, transient=200, batch=2, dtype=torch.float64,
-                             generator=torch.Generator().manual_seed(0))
+                             generator=torch.Generator().manual_seed(seed))
     ln_ratio, _, _ = gradients.loss_profiles(traj)
     lags = torch.arange(200, 1300, dtype=torch.float64)
     y = ln_ratio[200:1300].mean(1)
     slope = ((lags - lags.mean()) * (y - y.mean())).sum() / ((lags - lags.mean()) ** 2).sum()
-    assert abs(lam.mean().item() - slope.item()) < 0.01
+    return [Check(f"{cell}: |lambda_1 - backward long-lag rate|",
+                  abs(lam.mean().item() - slope.item()), 0.01)]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "minimal"])
+def test_gated_lyapunov_equals_backward_rate(cell, one_thread):
+    assert_checks(gated_lyapunov_checks(cell, seed=0))
 
 
 def test_lstm_jacobian_norms_match_explicit_products():

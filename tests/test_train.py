@@ -8,20 +8,26 @@
   exactly lr * clip;
 - a loss that becomes inf (relu RNN with rho = 3 overflows float32 at T = 100) ends the run as
   failed at step 1 with the reason, without raising;
-- an LSTM on adding (Pascanu, T = 10) trains to below a fifth of the no-memory MSE in 300 seeded
-  steps; the same config gives the same curve (first 100 steps);
+- an LSTM on adding (Pascanu, T = 10) trains to below a fifth of the no-memory MSE and error
+  rate within 800 steps (training stops when solved: seed 0 at step 300, so the fast test costs
+  what it did); the same config gives the same curve (first 100 steps). The budget was 300
+  steps, which 5 of seeds 0..19 did not reach (a plateau at the baseline until step 400); the
+  20 seeds needed at most 400, and 800 is twice that;
 - inits: IRNN is W = I with zero biases; gaussian/orthogonal/identity set every gate's recurrent
   block with the requested spectral radius (1e-6); Pascanu's smart tanh has 15 non-zeros per row of
   his W (per column of torch's weight_hh) and rho 0.95; his sigmoid and basic tanh have the stated
-  weight scales;
+  weight scales (each sample SD within 4 relative standard errors 1/sqrt(2 n) of it, n entries);
 - the ``measure`` hook is called at every evaluation point and recorded, step 0 included;
 - bad input gives a one-line ValueError naming the key and the allowed values, before any compute.
+
+The init scales and the LSTM's learning outcome are each a function of a seed, re-run over 20 seeds
+by tests/test_false_failures.py (docs/statistical-tests.md).
 """
 import math
-from dataclasses import replace
 
 import pytest
 import torch
+from conftest import Check, assert_checks
 
 from rnnlab import tasks
 from rnnlab.engine.init import spectral_radius
@@ -123,14 +129,25 @@ def test_inf_loss_ends_the_run_as_failed():
     assert result.record()["failure"] == result.failure
 
 
+LSTM_ADDING = dict(task="adding_pascanu", length=10, cell="lstm", hidden_size=16, lr=1e-2,
+                   steps=800, eval_every=100, eval_size=500, test_size=2000, eval_batch=1000)
+
+
+def lstm_adding_checks(seed):
+    """(result, checks): an LSTM trained at most 800 steps on adding at T = 10 ends below a fifth
+    of the no-memory loss and error rate (a learning outcome per seed, not an estimate)."""
+    result = train(TrainConfig(**LSTM_ADDING, seed=seed), progress=False)
+    return result, [
+        Check("completed", float(result.status != "completed"), 0.0),
+        Check("final loss / (baseline / 5)", result.final_loss / (result.baseline_loss / 5), 1.0),
+        Check("error rate / (baseline / 5)",
+              result.eval_error_rate / (result.baseline_error_rate / 5), 1.0)]
+
+
 def test_lstm_learns_adding_at_T10_and_is_reproducible():
-    cfg = TrainConfig(task="adding_pascanu", length=10, cell="lstm", hidden_size=16, lr=1e-2,
-                      steps=300, eval_every=100, eval_size=500, test_size=2000, eval_batch=1000)
-    result = train(cfg, progress=False)
-    assert result.status == "completed"
-    assert result.final_loss < result.baseline_loss / 5
-    assert result.eval_error_rate < result.baseline_error_rate / 5
-    again = train(replace(cfg, steps=100), progress=False)
+    result, checks = lstm_adding_checks(seed=0)
+    assert_checks(checks)
+    again = train(TrainConfig(**{**LSTM_ADDING, "steps": 100}), progress=False)
     assert again.curve.equals(result.curve.iloc[:2])
 
 
@@ -166,6 +183,28 @@ def test_irnn_and_recurrent_inits():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
+def sd_check(name, w, std):
+    """The sample SD of n Gaussian entries of SD ``std`` within 4 relative standard errors
+    1/sqrt(2 n) of it."""
+    return Check(f"{name}: |sample SD / {std} - 1|", abs(w.std().item() / std - 1),
+                 4 / math.sqrt(2 * w.numel()))
+
+
+def pascanu_init_checks(seed):
+    """The weight scales of Pascanu's inits (temporal order, 50 units: weight_ih 300 entries,
+    weight_hh 2500, head 200)."""
+    rnn, head = build(TrainConfig(task="temporal_order", length=200, init="pascanu_smart_tanh",
+                                  hidden_size=50, dtype="float64", seed=seed))
+    checks = [sd_check("smart tanh weight_ih", rnn.weight_ih_l0.detach(), 0.01)]
+    for init, std in (("pascanu_sigmoid", 0.01), ("pascanu_basic_tanh", 0.1)):
+        act = "sigmoid" if init == "pascanu_sigmoid" else "tanh"
+        rnn, head = build(TrainConfig(task="temporal_order", init=init, activation=act,
+                                      hidden_size=50, seed=seed))
+        checks += [sd_check(f"{init} weight_hh", rnn.weight_hh_l0.detach(), std),
+                   sd_check(f"{init} head", head.weight.detach(), std)]
+    return checks
+
+
 def test_pascanu_inits():
     cfg = TrainConfig(task="temporal_order", length=200, init="pascanu_smart_tanh", hidden_size=50,
                       dtype="float64")
@@ -173,14 +212,8 @@ def test_pascanu_inits():
     W = rnn.weight_hh_l0.detach()
     assert (torch.count_nonzero(W, dim=0) == 15).all()
     assert spectral_radius(W) == pytest.approx(0.95, rel=1e-12)
-    assert rnn.weight_ih_l0.std().item() == pytest.approx(0.01, rel=0.2)
     assert not head.bias.any() and not rnn.bias_hh_l0.any()
-    for init, std in (("pascanu_sigmoid", 0.01), ("pascanu_basic_tanh", 0.1)):
-        act = "sigmoid" if init == "pascanu_sigmoid" else "tanh"
-        rnn, head = build(TrainConfig(task="temporal_order", init=init, activation=act,
-                                      hidden_size=50))
-        assert rnn.weight_hh_l0.std().item() == pytest.approx(std, rel=0.05)
-        assert head.weight.std().item() == pytest.approx(std, rel=0.2)
+    assert_checks(pascanu_init_checks(seed=0))
 
 
 @pytest.mark.parametrize("change,message", [
