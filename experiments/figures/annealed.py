@@ -37,20 +37,27 @@ def series(g: pd.DataFrame, value: str = "rate") -> dict:
 
 def rows(figure: str, name: str, g: pd.DataFrame, mean_field: float, *,
          value: str = "rate", what: str = "rate", judged: bool = True,
-         law: str = "module docstring") -> list[dict]:
+         law: str = "module docstring", estimator: str | None = None) -> list[dict]:
     """The theory row (left out when not ``judged``) and the two findings of one point. ``name``
     opens each quantity; ``what`` names the measured number; ``law`` says where the 1/N law was
-    measured."""
+    measured; ``estimator``, when given, describes one seed's measurement (method, steps) and the
+    theory row's basis then states estimator, n and how the standard error was obtained."""
     r = series(g, value)
     inf, n, small = r["extrapolated"], r["big"], r["small"]
     out = []
     if judged:
+        basis = (f"mean field's own network (weights redrawn every step), "
+                 f"2 r(N={n}) - r(N={small}) per seed (a 1/N finite-size term, measured: "
+                 f"{law}); 3 standard errors of the seed mean")
+        if estimator is not None:
+            basis = (f"estimator: {estimator}, weights redrawn every step (mean field's own "
+                     f"network), per seed 2 r(N={n}) - r(N={small}) (a 1/N finite-size term, "
+                     f"measured: {law}); n = {len(inf)} seeds; SE = SD/sqrt(n) of the per-seed "
+                     f"values = {stderr(inf):.4f}; tolerance 3 SE")
         out.append(row(figure, f"{name}: weights redrawn every step, N -> infinity, vs mean "
                        "field", mean_field, float(inf.mean()), 3 * stderr(inf),
                        kind="theory", seeds=len(inf), spread=float(inf.std(ddof=1)),
-                       basis=f"mean field's own network (weights redrawn every step), "
-                       f"2 r(N={n}) - r(N={small}) per seed (a 1/N finite-size term, measured: "
-                       f"{law}); 3 standard errors of the seed mean"))
+                       basis=basis))
     finite = r["annealed_small"] - r["annealed"]
     out.append(row(figure, f"{name}: finite-N term of the redrawn {what} at N = {n}", 0.0,
                    float(finite.mean()), math.nan, kind="finding", seeds=len(finite),
