@@ -39,21 +39,24 @@ def series(g: pd.DataFrame, value: str = "rate") -> dict:
 
 def rows(figure: str, name: str, g: pd.DataFrame, mean_field: float, *,
          value: str = "rate", what: str = "rate", judged: bool = True,
-         law: str = "module docstring") -> list[dict]:
+         law: str = "module docstring", estimator: str | None = None) -> list[dict]:
     """The theory row (left out when not ``judged``) and the two findings of one point. ``name``
     opens each quantity; ``what`` names the measured number; ``law`` says where the 1/N law was
-    measured."""
+    measured; ``estimator``, when given, describes one seed's measurement (method, steps) in the
+    theory row's basis, which states the estimator, n and how the standard error was obtained."""
     r = series(g, value)
     inf, n, small = r["extrapolated"], r["big"], r["small"]
     out = []
     if judged:
         k = t_multiple(len(inf))
+        what_seed = (f"{estimator}, weights redrawn every step" if estimator is not None
+                     else f"the {what} with weights redrawn every step")
         out.append(row(figure, f"{name}: weights redrawn every step, N -> infinity, vs mean "
                        "field", mean_field, float(inf.mean()), k * stderr(inf),
                        kind="theory", seeds=len(inf), spread=float(inf.std(ddof=1)),
-                       estimator=f"per seed 2 r(N={n}) - r(N={small}) of the {what} with "
-                       "weights redrawn every step (mean field's own network; exact for a 1/N "
-                       f"finite-size term, measured: {law}), averaged over seeds",
+                       estimator=f"per seed 2 r(N={n}) - r(N={small}) of {what_seed} (mean "
+                       f"field's own network; exact for a 1/N finite-size term, measured: {law}), "
+                       "averaged over seeds",
                        se=f"SD of the per-seed values / sqrt(n) = {stderr(inf):.2g}",
                        basis=f"tolerance {k:.2f} SE (Student t, {len(inf) - 1} dof: the "
                        "coverage of 3 sigma, 99.73%)"))

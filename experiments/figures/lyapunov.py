@@ -11,13 +11,20 @@ EXPECTED:
   field describes: weights redrawn at every step (experiments/figures/annealed.py). Full-rank
   input noise s_in^2 = 0.1, 100 burn-in steps, then QR with one vector over T = 200 steps of 2
   sequences (the first 50 are the frame's warm-up, rnnlab.engine.lyapunov.frame_transient), at
-  N = 250 and 500, extrapolated per seed to N = infinity as 2 l(500) - l(250) (a 1/N term, as
-  measured for the backward rate in rate-vs-gain's docstring); the mean of 5 seeds within 3
-  standard errors of 1/2 log chi for every sigma_w in [0.5, 3]. Beside each, two findings: the
-  finite-N term l(250) - l(500), and the quenched - annealed gap (one fixed W minus redrawn at
-  N = 500, same seeds). One fixed W's exponent in the ordered phase sits above mean field (at
-  N = 1000, means of 10 networks: +0.012 at sigma_w = 0.5, +0.0065 at 0.8): the gap is that
-  finding, not a failure of the theory. s_in^2 = 0.01 (2 seeds) is drawn;
+  N = 250 and 500, extrapolated per seed to N = infinity as 2 l(500) - l(250) (a 1/N term); the
+  mean of SEEDS = 10 seeds (CHECK_SEEDS = 20 at sigma_w = 0.8 and 2) within 3 standard errors
+  (SD / sqrt(n) of the per-seed values) of 1/2 log chi for every sigma_w in [0.5, 3]. At 0.8 and
+  2 the row's basis also gives the SD of seeds 0-9 beside that of all 20: the check of the
+  10-seed spread (5 seeds, as before, underestimated it at 0.8 by a factor 1.7, 0.0025 against
+  0.0043). Beside each, two findings: the finite-N term
+  l(250) - l(500), and the quenched - annealed gap (one fixed W minus redrawn at N = 500, same
+  seeds). One fixed W's exponent in the ordered phase sits above mean field (at N = 1000, means
+  of 10 networks: +0.012 at sigma_w = 0.5, +0.0065 at 0.8): the gap is that finding, not a
+  failure of the theory. s_in^2 = 0.01 is drawn (2 seeds; 10 at the sign row's gain 1.3);
+- the 1/N law the extrapolation rests on, measured for lambda_1 (findings): at sigma_w = 0.8,
+  s_in^2 = 0.1, N (l(N) - 1/2 log chi) at N = 250, 500 (20 seeds) and 1000 (LAW_SEEDS = 10
+  seeds, N = 1000 redrawn costs 17 s a seed) is constant in N within its standard errors, and
+  2 l(1000) - l(500) agrees with 2 l(500) - l(250) (what was measured: docs/tolerances.md);
 - noise moves the onset of chaos to larger gain (critical 1.1934 at s_in^2 = 0.01, 1.4093 at
   0.1): at sigma_w = 1.3 the extrapolated redrawn lambda_1 > 0 with s_in^2 = 0.01 (mean field
   +0.022). The other side, lambda_1 < 0 at s_in^2 = 0.1, is already the row at sigma_w = 1.3;
@@ -34,13 +41,15 @@ EXPECTED:
   |z_i| = |lambda_i - Newman_i| / se_i over all 50, against 4.04 (a false alarm for any of the
   50 at once has probability 0.27%, "3 sigma"). Full mode 64 products x 5000 steps, quick
   64 x 1000. The table lists every exponent and its standard error.
-Full mode: about 15 minutes of CPU on one core; quick mode N = 100 and 200, two gains (a smoke
-test: its lambda_1 theory rows may fail). Run alone:
+Full mode: about 20 minutes of CPU on one core (redrawn N = 250 and 500 cost about 7 s a seed
+and gain, N = 1000 17 s; 45 minutes of wall time on a shared 2-core machine); quick mode N = 100
+and 200, two gains (a smoke test: its lambda_1 theory rows may fail). Run alone:
 ``python experiments/figures/lyapunov.py [--quick]`` or
 ``python -m experiments.figures.lyapunov [--quick]``.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -61,6 +70,7 @@ from experiments.figures.common import (
     network,
     row,
     standalone,
+    stderr,
     windowed_rate,
 )
 from rnnlab import theory
@@ -76,9 +86,16 @@ from rnnlab.plotting import plt
 FIGURE = "lyapunov"
 GAINS = {"full": [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], "quick": [1.3, 2.0]}
 NOISE = (0.01, 0.1)
-SEEDS = {0.1: 5, 0.01: 2}  # s_in^2 = 0.01 is drawn (and its sign row), 0.1 compared
+SEEDS = 10  # seeds of the judged lambda_1 rows at s_in^2 = 0.1, and of the sign row
+CHECK_SEEDS, CHECK_GAINS = 20, (0.8, 2.0)  # where the 10-seed standard deviation is checked
+DRAWN_SEEDS = 2  # s_in^2 = 0.01 away from the sign row's gain: drawn, never judged
+SIGN_GAIN = 1.3  # the sign row's gain (s_in^2 = 0.01)
 SIZES = {"full": (250, 500), "quick": (100, 200)}  # N: the extrapolation's two sizes
+LAW_GAIN, LAW_N = 0.8, {"full": 1000, "quick": 400}  # the finite-N law, measured at a third N
+LAW_SEEDS = {"full": 10, "quick": 5}  # seeds at LAW_N (N = 1000 redrawn: 17 s each)
 T, BURN_IN = 200, 100
+ESTIMATOR = (f"QR lambda_1 (one vector), {T} steps x 2 sequences after {BURN_IN} burn-in, "
+             "the first 50 the frame's warm-up")
 BACKWARD = {"full": (1.0, 2.0), "quick": (2.0,)}  # gains of the consistency rows
 N_BACKWARD, BURN_IN_BACKWARD = 1000, 500
 NEWMAN_N, NEWMAN_FAMILY = 50, 0.0027  # family-wise false-alarm rate of the z-score row
@@ -108,6 +125,29 @@ def forward_backward(sigma_w, steps):
     return lam, windowed_rate(p, traj, max_lag=50)[0]
 
 
+def seeds(s_in2: float, sigma_w: float) -> int:
+    """Seeds of one point: SEEDS where a row is judged (CHECK_SEEDS at CHECK_GAINS, s_in^2 = 0.1),
+    DRAWN_SEEDS where it is only drawn."""
+    if s_in2 == 0.1:
+        return CHECK_SEEDS if sigma_w in CHECK_GAINS else SEEDS
+    return SEEDS if sigma_w == SIGN_GAIN else DRAWN_SEEDS
+
+
+def law(mode: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The redrawn lambda_1 at sigma_w = LAW_GAIN, s_in^2 = 0.1: (N, seed, rate) at the
+    extrapolation's two sizes for every seed the table holds there (taken from it: same seed, N
+    and function), and at LAW_N for seeds 0..LAW_SEEDS - 1 (measured here; in quick mode, where
+    the table lacks LAW_GAIN, all three sizes are measured for those seeds)."""
+    have = table[(table.s_in2 == 0.1) & (table.sigma_w == LAW_GAIN)
+                 & (table.weights == "redrawn")][["N", "seed", "rate"]]
+    jobs = [(N, seed) for N in SIZES[mode] if have.empty for seed in range(LAW_SEEDS[mode])]
+    jobs += [(LAW_N[mode], seed) for seed in range(LAW_SEEDS[mode])]
+    new = pd.DataFrame([dict(N=N, seed=seed, rate=lambda_1(LAW_GAIN, 0.1, seed, N, "redrawn"))
+                        for N, seed in jobs])
+    return pd.concat([have, new], ignore_index=True).sort_values(["N", "seed"],
+                                                                 ignore_index=True)
+
+
 def sizes(mode: str):
     """(T of the consistency rows, their tolerance, Newman steps) of a mode."""
     return (300, 0.005, 1000) if is_quick(mode) else (1000, 0.002, 5000)
@@ -120,7 +160,7 @@ def measure(mode: str) -> dict:
     steps_fb, _, steps = sizes(mode)
     n = SIZES[mode]
     jobs = [(s_in2, g, seed) for s_in2 in NOISE for g in GAINS[mode]
-            for seed in range(SEEDS[s_in2])]
+            for seed in range(seeds(s_in2, g))]
     table = pd.DataFrame([dict(s_in2=s_in2, sigma_w=g, N=n[i], seed=seed, weights=w,
                                rate=lambda_1(g, s_in2, seed, n[i], w))
                           for s_in2, g, seed in tqdm(jobs, desc=FIGURE, disable=None)
@@ -131,6 +171,7 @@ def measure(mode: str) -> dict:
                                   **dict(zip(("lambda_1", "backward_rate"),
                                              forward_backward(g, steps_fb))))
                              for g in BACKWARD[mode]])
+    finite_n = law(mode, table)
 
     nn, batch = NEWMAN_N, 64
     gen = torch.Generator().manual_seed(5)
@@ -140,9 +181,40 @@ def measure(mode: str) -> dict:
     newman = theory.newman_spectrum(nn, 1.0)
     i = np.arange(1, nn + 1)
     se = np.sqrt(polygamma(1, (nn - i + 1) / 2) / 4 / (batch * steps))
-    return {"mode": mode, "table": table, "backward": backward, "batch": batch,
+    return {"mode": mode, "table": table, "backward": backward, "batch": batch, "law": finite_n,
             "newman": pd.DataFrame({"i": i, "measured": spectrum, "newman": newman, "stderr": se,
                                     "z": (spectrum - newman) / se})}
+
+
+def law_rows(finite_n: pd.DataFrame) -> list[dict]:
+    """Findings: the finite-N law of the redrawn lambda_1 at sigma_w = LAW_GAIN, s_in^2 = 0.1.
+    N (lambda_1(N) - 1/2 log chi) per seed at each N (constant in N under the 1/N law the
+    extrapolation assumes), and the extrapolation from the two larger sizes against mean field."""
+    mf = float(theory.log_chi_rate("tanh", LAW_GAIN, 0.1))
+    by_n = finite_n.pivot(index="seed", columns="N", values="rate")
+    head = f"lambda_1 at sigma_w = {LAW_GAIN:g}, s_in^2 = 0.1, weights redrawn"
+    every = by_n.dropna().index  # the seeds measured at all three sizes
+    out = []
+    for N in by_n.columns:
+        scaled = N * (by_n[N] - mf).dropna()
+        out.append(row(FIGURE, f"{head}: N x (lambda_1(N) - 1/2 log chi) at N = {N} (the 1/N "
+                       "law: constant in N)", 0.0, float(scaled.mean()), math.nan,
+                       kind="finding", seeds=len(scaled), spread=float(scaled.std(ddof=1)),
+                       basis=f"estimator: {ESTIMATOR}, per seed N (r(N) - 1/2 log chi), 1/2 log "
+                       f"chi = {mf:+.5f}; n = {len(scaled)} seeds; redrawn r(N={N}) "
+                       f"{by_n[N].mean():+.5f}; SE = SD/sqrt(n) of the per-seed values = "
+                       f"{stderr(scaled):.3f}; on the {len(every)} seeds measured at every N "
+                       f"{(N * (by_n.loc[every, N] - mf)).mean():+.3f} +- "
+                       f"{stderr(N * (by_n.loc[every, N] - mf)):.3f}"))
+    mid, big = by_n.columns[-2:]
+    inf = (2 * by_n[big] - by_n[mid] - mf).dropna()
+    out.append(row(FIGURE, f"{head}: 2 lambda_1(N={big}) - lambda_1(N={mid}) minus 1/2 log chi",
+                   0.0, float(inf.mean()), math.nan, kind="finding", seeds=len(inf),
+                   spread=float(inf.std(ddof=1)),
+                   basis=f"estimator: {ESTIMATOR}, per seed 2 r(N={big}) - r(N={mid}) - 1/2 log "
+                   f"chi; n = {len(inf)} seeds; SE = SD/sqrt(n) of the per-seed values = "
+                   f"{stderr(inf):.4f}"))
+    return out
 
 
 def quick_may_fail(r: dict) -> bool:
@@ -157,7 +229,15 @@ def rows(measured: dict) -> list[dict]:
     for (s_in2, sw), g in table.groupby(["s_in2", "sigma_w"]):
         if s_in2 == 0.1:
             out += annealed.rows(FIGURE, f"lambda_1 at sigma_w = {sw:g}, s_in^2 = 0.1", g,
-                                 float(g.mean_field_rate.iloc[0]), what="lambda_1")
+                                 float(g.mean_field_rate.iloc[0]), what="lambda_1",
+                                 law=f"this figure's findings at sigma_w = {LAW_GAIN:g}",
+                                 estimator=ESTIMATOR)
+            if sw in CHECK_GAINS:  # the standard deviation of SEEDS seeds against all of them
+                inf = annealed.series(g)["extrapolated"]
+                out[-3]["basis"] += (f"; check of the {SEEDS}-seed spread: SD of seeds "
+                                     f"0-{SEEDS - 1} {inf.iloc[:SEEDS].std(ddof=1):.4f}, of all "
+                                     f"{len(inf)} {inf.std(ddof=1):.4f}")
+    out += law_rows(measured["law"])
     for r in measured["backward"].itertuples():
         out.append(row(FIGURE, f"backward rate (lags 1-50) vs forward lambda_1, same "
                        f"trajectory, one fixed W, N = {N_BACKWARD}, sigma_w = {r.sigma_w}, "
@@ -170,7 +250,11 @@ def rows(measured: dict) -> list[dict]:
     out.append(row(FIGURE, f"sign of lambda_1 (weights redrawn, N -> infinity) at sigma_w = 1.3, "
                    f"s_in^2 = 0.01 (critical gain {crit:.4f})", 1.0, float(np.sign(lam13.mean())),
                    0.0, kind="sign", seeds=len(lam13), spread=float(lam13.std(ddof=1)),
-                   basis=f"mean field {theory.log_chi_rate('tanh', 1.3, 0.01):+.3f} nats/step"))
+                   basis=f"estimator: sign of the seed mean of {ESTIMATOR}, per seed "
+                   f"2 r(N={at13['big']}) - r(N={at13['small']}), weights redrawn; n = "
+                   f"{len(lam13)} seeds; mean {lam13.mean():+.4f}, SE = SD/sqrt(n) = "
+                   f"{stderr(lam13):.4f} ({lam13.mean() / stderr(lam13):+.1f} SE from 0); "
+                   f"mean field {theory.log_chi_rate('tanh', 1.3, 0.01):+.3f} nats/step"))
 
     spectrum = measured["newman"]
     n, batch, z = len(spectrum), measured["batch"], spectrum["z"].to_numpy()
@@ -191,6 +275,7 @@ def draw(measured: dict, out_dir: Path) -> None:
     table.to_csv(out_dir / "lambda_vs_gain.csv", index=False)
     measured["backward"].to_csv(out_dir / "forward_backward.csv", index=False)
     spectra.to_csv(out_dir / "newman_spectrum.csv", index=False)
+    measured["law"].to_csv(out_dir / "finite_n_law.csv", index=False)
     n, batch = len(spectra), measured["batch"]
     i, spectrum, newman = (spectra[k].to_numpy() for k in ("i", "measured", "newman"))
     summary = annealed.summary(table, ["s_in2", "sigma_w"])
@@ -204,8 +289,10 @@ def draw(measured: dict, out_dir: Path) -> None:
         axes[0].plot(grid, theory.log_chi_rate("tanh", grid, s_in2), color=color, lw=1,
                      label=rf"$\frac{{1}}{{2}}\log\chi$, $s_{{in}}^2$ = {s_in2}")
         axes[0].errorbar(m.sigma_w, m.extrapolated, yerr=m.extrapolated_std, fmt="o", ms=4,
-                         capsize=2, color=color, label=rf"$\lambda_1$ redrawn, N -> inf, "
-                         f"{SEEDS[s_in2]} seeds")
+                         capsize=2, color=color, label=r"$\lambda_1$ redrawn, N -> inf, "
+                         + (f"{SEEDS} seeds ({CHECK_SEEDS} at "
+                            f"{', '.join(f'{c:g}' for c in CHECK_GAINS)})" if s_in2 == 0.1 else
+                            f"{DRAWN_SEEDS} seeds ({SEEDS} at {SIGN_GAIN:g})"))
         axes[0].plot(m.sigma_w, m.quenched, "s", mfc="none", ms=5, color=color,
                      label=rf"$\lambda_1$ one fixed W, N = {big}")
         axes[0].axvline(theory.critical_gain("tanh", s_in2), color=color, lw=0.6, ls=":")
