@@ -63,11 +63,11 @@ from torch import nn
 from experiments.figures import annealed
 from experiments.figures.common import ROOT, is_quick, row, standalone, stderr
 from rnnlab import tasks, theory
-from rnnlab.engine.lyapunov import frame_transient, lyapunov_from_jacobians
+from rnnlab.engine.lyapunov import lyapunov_from_jacobians
 from rnnlab.engine.model import phi_prime_from_h
 from rnnlab.plotting import plt
 from rnnlab.train import omega as omega_reg
-from rnnlab.train.flossing import Flosser, drive
+from rnnlab.train.flossing import Flosser, drive, flossing_exponents
 from rnnlab.train.loop import load_model, sample
 from rnnlab.train.tables import collect, longest_solved, success_table
 
@@ -83,8 +83,13 @@ G, N_README, WINDOW, DISCARD, BITS_DELAY = 1.0, 80, 55, 16, 10
 SEEDS_MF = {"full": 20, "quick": 4}
 WINDOWS = {"full": 20, "quick": 5}  # fresh windows per network
 K, FLOSS_LR, FLOSS_STEPS = 16, 1e-3, {"full": 500, "quick": 50}
-SEEDS_FLOSS = {"full": 10, "quick": 2}
-T_SPECTRUM = 1000
+SEEDS_FLOSS = {"full": 20, "quick": 2}
+RUN_IN_SETTLED = 500  # steps from h = 0 before a settled-state window
+# window length: fresh windows per network, for the drift from the objective to the asymptote
+DRIFT_WINDOWS = {"full": {55: 100, 200: 25, 1000: 5, 5000: 2},
+                 "quick": {55: 10, 200: 3, 1000: 1, 5000: 1}}
+FRESH = {"full": 400, "quick": 20}  # fresh windows per flossed network, the objective's estimator
+LAST = 50  # the last flossing losses of training averaged for the loss row
 FAMILY = 0.0027  # family-wise false-alarm rate of the z-score row
 PROBE = 32
 
@@ -146,22 +151,67 @@ def readme_lambda_1(seed: int, N: int, weights: str, windows: int) -> float:
     return total / windows
 
 
-def flossed_spectrum(seed: int, steps: int) -> tuple[np.ndarray, np.ndarray, list]:
-    """(lambda_1..K before, after ``steps`` flossing updates, the flossing losses) of one
-    README network, by the exact engine on T_SPECTRUM fresh steps."""
+def engelken_discard(window: int) -> int:
+    """Steps not averaged of a window, by Engelken's rule 10 + ceil(window / 10) (16 of 55)."""
+    return 10 + math.ceil(window / 10)
+
+
+def settled_exponents(rnn: nn.RNN, rng, window: int, windows: int, seed: int) -> np.ndarray:
+    """lambda_1..K (nats per step) of the exact engine averaged over ``windows`` fresh windows of
+    ``window`` steps, each after RUN_IN_SETTLED steps from h = 0 (a settled state; not averaged,
+    the frame starts after them), the first ``engelken_discard(window)`` discarded."""
+    out = []
+    for j in range(windows):
+        x = bits(rng, RUN_IN_SETTLED + window)
+        with torch.no_grad():
+            h = torch.stack(omega_reg.elman_states(rnn, "tanh", x))[RUN_IN_SETTLED:, 0]
+            gen = torch.Generator().manual_seed(1000 * seed + j)
+            out.append(lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, "tanh"), K,
+                                               engelken_discard(window), generator=gen).numpy())
+    return np.mean(out, axis=0)
+
+
+def objective_windows(rnn: nn.RNN, Q0: torch.Tensor, rng, windows: int,
+                      run_in: int = 0) -> np.ndarray:
+    """(windows, K): the flossing objective's own estimator on fresh bit windows: WINDOW steps
+    after ``run_in`` from h = 0, DISCARD discarded, the run's frame Q0 (``flossing_exponents``)."""
+    with torch.no_grad():
+        return np.array([flossing_exponents(rnn, "tanh", bits(rng, run_in + WINDOW), Q0, DISCARD,
+                                            run_in).numpy() for _ in range(windows)])
+
+
+def floss_readme(seed: int, steps, run_in: int = 0):
+    """Flosses README network ``seed`` (K exponents, window WINDOW from ``run_in`` steps after
+    h = 0, discard DISCARD, Adam FLOSS_LR, the bit stream RandomState(seed)), yielding
+    (updates so far, network, its Flosser) after each total in the increasing list ``steps``."""
     rnn = readme_rnn(seed)
     cfg = SimpleNamespace(floss_lr=FLOSS_LR, hidden_size=N_README, cell="elman", floss_k=K,
                           seed=seed, task="delayed_copy", length=BITS_DELAY,
-                          floss_window=WINDOW, activation="tanh", floss_discard=DISCARD)
+                          floss_window=WINDOW, activation="tanh", floss_discard=DISCARD,
+                          floss_run_in=run_in)
+    flosser, done = Flosser(cfg, rnn, np.random.RandomState(seed)), 0
+    for total in steps:
+        failed = flosser.run(total - done, 0)
+        if failed:
+            raise RuntimeError(f"README network {seed}, run-in {run_in}: {failed}")
+        done = total
+        yield total, rnn, flosser
+
+
+def flossed(seed: int, mode: str) -> dict:
+    """One README network before and after FLOSS_STEPS[mode] flossing updates: the settled
+    exponents (windows of DRIFT_WINDOWS from a settled state) before and after, the flossing
+    losses, and the objective's own estimator on FRESH[mode] fresh windows after."""
     check = np.random.RandomState(50_000 + seed)
-    x = bits(check, T_SPECTRUM)
-    before = spectrum(rnn, x, K, frame_transient(T_SPECTRUM), seed)
-    flosser = Flosser(cfg, rnn, np.random.RandomState(seed))
-    failed = flosser.run(steps, 0)
-    if failed:
-        raise RuntimeError(f"README network {seed}: {failed}")
-    after = spectrum(rnn, bits(check, T_SPECTRUM), K, frame_transient(T_SPECTRUM), seed)
-    return before, after, flosser.losses
+    longest = max(DRIFT_WINDOWS[mode])
+    before = settled_exponents(readme_rnn(seed), check, longest, DRIFT_WINDOWS[mode][longest],
+                               seed)
+    _, rnn, flosser = next(floss_readme(seed, [FLOSS_STEPS[mode]]))
+    objective = objective_windows(rnn, flosser.Q0, check, FRESH[mode])
+    settled = {w: settled_exponents(rnn, check, w, n, seed)
+               for w, n in DRIFT_WINDOWS[mode].items()}
+    return dict(before=before, losses=np.array(flosser.losses), objective=objective,
+                settled=settled)
 
 
 def remedy_of(r) -> str:
@@ -202,11 +252,13 @@ def measure(mode: str) -> dict:
           for s in range(SEEDS_MF[mode]) for w, n in
           (("redrawn", N_README), ("redrawn", 2 * N_README), ("fixed", N_README),
            ("fixed", 2 * N_README))]
-    flossed = [flossed_spectrum(s, FLOSS_STEPS[mode]) for s in range(SEEDS_FLOSS[mode])]
+    nets = [flossed(s, mode) for s in range(SEEDS_FLOSS[mode])]
     out = {"mode": mode, "mean_field": pd.DataFrame(mf),
-           "before": np.array([b for b, _, _ in flossed]),
-           "after": np.array([a for _, a, _ in flossed]),
-           "losses": np.array([losses for _, _, losses in flossed])}
+           "before": np.array([n["before"] for n in nets]),
+           "losses": np.array([n["losses"] for n in nets]),
+           "objective": np.array([n["objective"] for n in nets]),
+           "settled": {w: np.array([n["settled"][w] for n in nets])
+                       for w in DRIFT_WINDOWS[mode]}}
     tables = None if quick else sweep_tables()
     if tables is not None:
         runs, curves = tables
@@ -242,18 +294,7 @@ def rows(measured: dict) -> list[dict]:
     out += annealed.rows(FIGURE, "README network's lambda_1, bits", pair, mf_rate,
                          what="lambda_1", law="rate-vs-gain's docstring, for the backward rate")
 
-    after, k = measured["after"], measured["after"].shape[1]
-    se = after.std(0, ddof=1) / math.sqrt(len(after))
-    z = after.mean(0) / se
-    worst = int(np.argmax(np.abs(z)))
-    out.append(row(FIGURE, f"after flossing (lambda_1..{k} -> 0): max |z| of the exponents of the "
-                   f"exact engine over {k} (worst i = {worst + 1}, mean "
-                   f"{after.mean(0)[worst]:+.4f})", 0.0, float(np.abs(z).max()),
-                   float(norm.isf(FAMILY / (2 * k))), kind="theory", seeds=len(after),
-                   spread=float(after.std(0, ddof=1).max()),
-                   basis=f"per exponent the standard error over {len(after)} flossed networks; "
-                   f"Bonferroni over {k}, family-wise {FAMILY:.2%}; before flossing lambda_1 "
-                   f"{measured['before'][:, 0].mean():+.4f}"))
+    out += flossing_rows(measured)
     if "runs" not in measured:
         return out
 
@@ -276,35 +317,108 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
+def flossing_rows(measured: dict) -> list[dict]:
+    """The flossed README networks: the objective's own estimator on fresh windows at 0 and its
+    loss against the last training losses (judged), the exponents over longer windows from a
+    settled state (findings: the drift from the objective's zero to the asymptote)."""
+    mode, out = measured["mode"], []
+    objective = measured["objective"]  # (networks, windows, K)
+    n, M, k = objective.shape
+    per_net = objective.mean(1)  # (networks, K): each network's mean over its fresh windows
+    se = per_net.std(0, ddof=1) / math.sqrt(n)
+    z = per_net.mean(0) / se
+    worst = int(np.argmax(np.abs(z)))
+    estimator = (f"the flossing objective's estimator (QR over windows of {WINDOW} bit steps from "
+                 f"h = 0, first {DISCARD} discarded, each network's own training frame Q0)")
+    out.append(row(FIGURE, f"after flossing, the objective re-evaluated (lambda_1..{k} -> 0): "
+                   f"max |z| of the mean exponents over {k} (worst i = {worst + 1}, mean "
+                   f"{per_net.mean(0)[worst]:+.4f})", 0.0, float(np.abs(z).max()),
+                   float(norm.isf(FAMILY / (2 * k))), kind="theory", seeds=n,
+                   spread=float(per_net.std(0, ddof=1)[worst]),
+                   basis=f"estimator: {estimator}, mean of {M} fresh windows per network after "
+                   f"{FLOSS_STEPS[mode]} updates; n = {n} networks; per exponent SE = SD/sqrt(n) "
+                   f"of the per-network means; z = mean/SE; tolerance the two-sided normal "
+                   f"quantile at family-wise {FAMILY:.2%} over {k} (Bonferroni); lambda_1 "
+                   f"{per_net.mean(0)[0]:+.4f} +- {se[0]:.4f}"))
+    fresh = (objective ** 2).mean(2).mean(1)  # per network: mean over windows of mean_i l_i^2
+    last = measured["losses"][:, -LAST:].mean(1)
+    diff = fresh - last
+    out.append(row(FIGURE, f"after flossing, the flossing loss mean_i lambda_i^2 on fresh "
+                   f"windows vs the mean of the last {LAST} training losses", float(last.mean()),
+                   float(fresh.mean()), 3 * stderr(diff), kind="consistency", seeds=n,
+                   spread=float(diff.std(ddof=1)),
+                   basis=f"estimator: {estimator}, per network the mean loss over {M} fresh "
+                   f"windows minus the mean of its last {LAST} training losses (each on its own "
+                   f"fresh window, before its update); n = {n} networks; SE = SD/sqrt(n) of the "
+                   f"per-network differences; tolerance 3 SE"))
+    for window, settled in measured["settled"].items():
+        windows = DRIFT_WINDOWS[mode][window]
+        out.append(row(FIGURE, f"after flossing, lambda_1 over windows of {window} steps from a "
+                       f"settled state (drift from the objective to the asymptote)", 0.0,
+                       float(settled[:, 0].mean()), math.nan, kind="finding", seeds=len(settled),
+                       spread=float(settled[:, 0].std(ddof=1)),
+                       basis=f"estimator: exact-engine QR over {windows} fresh windows of "
+                       f"{window} steps per network, each after {RUN_IN_SETTLED} steps from "
+                       f"h = 0, first {engelken_discard(window)} discarded; n = {len(settled)} "
+                       f"networks; SE = SD/sqrt(n) = {stderr(settled[:, 0]):.4f}; mean over "
+                       f"i <= {k} {settled.mean():+.4f}, lambda_{k} "
+                       f"{settled[:, -1].mean():+.4f} +- {stderr(settled[:, -1]):.4f}"))
+    return out
+
+
 def solved(runs: pd.DataFrame) -> pd.DataFrame:
     """The longest T solved by more than half of the seeds (0: none), per remedy."""
     return longest_solved(success_table(runs, ["remedy"]), ["remedy"])
 
 
 def draw(measured: dict, out_dir: Path) -> None:
-    before, after = measured["before"], measured["after"]
+    before, objective = measured["before"], measured["objective"].mean(1)
+    settled, mode = measured["settled"], measured["mode"]
+    longest = max(settled)
     measured["mean_field"].to_csv(out_dir / "readme_lambda_1.csv", index=False)
     k = before.shape[1]
-    pd.DataFrame({"i": np.arange(1, k + 1), "before_mean": before.mean(0),
-                  "before_std": before.std(0, ddof=1), "after_mean": after.mean(0),
-                  "after_std": after.std(0, ddof=1)}).to_csv(out_dir / "flossed_spectrum.csv",
-                                                            index=False)
-    panels = 4 if "runs" in measured else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2), squeeze=False,
+    table = {"i": np.arange(1, k + 1), "before_mean": before.mean(0),
+             "before_std": before.std(0, ddof=1), "objective_mean": objective.mean(0),
+             "objective_std": objective.std(0, ddof=1)}
+    for w, values in settled.items():
+        table[f"settled_{w}_mean"] = values.mean(0)
+        table[f"settled_{w}_std"] = values.std(0, ddof=1)
+    pd.DataFrame(table).to_csv(out_dir / "flossed_spectrum.csv", index=False)
+    panels = 5 if "runs" in measured else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False,
                              constrained_layout=True)
     axes = axes[0]
     i = np.arange(1, k + 1)
-    axes[0].errorbar(i, before.mean(0), yerr=before.std(0, ddof=1), fmt="o", ms=4, capsize=2,
-                     label="before flossing")
-    axes[0].errorbar(i, after.mean(0), yerr=after.std(0, ddof=1), fmt="s", ms=4, capsize=2,
-                     label=f"after {FLOSS_STEPS[measured['mode']]} flossing updates")
+    n = len(objective)
+    sem = lambda a: a.std(0, ddof=1) / math.sqrt(len(a))
+    axes[0].errorbar(i, before.mean(0), yerr=sem(before), fmt="o", ms=4, capsize=2,
+                     label=f"before flossing ({longest}-step windows, settled)")
+    axes[0].errorbar(i - 0.15, objective.mean(0), yerr=sem(objective), fmt="s", ms=4,
+                     capsize=2, label=f"after: the objective ({WINDOW} steps from h = 0)")
+    axes[0].errorbar(i + 0.15, settled[longest].mean(0), yerr=sem(settled[longest]), fmt="^",
+                     ms=4, capsize=2, label=f"after: {longest}-step windows, settled")
     axes[0].axhline(0, color="k", lw=0.6)
-    axes[0].set(xlabel="i", ylabel=r"$\lambda_i$ (nats per step, exact engine)",
-                title=f"Engelken's README network (N = {N_README}), {len(after)} networks")
+    axes[0].set(xlabel="i", ylabel=r"$\lambda_i$ (nats per step; bars: SE over networks)",
+                title=f"README network (N = {N_README}), {n} networks, "
+                      f"{FLOSS_STEPS[mode]} flossing updates")
     axes[0].title.set_fontsize(9)
     axes[0].legend(fontsize=7)
+    ax, windows = axes[1], np.array(sorted(settled))
+    for j, idx in enumerate((0, 3, k - 1)):
+        values = np.array([settled[w][:, idx] for w in windows])  # (windows, networks)
+        ax.errorbar(windows, values.mean(1), yerr=values.std(1, ddof=1) / math.sqrt(n),
+                    fmt="o-", ms=4, capsize=2, color=f"C{j}",
+                    label=rf"$\lambda_{{{idx + 1}}}$, settled, discard 10 + ceil(T/10)")
+        ax.errorbar([WINDOW], [objective[:, idx].mean()], yerr=[sem(objective)[idx]], fmt="s",
+                    ms=6, mfc="none", capsize=2, color=f"C{j}")
+    ax.plot([], [], "ks", mfc="none", label=f"the objective ({WINDOW} steps from h = 0)")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(xscale="log", xlabel="window T (steps)", ylabel="nats per step (SE over networks)",
+           title="after flossing: exponents against the window length")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7)
     if "runs" in measured:
-        draw_sweep(measured, axes[1:], out_dir)
+        draw_sweep(measured, axes[2:], out_dir)
     fig.savefig(out_dir / "remedies.png", dpi=130)
     plt.close(fig)
 
