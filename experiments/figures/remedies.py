@@ -347,15 +347,16 @@ def flossing_rows(measured: dict) -> list[dict]:
     estimator = (f"the flossing objective's estimator (QR over windows of {WINDOW} bit steps from "
                  f"h = 0, first {DISCARD} discarded, each network's own training frame Q0)")
     out.append(row(FIGURE, f"after flossing, the objective re-evaluated (lambda_1..{k} -> 0): "
-                   f"max |z| of the mean exponents over {k} (worst i = {worst + 1}, mean "
-                   f"{per_net.mean(0)[worst]:+.4f})", 0.0, float(np.abs(z).max()),
+                   f"max |z| of the mean exponents over {k}", 0.0, float(np.abs(z).max()),
                    float(norm.isf(FAMILY / (2 * k))), kind="theory", seeds=n,
                    spread=float(per_net.std(0, ddof=1)[worst]),
                    basis=f"estimator: {estimator}, mean of {M} fresh windows per network after "
                    f"{FLOSS_STEPS[mode]} updates; n = {n} networks; per exponent SE = SD/sqrt(n) "
                    f"of the per-network means; z = mean/SE; tolerance the two-sided normal "
-                   f"quantile at family-wise {FAMILY:.2%} over {k} (Bonferroni); lambda_1 "
-                   f"{per_net.mean(0)[0]:+.4f} +- {se[0]:.4f}"))
+                   f"quantile at family-wise {FAMILY:.2%} over {k} (Bonferroni); worst i = "
+                   f"{worst + 1}, mean {per_net.mean(0)[worst]:+.4f} +- {se[worst]:.4f}; "
+                   f"lambda_1 {per_net.mean(0)[0]:+.4f} +- {se[0]:.4f}; mean over i "
+                   f"{per_net.mean():+.4f}"))
     fresh = (objective ** 2).mean(2).mean(1)  # per network: mean over windows of mean_i l_i^2
     last = measured["losses"][:, -LAST:].mean(1)
     diff = fresh - last
@@ -418,14 +419,22 @@ def draw(measured: dict, out_dir: Path) -> None:
                 title=f"README network (N = {N_README}), {n} networks, "
                       f"{FLOSS_STEPS[mode]} flossing updates")
     axes[0].title.set_fontsize(9)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="lower left")
+    inset = axes[0].inset_axes([0.1, 0.45, 0.88, 0.3])  # the flossed exponents, near 0
+    inset.errorbar(i - 0.15, objective.mean(0), yerr=sem(objective), fmt="s", ms=3, capsize=2,
+                   color="C1")
+    inset.errorbar(i + 0.15, settled[longest].mean(0), yerr=sem(settled[longest]), fmt="^",
+                   ms=3, capsize=2, color="C2")
+    inset.axhline(0, color="k", lw=0.6)
+    inset.tick_params(labelsize=6)
+    inset.set_title("after flossing (zoom)", fontsize=7)
     ax, windows = axes[1], np.array(sorted(settled))
     for j, idx in enumerate((0, 3, k - 1)):
         values = np.array([settled[w][:, idx] for w in windows])  # (windows, networks)
         ax.errorbar(windows, values.mean(1), yerr=values.std(1, ddof=1) / math.sqrt(n),
                     fmt="o-", ms=4, capsize=2, color=f"C{j}",
                     label=rf"$\lambda_{{{idx + 1}}}$, settled, discard 10 + ceil(T/10)")
-        ax.errorbar([WINDOW], [objective[:, idx].mean()], yerr=[sem(objective)[idx]], fmt="s",
+        ax.errorbar([0.9 * WINDOW], [objective[:, idx].mean()], yerr=[sem(objective)[idx]], fmt="s",
                     ms=6, mfc="none", capsize=2, color=f"C{j}")
     ax.plot([], [], "ks", mfc="none", label=f"the objective ({WINDOW} steps from h = 0)")
     ax.axhline(0, color="k", lw=0.6)
