@@ -42,16 +42,44 @@ import numpy as np
 import pandas as pd
 import torch
 
-from experiments.figures.remedies import LAST, K, floss_readme, objective_windows, settled_exponents
+from experiments.figures import remedies
+from experiments.figures.remedies import LAST, K, objective_windows, settled_exponents
+from rnnlab.engine.lyapunov import lyapunov_from_jacobians
+from rnnlab.engine.model import phi_prime_from_h
+from rnnlab.train import flossing
+from rnnlab.train.omega import elman_states
 
 ROOT = Path(__file__).resolve().parents[1]
 UPDATES = (500, 2000)
 LONG, FRESH = 5000, 100
 
 
-def measure(seed: int, run_in: int, long_windows: int) -> list[dict]:
+def exponents_through_run_in(rnn, activation, x, Q0, discard, run_in=0):
+    """``flossing_exponents`` of an Elman module with the gradient flowing through the run-in
+    too (the state entering the window as a function of the weights): the variant
+    ``floss.run_in`` does not take, measured here beside it (``--through``)."""
+    h = torch.stack(elman_states(rnn, activation, x))[run_in:, 0]
+    return lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, activation),
+                                   Q0.shape[-1], discard, Q0=Q0)
+
+
+def measure(seed: int, run_in: int, long_windows: int, through: bool = False) -> list[dict]:
     rows = []
-    for updates, rnn, flosser in floss_readme(seed, list(UPDATES), run_in):
+    original = flossing.flossing_exponents
+    if through:  # the Flosser's update with the gradient through the run-in
+        flossing.flossing_exponents = exponents_through_run_in
+    try:
+        rows = _measure(seed, run_in, long_windows)
+    finally:
+        flossing.flossing_exponents = original
+    for r in rows:
+        r["through"] = through
+    return rows
+
+
+def _measure(seed: int, run_in: int, long_windows: int) -> list[dict]:
+    rows = []
+    for updates, rnn, flosser in remedies.floss_readme(seed, list(UPDATES), run_in):
         check = np.random.RandomState(70_000 + seed)  # the same fresh inputs for every run_in
         own = objective_windows(rnn, flosser.Q0, check, FRESH, run_in)
         asym = settled_exponents(rnn, check, LONG, long_windows, seed)
@@ -66,17 +94,19 @@ def measure(seed: int, run_in: int, long_windows: int) -> list[dict]:
 
 def table(df: pd.DataFrame) -> str:
     """Markdown: mean +- SE over seeds per run_in and update count."""
-    def cell(v):
-        return f"{v.mean():+.4f} ± {v.std(ddof=1) / math.sqrt(len(v)):.4f}"
+    def cell(v, digits=4):
+        return f"{v.mean():+.{digits}f} ± {v.std(ddof=1) / math.sqrt(len(v)):.{digits}f}"
     asym = [f"asym_{i}" for i in range(1, K + 1)]
     own = [f"own_{i}" for i in range(1, K + 1)]
     lines = ["| run_in | updates | n | objective λ_1 | objective mean_i λ_i | loss (fresh) "
-             "| asymptotic λ_1 | asymptotic mean_i λ_i | asymptotic λ_16 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| asymptotic λ_1 | asymptotic mean_i λ_i | asymptotic λ_16 | asymptotic "
+             "mean_i λ_i² |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (run_in, updates), g in df.groupby(["run_in", "updates"]):
         lines.append(f"| {run_in} | {updates} | {len(g)} | {cell(g.own_1)} | "
-                     f"{cell(g[own].mean(1))} | {cell(g.loss_fresh)} | {cell(g.asym_1)} | "
-                     f"{cell(g[asym].mean(1))} | {cell(g[f'asym_{K}'])} |")
+                     f"{cell(g[own].mean(1))} | {cell(g.loss_fresh, 5)} | {cell(g.asym_1)} | "
+                     f"{cell(g[asym].mean(1))} | {cell(g[f'asym_{K}'])} | "
+                     f"{cell((g[asym] ** 2).mean(1), 5)} |")
     return "\n".join(lines)
 
 
@@ -85,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--run-in", type=int, nargs="+", default=[0, 200, 500])
     ap.add_argument("--long", type=int, default=2, help="5000-step windows per network")
+    ap.add_argument("--through", action="store_true",
+                    help="let the gradient flow through the run-in (a variant, not floss.run_in)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "remedies" /
                     "floss_run_in.csv")
     args = ap.parse_args(argv)
@@ -92,7 +124,7 @@ def main(argv=None) -> int:
     rows, start = [], time.time()
     for seed in range(args.seeds):
         for run_in in args.run_in:
-            rows += measure(seed, run_in, args.long)
+            rows += measure(seed, run_in, args.long, args.through)
             pd.DataFrame(rows).to_csv(args.out, index=False)  # partial results survive a stop
             print(f"seed {seed} run_in {run_in}: {time.time() - start:.0f} s", flush=True)
     print(table(pd.DataFrame(rows)))

@@ -401,6 +401,13 @@ def draw(measured: dict, out_dir: Path) -> None:
         table[f"settled_{w}_mean"] = values.mean(0)
         table[f"settled_{w}_std"] = values.std(0, ddof=1)
     pd.DataFrame(table).to_csv(out_dir / "flossed_spectrum.csv", index=False)
+    # per flossed network: the objective re-evaluated beside the settled long-window exponents
+    per = {"seed": np.arange(len(objective)),
+           "objective_loss": (measured["objective"] ** 2).mean(2).mean(1),
+           f"last_{LAST}_losses": measured["losses"][:, -LAST:].mean(1)}
+    per.update({f"objective_{j + 1}": objective[:, j] for j in range(k)})
+    per.update({f"settled_{longest}_{j + 1}": settled[longest][:, j] for j in range(k)})
+    pd.DataFrame(per).to_csv(out_dir / "flossed_networks.csv", index=False)
     panels = 5 if "runs" in measured else 2
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False,
                              constrained_layout=True)
