@@ -30,7 +30,7 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": to
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # train.regularizer: none, or Pascanu et al. 2013's Omega (rnnlab.train.omega)
 REGULARIZERS = ("none", "omega", "flossing")
-FLOSS_KEYS = ("k", "window", "discard", "pre_steps", "every", "steps", "times", "lr")
+FLOSS_KEYS = ("k", "window", "discard", "pre_steps", "every", "steps", "times", "lr", "run_in")
 DEFAULT_REG_WEIGHT = 2.0  # alpha of Pascanu's RNN.py (state['alpha'] = 2.)
 
 
@@ -81,6 +81,8 @@ class TrainConfig:
     floss_steps: int = 500
     floss_times: int = 2
     floss_lr: float = 1e-3
+    # steps from h = 0 before each flossing window (0: the window starts at h = 0, his code)
+    floss_run_in: int = 0
     # the LRU (model.cell=lru, rnnlab.train.lru): null on every other cell
     r_min: float | None = None
     r_max: float | None = None
@@ -224,7 +226,7 @@ class TrainConfig:
             return
         for name, low in (("floss_k", 1), ("floss_window", 2), ("floss_discard", 0),
                           ("floss_pre_steps", 0), ("floss_every", 1), ("floss_steps", 0),
-                          ("floss_times", 0)):
+                          ("floss_times", 0), ("floss_run_in", 0)):
             integer(k[name], getattr(self, name), low)
         number(k["floss_lr"], self.floss_lr, positive=True)
         if self.floss_k > self.hidden_size:

@@ -32,11 +32,13 @@ from ..engine.model import phi, phi_prime_from_h
 BOUND = 1e-20  # ||delta||^2 below this: no ratio (Pascanu's state['bound'])
 
 
-def elman_states(rnn: nn.Module, activation: str, x: Tensor) -> list[Tensor]:
-    """h_0 .. h_{T-1} of a one-layer Elman module (``nn.RNN`` names, batch first, h_{-1} = 0),
-    h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh): each h_t the tensor the next step reads."""
+def elman_states(rnn: nn.Module, activation: str, x: Tensor,
+                 h0: Tensor | None = None) -> list[Tensor]:
+    """h_0 .. h_{T-1} of a one-layer Elman module (``nn.RNN`` names, batch first, h_{-1} = 0
+    unless ``h0`` (B, N) gives it), h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh): each h_t
+    the tensor the next step reads."""
     drive = x @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + rnn.bias_hh_l0
-    h = x.new_zeros(x.shape[0], rnn.hidden_size)
+    h = x.new_zeros(x.shape[0], rnn.hidden_size) if h0 is None else h0
     hs = []
     for t in range(x.shape[1]):
         h = phi(torch.addmm(drive[:, t], h, rnn.weight_hh_l0.T), activation)
