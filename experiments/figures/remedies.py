@@ -16,24 +16,25 @@ EXPECTED, stated before the runs:
    the bits, q_t = g^2 E[tanh(sqrt(q_{t-1}) z)^2] + s_t, and lambda_1 = <1/2 ln chi(q_t)>_t =
    -0.3136 (``theory.switched_drive_rate``; a stationary drive of variance 1/2 would give
    -0.3569). Rows: (a) the README network itself (one fixed W, 20 networks x 20 windows) within
-   3 standard errors of the 20-network mean; (b) the annealed network at N = 80 and 160,
-   extrapolated per seed as 2 l(160) - l(80) (experiments/figures/annealed.py), 20 seeds,
-   within 3 standard errors. (a) compares a quenched network of 80 units with the annealed
-   theory, as the issue asked; (b) is the like-with-like row.
+   t_19 = 3.45 standard errors of the 20-network mean (Student's t, the coverage of 3 sigma);
+   (b) the annealed network at N = 80 and 160, extrapolated per seed as 2 l(160) - l(80)
+   (experiments/figures/annealed.py), 20 seeds, within t_19 = 3.45 standard errors. (a) compares
+   a quenched network of 80 units with the annealed theory, as the issue asked; (b) is the
+   like-with-like row.
 2. After ``floss.pre_steps`` = 500 flossing updates of that network (k = 16 exponents, window
    55 from h = 0, discard 16, Adam 1e-3, one fresh bit sequence per update, the run's fixed
    frame: rnnlab.train.flossing), judged like with like, with the objective's own estimator:
    (a) each of lambda_1 .. lambda_16 by that estimator (the same window, discard, start state
    h = 0 and frame draw), averaged over 400 fresh windows per network, lies at 0 within its
    standard error over 20 networks: the row is the largest |z_i| = |mean lambda_i| / SE_i over
-   the 16, against the two-sided normal quantile with family-wise false-alarm rate 0.27% for 16
-   comparisons (Bonferroni), as the lyapunov figure's Newman row. This is what the method aims
+   the 16, against the two-sided Student-t quantile (19 dof) with family-wise false-alarm rate
+   0.27% for 16 comparisons (Bonferroni; 4.66). This is what the method aims
    at, not what it guarantees: Adam minimises E[mean_i l_i^2] = mean_i (E l_i)^2 + Var l_i, whose
    minimum need not have E l_i = 0, and 500 updates at 1e-3 need not have converged;
    (b) the flossing loss mean_i lambda_i^2 on those fresh windows equals the mean of the last 50
-   training losses within 3 standard errors of the per-network difference (each training loss
-   is the same estimator on its own fresh window, before its update; the weights still move
-   over those 50 updates, so a still-falling loss would make the fresh one smaller);
+   training losses within t_19 = 3.45 standard errors of the per-network difference (each
+   training loss is the same estimator on its own fresh window, before its update; the weights
+   still move over those 50 updates, so a still-falling loss would make the fresh one smaller);
    (c) findings, never judged: the same networks' exponents by the exact engine over windows of
    55, 200, 1000 and 5000 steps from a settled state (500 steps from h = 0 first; the first
    10 + ceil(T/10) discarded), with standard errors over networks: the drift from the
@@ -73,11 +74,11 @@ if not __package__:  # run as a file: the repo root on sys.path, for experiments
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import norm
+from scipy.stats import t as student_t
 from torch import nn
 
 from experiments.figures import annealed
-from experiments.figures.common import ROOT, is_quick, row, standalone, stderr
+from experiments.figures.common import ROOT, is_quick, row, standalone, stderr, t_multiple
 from rnnlab import tasks, theory
 from rnnlab.engine.lyapunov import lyapunov_from_jacobians
 from rnnlab.engine.model import phi_prime_from_h
@@ -300,12 +301,14 @@ def rows(measured: dict) -> list[dict]:
     fixed = table[(table.weights == "fixed") & (table.N == N_README)].rate
     out.append(row(FIGURE, f"lambda_1 of Engelken's README network (N = {N_README}, one fixed W, "
                    f"bits, windows of {WINDOW}) vs mean field of the bit-driven length map",
-                   mf_rate, float(fixed.mean()), 3 * stderr(fixed), kind="theory",
-                   seeds=len(fixed), spread=float(fixed.std(ddof=1)),
-                   basis=f"3 standard errors over {len(fixed)} networks "
-                   f"({WINDOWS[measured['mode']]} windows each); a stationary drive of "
-                   f"variance 1/2 would give "
-                   f"{theory.log_chi_rate('tanh', G, 0.5):+.4f}"))
+                   mf_rate, float(fixed.mean()), t_multiple(len(fixed)) * stderr(fixed),
+                   kind="theory", seeds=len(fixed), spread=float(fixed.std(ddof=1)),
+                   estimator=f"per network QR lambda_1 over {WINDOWS[measured['mode']]} windows "
+                   f"of {WINDOW} bit steps, averaged over networks",
+                   se=f"SD over networks / sqrt(n) = {stderr(fixed):.2g}",
+                   basis=f"tolerance {t_multiple(len(fixed)):.2f} SE (Student t, "
+                   f"{len(fixed) - 1} dof, 99.73%); a stationary drive of variance 1/2 would "
+                   f"give {theory.log_chi_rate('tanh', G, 0.5):+.4f}"))
     pair = table[(table.weights == "redrawn") | (table.N == 2 * N_README)]
     out += annealed.rows(FIGURE, "README network's lambda_1, bits", pair, mf_rate,
                          what="lambda_1", law="rate-vs-gain's docstring, for the backward rate")
@@ -320,6 +323,9 @@ def rows(measured: dict) -> list[dict]:
     out.append(row(FIGURE, "Omega on probe sequences after training: sign of (with Omega - "
                    "without), mean over T and seeds", -1.0, float(np.sign(diff.mean())), 0.0,
                    kind="sign", seeds=len(diff), spread=float(diff.std(ddof=1)),
+                   estimator="per (T, seed) Omega of the run trained with it minus that of the "
+                   "run trained without, on the same probe sequences, averaged",
+                   se=f"SD of the differences / sqrt(n) = {stderr(diff):.2g}",
                    basis=f"with Omega {probe['omega'].mean():.4f}, without "
                    f"{probe['none'].mean():.4f} (mean of (ratio - 1)^2 over steps and "
                    f"sequences)"))
@@ -348,12 +354,13 @@ def flossing_rows(measured: dict) -> list[dict]:
                  f"h = 0, first {DISCARD} discarded, each network's own training frame Q0)")
     out.append(row(FIGURE, f"after flossing, the objective re-evaluated (lambda_1..{k} -> 0): "
                    f"max |z| of the mean exponents over {k}", 0.0, float(np.abs(z).max()),
-                   float(norm.isf(FAMILY / (2 * k))), kind="theory", seeds=n,
+                   float(student_t.isf(FAMILY / (2 * k), n - 1)), kind="theory", seeds=n,
                    spread=float(per_net.std(0, ddof=1)[worst]),
-                   basis=f"estimator: {estimator}, mean of {M} fresh windows per network after "
-                   f"{FLOSS_STEPS[mode]} updates; n = {n} networks; per exponent SE = SD/sqrt(n) "
-                   f"of the per-network means; z = mean/SE; tolerance the two-sided normal "
-                   f"quantile at family-wise {FAMILY:.2%} over {k} (Bonferroni); worst i = "
+                   estimator=f"{estimator}, per network the mean of {M} fresh windows after "
+                   f"{FLOSS_STEPS[mode]} updates, averaged over networks",
+                   se="per exponent SD of the per-network means / sqrt(n); z = mean / SE",
+                   basis=f"tolerance Student's t quantile ({n - 1} dof) at family-wise "
+                   f"{FAMILY:.2%} over {k} (Bonferroni); worst i = "
                    f"{worst + 1}, mean {per_net.mean(0)[worst]:+.4f} +- {se[worst]:.4f}; "
                    f"lambda_1 {per_net.mean(0)[0]:+.4f} +- {se[0]:.4f}; mean over i "
                    f"{per_net.mean():+.4f}"))
@@ -362,12 +369,13 @@ def flossing_rows(measured: dict) -> list[dict]:
     diff = fresh - last
     out.append(row(FIGURE, f"after flossing, the flossing loss mean_i lambda_i^2 on fresh "
                    f"windows vs the mean of the last {LAST} training losses", float(last.mean()),
-                   float(fresh.mean()), 3 * stderr(diff), kind="consistency", seeds=n,
-                   spread=float(diff.std(ddof=1)),
-                   basis=f"estimator: {estimator}, per network the mean loss over {M} fresh "
-                   f"windows minus the mean of its last {LAST} training losses (each on its own "
-                   f"fresh window, before its update); n = {n} networks; SE = SD/sqrt(n) of the "
-                   f"per-network differences; tolerance 3 SE"))
+                   float(fresh.mean()), t_multiple(n) * stderr(diff), kind="consistency",
+                   seeds=n, spread=float(diff.std(ddof=1)),
+                   estimator=f"{estimator}, per network the mean loss over {M} fresh windows "
+                   f"minus the mean of its last {LAST} training losses (each on its own fresh "
+                   "window, before its update), averaged over networks",
+                   se=f"SD of the per-network differences / sqrt(n) = {stderr(diff):.2g}",
+                   basis=f"tolerance {t_multiple(n):.2f} SE (Student t, {n - 1} dof, 99.73%)"))
     for window, settled in measured["settled"].items():
         windows = DRIFT_WINDOWS[mode][window]
         out.append(row(FIGURE, f"after flossing, lambda_1 over windows of {window} steps from a "
