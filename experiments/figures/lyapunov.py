@@ -250,11 +250,11 @@ def rows(measured: dict) -> list[dict]:
     out.append(row(FIGURE, f"sign of lambda_1 (weights redrawn, N -> infinity) at sigma_w = 1.3, "
                    f"s_in^2 = 0.01 (critical gain {crit:.4f})", 1.0, float(np.sign(lam13.mean())),
                    0.0, kind="sign", seeds=len(lam13), spread=float(lam13.std(ddof=1)),
-                   basis=f"estimator: sign of the seed mean of {ESTIMATOR}, per seed "
-                   f"2 r(N={at13['big']}) - r(N={at13['small']}), weights redrawn; n = "
-                   f"{len(lam13)} seeds; mean {lam13.mean():+.4f}, SE = SD/sqrt(n) = "
-                   f"{stderr(lam13):.4f} ({lam13.mean() / stderr(lam13):+.1f} SE from 0); "
-                   f"mean field {theory.log_chi_rate('tanh', 1.3, 0.01):+.3f} nats/step"))
+                   estimator=f"the sign of the seed mean of {ESTIMATOR}, per seed "
+                   f"2 r(N={at13['big']}) - r(N={at13['small']}), weights redrawn",
+                   se=f"SD of the per-seed values / sqrt(n) = {stderr(lam13):.4f}",
+                   basis=f"mean {lam13.mean():+.4f}, {lam13.mean() / stderr(lam13):+.1f} SE from "
+                   f"0; mean field {theory.log_chi_rate('tanh', 1.3, 0.01):+.3f} nats/step"))
 
     spectrum = measured["newman"]
     n, batch, z = len(spectrum), measured["batch"], spectrum["z"].to_numpy()
