@@ -112,7 +112,7 @@ def _engine_exponents(rnn, head, cfg, k=1):
 PRE = dict(task="temporal_order", length=20, hidden_size=16, steps=0, regularizer="flossing",
            floss_k=4, floss_pre_steps=200, floss_lr=1e-2, eval_size=10, test_size=10,
            eval_batch=10)
-SAMPLE, REFERENCE, Z_MAX = 20, 400, 4.0
+SAMPLE, LARGE_SAMPLE, Z_MAX = 20, 400, 4.0
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +140,11 @@ def _objective(rnn, cfg, windows, seed):
 
 def _z_sample_vs_reference(rnn, cfg, seed):
     """max_i |z_i|: the mean of SAMPLE fresh windows against the same estimator's mean over
-    REFERENCE independent windows, z_i = difference / sqrt(SE_sample^2 + SE_reference^2), each SE
-    = SD/sqrt(n) of its own windows."""
+    LARGE_SAMPLE independent windows, z_i = difference / sqrt(SE_sample^2 + SE_large^2), each
+    SE = SD/sqrt(n) of its own windows."""
     small = _objective(rnn, cfg, SAMPLE, seed)
-    big = _objective(rnn, cfg, REFERENCE, 10_000 + seed)
-    se = np.sqrt(small.var(0, ddof=1) / SAMPLE + big.var(0, ddof=1) / REFERENCE)
+    big = _objective(rnn, cfg, LARGE_SAMPLE, 10_000 + seed)
+    se = np.sqrt(small.var(0, ddof=1) / SAMPLE + big.var(0, ddof=1) / LARGE_SAMPLE)
     return float(np.abs((small.mean(0) - big.mean(0)) / se).max())
 
 
@@ -172,8 +172,8 @@ def test_preflossing_statistic_false_failure_rate(preflossed):
     cfg, _, _, result = preflossed
     zs = np.array([_z_sample_vs_reference(result.rnn, cfg, seed) for seed in range(100, 124)])
     failures = int((zs >= Z_MAX).sum())
-    print(f"\nflossing estimator, {SAMPLE} vs {REFERENCE} fresh windows: {failures} of {len(zs)} "
-          f"draws with max |z| >= {Z_MAX} (max |z| over draws {zs.max():.2f}; >= 3: "
+    print(f"\nflossing estimator, {SAMPLE} vs {LARGE_SAMPLE} fresh windows: {failures} of "
+          f"{len(zs)} draws with max |z| >= {Z_MAX} (max |z| over draws {zs.max():.2f}; >= 3: "
           f"{int((zs >= 3).sum())})")
     assert failures <= 1, zs
 
