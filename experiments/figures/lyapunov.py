@@ -286,9 +286,10 @@ def draw(measured: dict, out_dir: Path) -> None:
     for s_in2, color in zip(NOISE, ("tab:blue", "tab:red")):
         m = summary[summary.s_in2 == s_in2]
         mf = theory.log_chi_rate("tanh", m.sigma_w.to_numpy(), s_in2)
+        se = m.extrapolated_std / np.sqrt(m.seeds)  # the seed mean's standard error
         axes[0].plot(grid, theory.log_chi_rate("tanh", grid, s_in2), color=color, lw=1,
                      label=rf"$\frac{{1}}{{2}}\log\chi$, $s_{{in}}^2$ = {s_in2}")
-        axes[0].errorbar(m.sigma_w, m.extrapolated, yerr=m.extrapolated_std, fmt="o", ms=4,
+        axes[0].errorbar(m.sigma_w, m.extrapolated, yerr=se, fmt="o", ms=4,
                          capsize=2, color=color, label=r"$\lambda_1$ redrawn, N -> inf, "
                          + (f"{SEEDS} seeds ({CHECK_SEEDS} at "
                             f"{', '.join(f'{c:g}' for c in CHECK_GAINS)})" if s_in2 == 0.1 else
@@ -296,7 +297,7 @@ def draw(measured: dict, out_dir: Path) -> None:
         axes[0].plot(m.sigma_w, m.quenched, "s", mfc="none", ms=5, color=color,
                      label=rf"$\lambda_1$ one fixed W, N = {big}")
         axes[0].axvline(theory.critical_gain("tanh", s_in2), color=color, lw=0.6, ls=":")
-        axes[1].errorbar(m.sigma_w, m.extrapolated - mf, yerr=m.extrapolated_std, fmt="o-",
+        axes[1].errorbar(m.sigma_w, m.extrapolated - mf, yerr=se, fmt="o-",
                          color=color, ms=4, capsize=2,
                          label=rf"redrawn, N -> inf, $s_{{in}}^2$ = {s_in2}")
         axes[1].plot(m.sigma_w, m.quenched - mf, "s--", mfc="none", color=color, ms=5, lw=0.8,
@@ -309,10 +310,13 @@ def draw(measured: dict, out_dir: Path) -> None:
     axes[0].set_title("largest Lyapunov exponent (dotted: critical gains)", fontsize=10)
     axes[1].axhline(0, color="k", lw=0.6)
     axes[1].set_ylabel("measured - 1/2 log chi (nats per step)")
-    axes[1].set_title("deviations: annealed (filled) and quenched (open)", fontsize=10)
+    axes[1].set_title("deviations: annealed (filled; bars: SE of the seed mean)\n"
+                      "and quenched (open)", fontsize=10)
     for ax in axes[:2]:
         ax.set_xlabel(r"gain $\sigma_w$")
-        ax.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
+    # below the panel: inside it the legend hid the quenched points at small gain
+    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     axes[2].plot(i / n, newman, "k-", lw=1, label="Newman 1986")
     axes[2].plot(i / n, spectrum, "o", ms=3, label=f"QR method, {batch} x {steps} products")
     axes[2].set_xlabel("i / N")
