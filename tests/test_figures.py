@@ -194,8 +194,8 @@ def test_categorical_sweep_figure_and_row_major_legend(tmp_path):
     handles = ["elman-relu", "elman-tanh", "one seed", "mean over seeds, 95% interval"]
     # three columns filled column by column: reading row by row gives the original order
     assert [labels[i] for i in (0, 2, 4, 1)] == handles
-    assert plots.ratio_label(["gru", "lstm"]) == plots.STATE_RATIO_LABEL
-    assert plots.ratio_label(["elman-tanh"]) == plots.RATIO_LABEL
+    assert plots.ratio_label({"gru": "h", "lstm": "(h, c)"}).startswith(plots.STATE_RATIO_LABEL)
+    assert plots.ratio_label({"elman": "h"}) == plots.RATIO_LABEL
 
 
 def test_weight_grad_figure_leaves_zero_shares_off_the_log_axis(monkeypatch, tmp_path):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from rnnlab.measure import plots
 from rnnlab.measure.app import describe
+from rnnlab.measure.config import measured_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["model.hidden_size=4", "data.seq_len=6", "data.batch_size=2", "measure.progress=false"]
@@ -70,18 +71,24 @@ def test_a_sweep_into_another_grids_directory_is_refused(tmp_path, decay_in_proc
 
 
 def test_lstm_state_is_labelled():
-    assert plots.ratio_label(["lstm"], {"h"}) == plots.H_ALONE_RATIO_LABEL
-    assert "$c$ held fixed" in plots.H_ALONE_RATIO_LABEL
-    assert plots.ratio_label(["lstm"], {"joint"}) == plots.STATE_RATIO_LABEL
-    assert plots.ratio_label(["gru", "lstm"], {"h", "joint"}) == plots.MIXED_RATIO_LABEL
-    assert plots.ratio_label(["elman-tanh"], {"h"}) == plots.RATIO_LABEL
+    assert measured_state("lstm", "h") == "h alone (c held fixed)"
+    assert measured_state("lstm", "joint") == "(h, c)"
+    assert measured_state("gru", "joint") == measured_state("elman") == "h"
+    h_alone = plots.ratio_label({"lstm": measured_state("lstm", "h")})
+    assert "h alone (c held fixed) for lstm" in h_alone
+    assert plots.ratio_label({"lstm": "(h, c)"}) == plots.STATE_RATIO_LABEL + "\n((h, c) for lstm)"
+    mixed = plots.ratio_label({"gru": "h", "lstm": "(h, c) or h alone (c held fixed)"})
+    assert mixed.endswith("(s = h; (h, c) or h alone (c held fixed) for lstm)")
+    assert plots.ratio_label({"elman": "h"}) == plots.RATIO_LABEL
     runs = pd.DataFrame({"model.cell": ["lstm", "gru"], "measure.lstm_state": ["h", "joint"]})
-    assert plots.lstm_states(runs) == {"h"}
+    assert plots.measured_states(runs) == {"gru": "h", "lstm": "h alone (c held fixed)"}
     record = {"decay_rate": -0.1, "decay_rate_stderr": 0.01, "regime": "vanishing",
               "params": {"model.cell": "lstm", "measure.lstm_state": "h"}}
     assert describe(record).endswith("state h alone (c held fixed)")
     record["params"]["measure.lstm_state"] = "joint"
     assert describe(record).endswith("state (h, c)")
+    record["params"]["model.cell"] = "gru"
+    assert describe(record).endswith("nats/step (vanishing)")
 
 
 def test_lstm_state_h_run_says_so(tmp_path, decay_in_process):

@@ -27,6 +27,18 @@ WEIGHTS = ("fixed", "redrawn")
 LSTM_STATES = ("joint", "h")
 
 
+def measured_state(cell: str, lstm_state: str = "joint") -> str:
+    """The state a run measured, in words, from its cell's ``state_parts``: "h" for a one-part
+    state, "(h, c)" for the joint state, "h alone (c held fixed)" with ``measure.lstm_state=h``.
+    A name the registry does not hold (a run from elsewhere) reads as h."""
+    parts = cells.CELLS[cell].state_parts if cell in cells.CELLS else ("h",)
+    if len(parts) == 1:
+        return parts[0]
+    if lstm_state == "h":
+        return f"{parts[0]} alone ({', '.join(parts[1:])} held fixed)"
+    return f"({', '.join(parts)})"
+
+
 def init_names() -> tuple[str, ...]:
     """Every ``model.init`` some registered cell accepts, in registration order."""
     return tuple(dict.fromkeys(i for c in cells.CELLS.values() for i in c.inits))

@@ -21,16 +21,13 @@ from ..plotting import MARKERS, plt, save, sns, weight_grad_figure
 from ..plotting import colours as _fixed_colours
 from ..runs.driver import TRACEBACK_ENV
 from ..runs.store import read_run
+from .config import measured_state
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
-# an LSTM's measured state is s = (h, c) (measure.lstm_state=joint): its norms are of the joint
-# vector, not of h alone; with lstm_state=h they are of h, with c held fixed
+# a cell whose state has several parts (the LSTM's (h, c)) is measured in its joint state s, or in
+# h alone with the rest held fixed (measure.lstm_state=h): the label says which, per cell
 STATE_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
-                     r"\|\partial L_t/\partial s_t\|$" "\n" r"($s = h$; $s = (h, c)$ for LSTM)")
-H_ALONE_RATIO_LABEL = RATIO_LABEL + "\n" + r"(LSTM: $h$ alone, $c$ held fixed)"
-MIXED_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
-                     r"\|\partial L_t/\partial s_t\|$" "\n"
-                     r"($s = h$; LSTM: $s = (h, c)$, or $h$ with $c$ held fixed)")
+                     r"\|\partial L_t/\partial s_t\|$")
 RATE_LABEL = "decay rate (nats per step)"
 # fixed across sweeps, so a colour always means the same cell
 PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
@@ -81,24 +78,28 @@ def colours(names) -> dict:
     return _fixed_colours(names, PALETTE)
 
 
-def ratio_label(cells, lstm_states=("joint",)) -> str:
-    """The y label of gradient ratios: of h, or of the state that was measured when an LSTM is
-    drawn (``lstm_states``: the drawn LSTM runs' ``measure.lstm_state`` values): s = (h, c)
-    (joint), h alone with c held fixed (h), or both."""
-    if not any(str(c).startswith("lstm") for c in cells):
+def ratio_label(states: dict) -> str:
+    """The y label of gradient ratios for the drawn runs' measured states, ``{cell: state}``
+    (``config.measured_state``): of h when every state is h, else of s with each cell's s."""
+    other = {c: st for c, st in sorted(states.items()) if st != "h"}
+    if not other:
         return RATIO_LABEL
-    states = set(lstm_states) or {"joint"}
-    if states == {"joint"}:
-        return STATE_RATIO_LABEL
-    return H_ALONE_RATIO_LABEL if states == {"h"} else MIXED_RATIO_LABEL
+    return STATE_RATIO_LABEL + "\n(" + "; ".join(
+        ["s = h"] * (len(other) < len(states)) + [f"{st} for {c}" for c, st in other.items()]) + ")"
 
 
-def lstm_states(runs: pd.DataFrame) -> set:
-    """The ``measure.lstm_state`` values of a table's LSTM runs (runs before the key: joint)."""
-    cell = runs["model.cell"].astype(str) if "model.cell" in runs else pd.Series(dtype=str)
-    if "measure.lstm_state" not in runs:
-        return {"joint"} if (cell == "lstm").any() else set()
-    return set(runs.loc[cell == "lstm", "measure.lstm_state"].fillna("joint").astype(str))
+def measured_states(runs: pd.DataFrame) -> dict:
+    """``{cell: measured state}`` of a runs table (``measure.lstm_state`` absent: joint; several
+    values for one cell: joined by "or")."""
+    cell = runs["model.cell"].astype(str) if "model.cell" in runs \
+        else pd.Series("elman", index=runs.index)
+    choice = runs["measure.lstm_state"].fillna("joint").astype(str) \
+        if "measure.lstm_state" in runs else pd.Series("joint", index=runs.index)
+    out = {}
+    for c in sorted(set(cell)):
+        states = sorted({measured_state(c, v) for v in choice[cell == c]})
+        out[c] = " or ".join(states)
+    return out
 
 
 def row_major(handles: list, ncols: int) -> list:
@@ -220,7 +221,7 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel(ratio_label(names, lstm_states(ok)))
+        ax.set_ylabel(ratio_label(measured_states(ok)))
     fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
@@ -502,8 +503,9 @@ def single_run_figures(run_dir: Path) -> list[Path]:
                      f"({record.get('regime')})", fontsize=10)
     ax.set_xlabel("lag t - k (steps)")
     params = record.get("params", {})
-    ax.set_ylabel(ratio_label([params.get("model.cell", "elman")],
-                              [params.get("measure.lstm_state") or "joint"]))
+    cell = params.get("model.cell", "elman")
+    ax.set_ylabel(ratio_label({cell: measured_state(cell, params.get("measure.lstm_state")
+                                                    or "joint")}))
     ax.legend(fontsize=8)
     paths = save(fig, run_dir / "figures" / "decay_curve")
     npz = run_dir / "tensors.npz"
