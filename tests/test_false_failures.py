@@ -10,7 +10,8 @@ fails when more than one of its 20 seeds has a criterion outside its tolerance: 
 tolerance of 4 standard errors a Gaussian statistic leaves it with probability 6e-5 per seed,
 so two of 20 means the tolerance, not the seed, is wrong. Each case prints its count (k of 20)
 and its worst deviation in units of the tolerance; docs/statistical-tests.md lists them with the
-measured rates. The gradient-flossing test (tests/test_flossing.py) is not here yet.
+measured rates. The gradient-flossing test's check (24 draws) is in tests/test_flossing.py,
+beside the trained network it shares with its fast test.
 """
 from __future__ import annotations
 
