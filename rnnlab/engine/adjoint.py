@@ -63,17 +63,18 @@ class Trajectory:
 
 
 def forward(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
-            loss: str = "mse") -> Trajectory:
+            loss: str = "mse", jacobians: str = "cell") -> Trajectory:
     """Run burn_in unmeasured steps, then the measured ones; no autograd graph.
 
     ``p``: a registered cell's weights (``ElmanParams``, ``GatedParams``, ``MinimalParams``...,
     with the readout V, c). x (B, burn_in + T, D), h0 (B, S) (LSTM: (h, c) side by side),
     y_target (B, T, C), all on the compute device and dtype. g_t is formed in float64 and split
     into direction and log-norm before any cast, so a tiny loss gradient does not underflow in
-    float32.
+    float32. ``jacobians``: ``cell`` (hand-written step maps) or ``derived`` (``torch.func``,
+    ``rnnlab.engine.derived``).
     """
     with torch.no_grad():
-        recorded = cells.get(p.cell).forward(p, x, h0, burn_in)
+        recorded = cells.get(p.cell).forward(p, x, h0, burn_in, jacobians)
     return trajectory(recorded, p, y_target, loss)
 
 

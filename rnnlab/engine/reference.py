@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import cells
 from .model import RNN, ElmanParams, phi, readout_losses
-from .torch_modules import Readout, as_targets
+from .torch_modules import Readout, as_targets, torch_step
 
 
 def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor,
@@ -116,29 +116,8 @@ def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modul
         head = rnn.fc if head is None else head
         rnn = rnn.rnn
     N, L, ref = rnn.hidden_size, rnn.num_layers, rnn.weight_hh_l0
-    make = {nn.GRU: nn.GRUCell, nn.LSTM: nn.LSTMCell}.get(type(rnn))
-    cells_ = []
-    for l in range(L):
-        D = rnn.input_size if l == 0 else N
-        cell = make(D, N, bias=rnn.bias, dtype=ref.dtype) if make else \
-            nn.RNNCell(D, N, bias=rnn.bias, nonlinearity=rnn.nonlinearity, dtype=ref.dtype)
-        with torch.no_grad():
-            for name, _ in cell.named_parameters():
-                getattr(cell, name).copy_(getattr(rnn, f"{name}_l{l}"))
-        cells_.append(cell)
+    step = torch_step(rnn)
     lstm = isinstance(rnn, nn.LSTM)
-
-    def step(x_t, s):
-        out, inp = [], x_t
-        for l, cell in enumerate(cells_):
-            if lstm:
-                h, c = cell(inp, (s[2 * l], s[2 * l + 1]))
-                out += [h, c]
-            else:
-                h = cell(inp, s[l])
-                out.append(h)
-            inp = h
-        return tuple(out)
 
     x_b = x if rnn.batch_first else x.transpose(0, 1)
     B = x_b.shape[0]

@@ -10,6 +10,8 @@ layer l-1's new h), see ``rnnlab.engine.cells.Stack``.
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import choice
-from . import adjoint, cells
+from . import adjoint, cells, derived
 from .fit import fit_decay, lag_table
 from .logspace import unit
 from .model import LOSSES, RNN, ElmanParams, readout_losses
@@ -60,7 +62,8 @@ def _check_module(rnn: nn.Module, x) -> None:
                          "equal-length sequences, shaped as the module expects")
     if not isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
         raise TypeError(f"rnn is a {type(rnn).__name__}; measure_module takes torch.nn.RNN, "
-                        "torch.nn.GRU, torch.nn.LSTM or rnnlab.engine.model.RNN")
+                        "torch.nn.GRU, torch.nn.LSTM, rnnlab.engine.model.RNN, or a module "
+                        "with step(x_t, state) -> state and init_state(batch_size)")
     if rnn.bidirectional:
         raise ValueError("rnn.bidirectional=True is not supported: a backward-in-time layer has "
                          "no forward recurrence to measure; use bidirectional=False")
@@ -136,6 +139,120 @@ def head_gradient(head: nn.Module, recorded: cells.Recorded, y_target: Tensor, l
     return unit(g)
 
 
+def torch_step(rnn: nn.Module) -> Callable:
+    """The step of a ``torch.nn.RNN`` / ``GRU`` / ``LSTM`` stack, ``(x_t, state) -> state`` with
+    the state every layer's h (and c) in order (h_1, c_1, h_2, ...), through one
+    ``torch.nn.RNNCell`` / ``GRUCell`` / ``LSTMCell`` per layer loaded with its weights."""
+    N, L, ref = rnn.hidden_size, rnn.num_layers, rnn.weight_hh_l0
+    make = {nn.GRU: nn.GRUCell, nn.LSTM: nn.LSTMCell}.get(type(rnn))
+    for kind in (nn.GRU, nn.LSTM):
+        if make is None and isinstance(rnn, kind):
+            make = {nn.GRU: nn.GRUCell, nn.LSTM: nn.LSTMCell}[kind]
+    layers = []
+    for l in range(L):
+        D = rnn.input_size if l == 0 else N
+        cell = make(D, N, bias=rnn.bias, dtype=ref.dtype, device=ref.device) if make else \
+            nn.RNNCell(D, N, bias=rnn.bias, nonlinearity=rnn.nonlinearity, dtype=ref.dtype,
+                       device=ref.device)
+        with torch.no_grad():
+            for name, _ in cell.named_parameters():
+                getattr(cell, name).copy_(getattr(rnn, f"{name}_l{l}"))
+        layers.append(cell)
+    lstm = isinstance(rnn, nn.LSTM)
+
+    def step(x_t, s):
+        out, inp = [], x_t
+        for l, cell in enumerate(layers):
+            if lstm:
+                h, c = cell(inp, (s[2 * l], s[2 * l + 1]))
+                out += [h, c]
+            else:
+                h = cell(inp, s[l])
+                out.append(h)
+            inp = h
+        return tuple(out)
+
+    return step
+
+
+def _readout(head, N: int, like: Tensor) -> tuple[Readout, int, bool]:
+    """(readout, C, linear) of a head on states of size N: a ``torch.nn.Linear`` is the exact
+    readout; None is o = h; any other module keeps the placeholder o = h and is differentiated
+    by autograd (``head_gradient``)."""
+    if head is not None and not isinstance(head, nn.Module):
+        raise TypeError(f"head is a {type(head).__name__}; it must be a torch.nn.Module (or None)")
+    if isinstance(head, nn.Linear) and head.in_features != N:
+        raise ValueError(f"head.in_features={head.in_features} does not match the module's "
+                         f"hidden_size={N}")
+    readout = Readout(torch.eye(N, dtype=like.dtype, device=like.device),
+                      torch.zeros(N, dtype=like.dtype, device=like.device))
+    if isinstance(head, nn.Linear):
+        bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
+        return Readout(head.weight.detach(), bias.detach()), head.out_features, True
+    if head is not None:
+        return readout, _head_outputs(head, N, like), False
+    return readout, N, True
+
+
+def is_step_module(module) -> bool:
+    """A module measured through its own ``step`` (a cell the user wrote): it has ``step`` and
+    ``init_state`` and is not one of torch's recurrent modules, which are read as rnnlab's
+    cells."""
+    return (isinstance(module, nn.Module) and not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM,
+                                                                      RNN))
+            and callable(getattr(module, "step", None))
+            and callable(getattr(module, "init_state", None)))
+
+
+_FELL_BACK: set = set()
+
+
+def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
+                    loss: str = "xent", h0=None, threads: int | None = None,
+                    jacobians: str = "cell") -> adjoint.Trajectory:
+    """The engine's forward pass of a module with ``step(x_t, state) -> state`` and
+    ``init_state(batch_size)``: x time-major (T, B, D), y_target (T, B, C) or class indices
+    (T, B), ``h0`` a state tuple (default ``init_state(B)``). The measured state s_k is the
+    concatenated state parts, h (the first) read by the head; its step Jacobians are derived
+    from ``step`` (``rnnlab.engine.derived``)."""
+    choice("jacobians", jacobians, cells.JACOBIANS)
+    choice("loss", loss, LOSSES)
+    _check_threads(threads)
+    if not torch.is_tensor(x) or x.dim() != 3:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"x has shape {shape}; a module measured through its step takes x "
+                         "time-major, (seq, batch, input_size)")
+    T, B, _ = x.shape
+    with torch.no_grad():
+        state0 = module.init_state(B) if h0 is None else h0
+    what = f"{type(module).__name__}.init_state({B})" if h0 is None else "h0"
+    sizes = derived.check_state(state0, B, what)
+    state0 = tuple(s.detach() for s in state0)
+    dtype = state0[0].dtype
+    x = x.to(dtype)
+    derived.check_step(module.step, x[0], state0, f"{type(module).__name__}.step")
+    N = sizes[0]
+    readout, C, linear = _readout(head, N, state0[0])
+    y = as_targets(y_target, False, C, state0[0])
+    if y.shape[:2] != (B, T):
+        raise ValueError(f"y_target covers (seq, batch) = {tuple(y.shape[:2])[::-1]} but x "
+                         f"covers {(T, B)} (both time-major for a module measured through its "
+                         "step)")
+    if jacobians == "cell":  # a module of the user's has no hand-written maps
+        name = type(module).__name__
+        if name not in _FELL_BACK:
+            _FELL_BACK.add(name)
+            warnings.warn(f"jacobians='cell': {name} has no hand-written step Jacobians; "
+                          "they are derived from its step (jacobians='derived')", stacklevel=3)
+    if threads is None:
+        threads = threads_for(x.device, B, sum(sizes))
+    parts = getattr(module, "state_parts", None)
+    with torch.no_grad(), torch_threads(threads):
+        recorded = derived.record(module.step, x.transpose(0, 1), state0, 0, parts)
+        grad = None if linear else head_gradient(head, recorded, y, loss)
+        return adjoint.trajectory(recorded, readout, y, loss, grad=grad)
+
+
 def _check_h0(rnn: nn.Module, h0, B: int) -> None:
     L, N = rnn.num_layers, rnn.hidden_size
     want = (L, B, N)
@@ -156,12 +273,16 @@ def _check_h0(rnn: nn.Module, h0, B: int) -> None:
 
 
 def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
-                      loss: str = "xent", h0=None,
-                      threads: int | None = None) -> adjoint.Trajectory:
+                      loss: str = "xent", h0=None, threads: int | None = None,
+                      jacobians: str = "cell") -> adjoint.Trajectory:
     """The engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of a torch RNN with its
     own weights: the recorded step maps and g_t = dL_t/dh_t of every step. Arguments and checks
     as ``measure_module``; everything the engine measures (the pair sweep, the O(T) profiles
-    ``adjoint.loss_profiles``, the Lyapunov QR ``lyapunov.lyapunov_from_maps``) starts here."""
+    ``adjoint.loss_profiles``, the Lyapunov QR ``lyapunov.lyapunov_from_maps``) starts here.
+    A module with ``step`` and ``init_state`` of the user's goes through ``step_trajectory``."""
+    if is_step_module(rnn):
+        return step_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians)
+    choice("jacobians", jacobians, cells.JACOBIANS)
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
         head = rnn.fc if head is None else head
         rnn = rnn.rnn
@@ -170,21 +291,7 @@ def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modu
     _check_threads(threads)
     N = rnn.hidden_size
     ref = rnn.weight_hh_l0
-    linear = head is None or isinstance(head, nn.Linear)
-    if head is not None and not isinstance(head, nn.Module):
-        raise TypeError(f"head is a {type(head).__name__}; it must be a torch.nn.Module (or None)")
-    if isinstance(head, nn.Linear) and head.in_features != N:
-        raise ValueError(f"head.in_features={head.in_features} does not match the module's "
-                         f"hidden_size={N}")
-    # o = h; also the placeholder readout of a head module, whose g_t autograd gives
-    readout = Readout(torch.eye(N, dtype=ref.dtype, device=ref.device),
-                      torch.zeros(N, dtype=ref.dtype, device=ref.device))
-    C = N
-    if isinstance(head, nn.Linear):
-        bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
-        readout, C = Readout(head.weight.detach(), bias.detach()), head.out_features
-    elif head is not None:
-        C = _head_outputs(head, N, ref)
+    readout, C, linear = _readout(head, N, ref)
     x_b = (x if rnn.batch_first else x.transpose(0, 1)).to(ref.dtype)
     y = as_targets(y_target, rnn.batch_first, C, ref)
     if y.shape[:2] != x_b.shape[:2]:
@@ -201,7 +308,13 @@ def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modu
     if threads is None:
         threads = threads_for(ref.device, B, N)
     with torch.no_grad(), torch_threads(threads):
-        if layers[0][0] == "elman" and L == 1:
+        if jacobians == "derived":
+            lstm = isinstance(rnn, nn.LSTM)
+            flat = tuple(t for s in state0 for t in s)
+            parts = ("h", "c") * L if lstm else ("h",) * L
+            recorded = derived.record(torch_step(rnn), x_b, flat, 0, parts,
+                                      top=len(parts) - (2 if lstm else 1))
+        elif layers[0][0] == "elman" and L == 1:
             # one Elman layer: the exact path of rnnlab's own networks, log-scaled for relu
             W_ih, W_hh, b, activation = layers[0][1]
             p = ElmanParams(W_ih, W_hh, b, readout.V, readout.c, activation)
@@ -224,7 +337,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
                    h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
                    neutral_tol: float = 1e-3, progress: bool = False,
                    weight_grad: bool = False, loss_steps=None,
-                   threads: int | None = None) -> ModuleMeasurement:
+                   threads: int | None = None, jacobians: str = "cell") -> ModuleMeasurement:
     """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
 
     ``x`` and ``y_target`` are laid out as the module expects (``batch_first`` or not);
@@ -245,7 +358,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
     if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
                                 or max_lag < 0):
         raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
-    traj = module_trajectory(rnn, x, y_target, head, loss, h0, threads)
+    traj = module_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians)
     _, B, _ = traj.shape
     if threads is None:
         threads = threads_for(traj.u.device, B, traj.u.shape[-1])

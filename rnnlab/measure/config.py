@@ -180,6 +180,7 @@ class MeasureSpec:
     weight_grad: bool = False
     weights: str = "fixed"
     lstm_state: str = "joint"
+    jacobians: str = "cell"
     sensitivity: bool = False
 
     def __post_init__(self):
@@ -205,6 +206,7 @@ class MeasureSpec:
                              "choose one of ['auto', 'cpu'] on this machine")
         choice("measure.weights", self.weights, WEIGHTS)
         choice("measure.lstm_state", self.lstm_state, LSTM_STATES)
+        choice("measure.jacobians", self.jacobians, cells.JACOBIANS)
         if self.lstm_state == "h" and (self.weights == "redrawn" or self.weight_grad):
             key = "measure.weights='redrawn'" if self.weights == "redrawn" \
                 else "measure.weight_grad=true"

@@ -68,10 +68,12 @@ def measure(spec: RunSpec) -> Measurement:
         traj = adjoint.trajectory(recorded, p, y, m.loss)
     elif ms.lstm_state == "h":  # Vogt et al.'s convention: c held fixed, h alone
         with torch.no_grad():
-            recorded = lstm.h_only(cells.get(m.cell).forward(p, x, h0, d.burn_in))
+            recorded = lstm.h_only(cells.get(m.cell).forward(p, x, h0, d.burn_in,
+                                                             ms.jacobians))
         traj = adjoint.trajectory(recorded, p, y, m.loss)
     else:
-        traj = adjoint.forward(p, x, h0, y, burn_in=d.burn_in, loss=m.loss)
+        traj = adjoint.forward(p, x, h0, y, burn_in=d.burn_in, loss=m.loss,
+                               jacobians=ms.jacobians)
     matrix = ln_last = wgrad = None
     if ms.mode == "pairs":
         wg = WeightGradStats(traj, ms.max_lag) if ms.weight_grad else None

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
 
 RECURRENT_INITS = ("gaussian", "orthogonal", "identity")
+# where the step Jacobians come from: the cell's hand-written maps, or torch.func on its step
+JACOBIANS = ("cell", "derived")
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,17 @@ class Cell:
     groups: tuple = ("W",)
     sensitivity: Callable | None = None
 
-    def forward(self, p, x, h0, burn_in: int = 0) -> Recorded:
-        """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps."""
+    def forward(self, p, x, h0, burn_in: int = 0, jacobians: str = "cell") -> Recorded:
+        """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps.
+        ``jacobians``: ``cell``, the hand-written step maps; ``derived``, the step Jacobians
+        derived by ``torch.func`` from the cell's ``reference_step`` (``rnnlab.engine.derived``)."""
+        from ...checks import choice
+
+        choice("measure.jacobians", jacobians, JACOBIANS)
+        if jacobians == "derived":
+            from ..derived import record_cell
+
+            return record_cell(self, p, x, h0, burn_in)
         if self.record is not None:
             return self.record(p, x, h0, burn_in)
         return record_layers(self, p, x, h0, burn_in)

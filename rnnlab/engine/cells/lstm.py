@@ -117,6 +117,9 @@ def h_only(recorded: Recorded) -> Recorded:
     """A one-layer LSTM's recorded forward in the h-only convention (``measure.lstm_state=h``):
     the same trajectory, state h alone, step maps ``HOnlyLayer``."""
     (layer,) = recorded.maps.layers
+    if hasattr(layer, "leading"):  # derived step Jacobians: their h block
+        return Recorded(recorded.u, recorded.log_scale, Stack([layer.leading()]),
+                        recorded.state_in[:, :layer.hidden])
     if not isinstance(layer, LSTMLayer):
         raise ValueError(f"the h-only convention needs a one-layer LSTM's own maps, not "
                          f"{type(layer).__name__}")

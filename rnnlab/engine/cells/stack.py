@@ -48,11 +48,17 @@ class Stack:
             self.offsets.append(o)
             o += layer.size
         self.state_size = o
-        self.top = slice(self.offsets[-1], self.offsets[-1] + layers[-1].hidden)
+        top = self.offsets[-1] + getattr(layers[-1], "top_offset", 0)
+        self.top = slice(top, top + layers[-1].hidden)
         # a layer's state beyond its h (the LSTM's c) is a named part, every layer's together
         extra: dict = {}
         for o, layer in zip(self.offsets, layers):
-            if layer.size > layer.hidden:
+            named = getattr(layer, "extra_parts", None)  # a derived layer names its own slices
+            if named is not None:
+                for name, slices in named.items():
+                    extra.setdefault(name, []).extend(torch.arange(o + sl.start, o + sl.stop)
+                                                      for sl in slices)
+            elif layer.size > layer.hidden:
                 extra.setdefault(layer.parts[1], []).append(torch.arange(o + layer.hidden,
                                                                          o + layer.size))
         # one contiguous block is a slice, whose norm needs no copy
