@@ -10,6 +10,8 @@ hand-written ones, in float64:
   the chunk the memory budget allows;
 - stacked torch modules (2-layer GRU and LSTM, whose derived step is the whole stack's) and
   the LSTM's h-only convention agree with the hand-written stack maps to 1e-12;
+- the weight gradient by lag (1e-10 in log10 norms and shares) and the dense sensitivity of
+  each gate block (1e-12 relative) from derived weight derivatives;
 - a measurement run with measure.jacobians=derived writes the numbers of measure.jacobians=cell
   (1e-12), and a bad value is refused in one line.
 """
@@ -23,7 +25,9 @@ from rnnlab.checks import ConfigError
 from rnnlab.engine import adjoint, cells, derived
 from rnnlab.engine.cells import lstm
 from rnnlab.engine.lyapunov import lyapunov_from_maps, random_frame
+from rnnlab.engine.sensitivity import sensitivity
 from rnnlab.engine.torch_modules import module_trajectory
+from rnnlab.engine.weightgrad import weight_grad_by_lag
 from rnnlab.measure.config import DataSpec, MeasureSpec, ModelSpec, RunSpec
 from rnnlab.measure.networks import draw
 from rnnlab.measure.run import measure
@@ -161,3 +165,30 @@ def test_a_run_with_derived_jacobians_writes_the_same_numbers(cell):
 def test_a_bad_jacobians_value_is_one_line():
     with pytest.raises(ConfigError, match="measure.jacobians='hand'.*'cell', 'derived'"):
         run_spec("hand").validate()
+
+
+WEIGHTED = [c for c in CASES if c["cell"] != "lru"]
+
+
+@pytest.mark.parametrize("case", WEIGHTED, ids=lambda c: "-".join(map(str, c.values())))
+def test_weight_gradient_by_lag_on_derived_maps(case):
+    net, hand, auto = both(case, T=10)
+    out = []
+    for r in (hand, auto):
+        traj = adjoint.trajectory(r, net.params, net.y_target, "xent")
+        out.append(weight_grad_by_lag(traj))
+    for key in ("log10_norm", "share_ge", "projection_share_ge", "log10_total_norm"):
+        a, b = (torch.as_tensor(o[key]) for o in out)
+        assert gap(a, b) < 1e-10, key
+
+
+@pytest.mark.parametrize("case", [dict(cell="elman", activation="tanh"), dict(cell="gru"),
+                                  dict(cell="lstm"), dict(cell="minimal")],
+                         ids=lambda c: c["cell"])
+def test_sensitivity_on_derived_maps(case):
+    net = network(case, T=8, B=2, burn_in=3)
+    a, b = (sensitivity(net.params, net.x, net.h0, 3, jacobians=j) for j in ("cell", "derived"))
+    assert [r["parameter"] for r in a] == [r["parameter"] for r in b]
+    for ra, rb in zip(a, b):
+        assert math.isclose(ra["mean_sq_derivative"], rb["mean_sq_derivative"], rel_tol=1e-12)
+        assert math.isclose(ra["mean_sq_state"], rb["mean_sq_state"], rel_tol=1e-12)

@@ -167,3 +167,25 @@ def test_bad_shapes_are_one_line():
         rnnlab.measure_module(cell, x[:, 0], y)
     with pytest.raises(ValueError, match=r"y_target covers \(seq, batch\) = \(5, 2\)"):
         rnnlab.measure_module(cell, x, y[:5])
+
+
+def test_weight_gradient_by_lag_of_a_user_cell():
+    """Summed over lags, the weight gradient is autograd's dL/dW of the summed loss."""
+    torch.manual_seed(2)
+    cell, head = Leaky(3, 5).double(), nn.Linear(5, 4).double()
+    x, y = data(T=30, B=2, C=4)
+    m = rnnlab.measure_module(cell, x, y, head=head, weight_grad=True, jacobians="derived")
+    wg = m.weight_grad
+    assert wg["share_ge"].iloc[0] == pytest.approx(1.0, abs=1e-12)
+    h, hs = cell.init_state(2), []
+    for t in range(30):
+        h = cell.step(x[t], h)
+        hs.append(h[0])
+    L = nn.functional.cross_entropy(head(torch.stack(hs)).reshape(-1, 4), y.reshape(-1),
+                                    reduction="sum")
+    g, = torch.autograd.grad(L, cell.W)
+    total = 10 ** wg["log10_total_norm"].iloc[0]
+    assert total == pytest.approx(torch.linalg.matrix_norm(g).item(), rel=1e-10)
+    with pytest.raises(ValueError, match=r"weight_grad='V': Leaky has no parameter of that "
+                                         r"name; allowed: \['U', 'W', 'b'\]"):
+        rnnlab.measure_module(cell, x, y, head=head, weight_grad="V", jacobians="derived")

@@ -21,6 +21,7 @@ path's log scale, for relu beyond float64's range, has no counterpart here).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -91,8 +92,12 @@ class StepJacobians:
     """
 
     def __init__(self, step: Callable, x: Tensor, prev: Tensor, sizes: tuple[int, ...],
-                 parts: tuple[str, ...] | None = None, budget: int = BUDGET, top: int = 0):
+                 parts: tuple[str, ...] | None = None, budget: int = BUDGET, top: int = 0,
+                 weight: tuple | None = None):
         self.f = flat_step(step, sizes)
+        # (W, step_of): the recurrent weight and the step as a function of it, for the weight
+        # gradient by lag and the sensitivity (``param_cotangent``, ``param_tangent``)
+        self.weight = weight
         self.x, self.prev, self.sizes = x, prev, sizes
         self.parts = tuple(parts) if parts else \
             tuple(f"s{i}" if i else "h" for i in range(len(sizes)))
@@ -174,6 +179,33 @@ class StepJacobians:
         """D (m, B, S) <- J_k^T D."""
         D.copy_(self.vjp(k, D, False)[0])
 
+    # ---- derivatives with respect to the recurrent weight W at fixed s_{k-1}
+    def _of_weight(self, k: int) -> Callable:
+        W, step_of = self.weight
+        x, s = self.x[k], self.prev[k]
+        return lambda W_: flat_step(step_of(W_), self.sizes)(x, s)
+
+    @property
+    def W(self) -> Tensor:
+        if self.weight is None:
+            raise ValueError("no recurrent weight was named for these derived maps: the weight "
+                             "gradient by lag and the sensitivity need one")
+        return self.weight[0]
+
+    def param_cotangent(self, k: int, D: Tensor) -> Tensor:
+        """sum over the batch of D[:, b]^T (d s_k / d W)_b at fixed s_{k-1}: (m, *W.shape) for
+        D (m, B, S), the weight gradient's term of each target."""
+        with torch.enable_grad():
+            _, pull = vjp(self._of_weight(k), self.W)
+        return vmap(pull)(D)[0].detach()
+
+    def param_tangent(self, k: int, E: Tensor) -> Tensor:
+        """(d s_k / d W) E for the W-shaped tangents E (r, *W.shape), at fixed s_{k-1}:
+        (B, S, r), the explicit part of the sensitivity's recurrence."""
+        f = self._of_weight(k)
+        out = vmap(lambda e: jvp(f, (self.W,), (e,))[1], out_dims=2)(E)
+        return out.detach()
+
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
         """J_k Q (+ (d s_k / d x_k) Q_in) for Q (B, S, r)."""
         x, s = self.x[k], self.prev[k]
@@ -244,8 +276,8 @@ def jacobians(f: Callable, x: Tensor, s: Tensor, need_input: bool = False):
 
 
 def record(step: Callable, x: Tensor, state0: tuple, burn_in: int = 0,
-           parts: tuple[str, ...] | None = None, budget: int = BUDGET, top: int = 0
-           ) -> Recorded:
+           parts: tuple[str, ...] | None = None, budget: int = BUDGET, top: int = 0,
+           weight: tuple | None = None) -> Recorded:
     """Run ``step`` over x (B, burn_in + T, D) from ``state0`` (a tuple of (B, N_i)), and return
     what the engine measures: the part ``top`` (the h the readout sees, (T, B, N_top)) of the
     measured steps, their derived step Jacobians, and the state entering measured step 0.
@@ -263,7 +295,8 @@ def record(step: Callable, x: Tensor, state0: tuple, burn_in: int = 0,
     s_in = states[burn_in - 1] if burn_in else torch.cat(state0, -1)
     prev = torch.cat([s_in[None], states[burn_in:-1]]) if states.shape[0] > burn_in else \
         states[:0]
-    layer = StepJacobians(step, inp[burn_in:], prev, sizes, parts, budget=budget, top=top)
+    layer = StepJacobians(step, inp[burn_in:], prev, sizes, parts, budget=budget, top=top,
+                          weight=weight)
     h = states[burn_in:, :, layer.top_offset:layer.top_offset + layer.hidden]
     log_scale = torch.zeros(h.shape[:2], dtype=torch.float64, device=h.device)
     return Recorded(h, log_scale, Stack([layer]), s_in.double())
@@ -276,7 +309,45 @@ def record_cell(cell, p, x: Tensor, h0: Tensor, burn_in: int = 0,
     parts as its hand-written forward takes it, with the cell's readout offset."""
     N = p.hidden_size * cell.components
     state0 = tuple(h0[:, i * N:(i + 1) * N] for i in range(len(cell.state_parts)))
-    rec = record(cell.reference_step(p), x, state0, burn_in, cell.state_parts, budget)
+    rec = record(cell.reference_step(p), x, state0, burn_in, cell.state_parts, budget,
+                 weight=cell_weight(cell, p))
     if cell.readout_offset is not None:
         rec.offset = cell.readout_offset(p, x[:, burn_in:]).transpose(0, 1)
     return rec
+
+
+def cell_weight(cell, p) -> tuple | None:
+    """(W, step_of) of a registered cell: its recurrent weight ``Cell.recurrent`` (every gate
+    block stacked) and its reference step as a function of it; None for a cell without one."""
+    if cell.recurrent is None:
+        return None
+    return getattr(p, cell.recurrent), \
+        lambda W: cell.reference_step(replace(p, **{cell.recurrent: W}))
+
+
+def sensitivity(cell, p, x: Tensor, h0: Tensor, burn_in: int = 0
+                ) -> tuple[list[float], Tensor]:
+    """The dense sensitivity (``rnnlab.engine.sensitivity``) on derived maps: per gate block g
+    of W, the mean over measured steps and batch of ||ds_t/dW_g||_F^2 / N, the tangent
+    tau_t = J_t tau_{t-1} + (d s_t / d W_g) carried over every entry of the block from where
+    the run starts (burn-in included, not averaged). Also the measured states (T, B, S)."""
+    rec = record_cell(cell, p, x, h0, 0)
+    layer = rec.maps.layers[0]
+    W = layer.W
+    G, N = W.shape[0] // W.shape[1], W.shape[1]
+    T_all, B = rec.u.shape[:2]
+    rows = []
+    for g in range(G):
+        # the unit tangents of block g's entries, (N^2, G N, N)
+        E = torch.zeros((N * N,) + tuple(W.shape), dtype=W.dtype, device=W.device)
+        idx = torch.arange(N * N, device=W.device)
+        E[idx, g * N + idx // N, idx % N] = 1
+        tau = W.new_zeros(B, layer.size, N * N)
+        total = torch.zeros((), dtype=torch.float64, device=W.device)
+        for k in range(T_all):
+            tau = layer.jvp(k, tau) + layer.param_tangent(k, E)
+            if k >= burn_in:
+                total += (tau.double() ** 2).sum()
+        rows.append(total.item() / (N * B * (T_all - burn_in)))
+    states = torch.cat([layer.prev[1:], layer.f(layer.x[-1], layer.prev[-1])[None]])
+    return rows, states[burn_in:]

@@ -31,14 +31,26 @@ from . import cells
 MAX_DENSE_N = 64
 
 
-def sensitivity(p, x: Tensor, h0: Tensor, burn_in: int = 0) -> list[dict]:
+def sensitivity(p, x: Tensor, h0: Tensor, burn_in: int = 0, jacobians: str = "cell"
+                ) -> list[dict]:
     """One row per recurrent parameter group of the cell of ``p``: ``parameter``,
     ``mean_sq_derivative``, ``mean_sq_state`` (module docstring). x (B, burn_in + T, D), h0 (B, S)
-    as ``rnnlab.engine.adjoint.forward`` takes them."""
+    as ``rnnlab.engine.adjoint.forward`` takes them. ``jacobians='derived'``: the dense form on
+    step maps and weight derivatives derived from the cell's step (``rnnlab.engine.derived``);
+    a cell's own closed form (the LRU's) is used either way."""
     cell = cells.get(p.cell)
     with torch.no_grad():
         if cell.sensitivity is not None:
             return cell.sensitivity(p, x, h0, burn_in)
+        if jacobians == "derived":
+            from .derived import sensitivity as derived_sensitivity
+
+            N = p.hidden_size
+            if N > MAX_DENSE_N:
+                raise ValueError(f"model.hidden_size={N}: the dense sensitivity costs "
+                                 f"O(T B N^4); allowed up to {MAX_DENSE_N}")
+            values, states = derived_sensitivity(cell, p, x, h0, burn_in)
+            return rows_of(cell.groups, values, mean_sq(states, N))
         return dense_sensitivity(cell, p, x, h0, burn_in)
 
 

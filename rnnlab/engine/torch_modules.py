@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from ..checks import choice
 from . import adjoint, cells, derived
@@ -207,14 +208,42 @@ def is_step_module(module) -> bool:
 _FELL_BACK: set = set()
 
 
+class _Stepper(nn.Module):
+    """A module's ``step`` as a ``forward``, for ``torch.func.functional_call``."""
+
+    def __init__(self, cell: nn.Module):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x_t, state):
+        return self.cell.step(x_t, state)
+
+
+def module_weight(module: nn.Module, name: str) -> tuple:
+    """(W, step_of) for ``derived.record``: the module's parameter ``name`` and its step as a
+    function of it."""
+    params = dict(module.named_parameters())
+    if name not in params:
+        raise ValueError(f"weight_grad={name!r}: {type(module).__name__} has no parameter of "
+                         f"that name; allowed: {sorted(params)}")
+    wrapper = _Stepper(module)
+
+    def step_of(W):
+        return lambda x_t, s: functional_call(wrapper, {f"cell.{name}": W}, (x_t, s))
+
+    return params[name].detach(), step_of
+
+
 def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
                     loss: str = "xent", h0=None, threads: int | None = None,
-                    jacobians: str = "cell") -> adjoint.Trajectory:
+                    jacobians: str = "cell", weight: str | None = None
+                    ) -> adjoint.Trajectory:
     """The engine's forward pass of a module with ``step(x_t, state) -> state`` and
     ``init_state(batch_size)``: x time-major (T, B, D), y_target (T, B, C) or class indices
     (T, B), ``h0`` a state tuple (default ``init_state(B)``). The measured state s_k is the
     concatenated state parts, h (the first) read by the head; its step Jacobians are derived
-    from ``step`` (``rnnlab.engine.derived``)."""
+    from ``step`` (``rnnlab.engine.derived``). ``weight``: the name of the parameter the weight
+    gradient by lag differentiates."""
     choice("jacobians", jacobians, cells.JACOBIANS)
     choice("loss", loss, LOSSES)
     _check_threads(threads)
@@ -231,6 +260,7 @@ def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
     dtype = state0[0].dtype
     x = x.to(dtype)
     derived.check_step(module.step, x[0], state0, f"{type(module).__name__}.step")
+    W = None if weight is None else module_weight(module, weight)
     N = sizes[0]
     readout, C, linear = _readout(head, N, state0[0])
     y = as_targets(y_target, False, C, state0[0])
@@ -248,7 +278,8 @@ def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
         threads = threads_for(x.device, B, sum(sizes))
     parts = getattr(module, "state_parts", None)
     with torch.no_grad(), torch_threads(threads):
-        recorded = derived.record(module.step, x.transpose(0, 1), state0, 0, parts)
+        recorded = derived.record(module.step, x.transpose(0, 1), state0, 0, parts,
+                                  weight=W)
         grad = None if linear else head_gradient(head, recorded, y, loss)
         return adjoint.trajectory(recorded, readout, y, loss, grad=grad)
 
@@ -274,14 +305,15 @@ def _check_h0(rnn: nn.Module, h0, B: int) -> None:
 
 def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
                       loss: str = "xent", h0=None, threads: int | None = None,
-                      jacobians: str = "cell") -> adjoint.Trajectory:
+                      jacobians: str = "cell", weight: str | None = None
+                      ) -> adjoint.Trajectory:
     """The engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of a torch RNN with its
     own weights: the recorded step maps and g_t = dL_t/dh_t of every step. Arguments and checks
     as ``measure_module``; everything the engine measures (the pair sweep, the O(T) profiles
     ``adjoint.loss_profiles``, the Lyapunov QR ``lyapunov.lyapunov_from_maps``) starts here.
     A module with ``step`` and ``init_state`` of the user's goes through ``step_trajectory``."""
     if is_step_module(rnn):
-        return step_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians)
+        return step_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians, weight)
     choice("jacobians", jacobians, cells.JACOBIANS)
     if isinstance(rnn, RNN):  # the tutorial's class: nn.RNN + nn.Linear
         head = rnn.fc if head is None else head
@@ -336,7 +368,7 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
                    loss: str = "xent", max_lag: int | None = None, keep_matrix: bool = False,
                    h0=None, fit_min_lag: int = 1, fit_max_lag: int | None = None,
                    neutral_tol: float = 1e-3, progress: bool = False,
-                   weight_grad: bool = False, loss_steps=None,
+                   weight_grad: bool | str = False, loss_steps=None,
                    threads: int | None = None, jacobians: str = "cell") -> ModuleMeasurement:
     """||dL_t/ds_k|| for every pair k <= t of a torch RNN with its own weights, in its dtype.
 
@@ -350,7 +382,17 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
     raw readout). ``h0``: the initial state as the module takes it (default zeros). The decay
     rate is fitted over ``fit_min_lag <= lag <= fit_max_lag`` (``rnnlab.engine.fit.fit_decay``).
     ``weight_grad`` (one-layer modules): also the weight gradient by lag, in the same sweep, of
-    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step).
+    the summed loss over the steps ``loss_steps`` (a (T,) boolean mask; default every step); for
+    a module measured through its ``step``, of its parameter ``W``, or of the parameter
+    ``weight_grad`` names.
+
+    A module of the user's with ``step(x_t, state) -> state`` (x_t (B, D), state a tuple of
+    (B, N_i) tensors, h first) and ``init_state(batch_size)`` is measured through its step: x
+    and y_target are then time-major, (T, B, D) and (T, B, C) or class indices (T, B); h0 a
+    state tuple; the measured state is the concatenated parts (named by the module's
+    ``state_parts``, if it has one: every part but "h" gets its own columns); its step Jacobians
+    are derived by ``torch.func`` (``jacobians='cell'`` falls back to ``'derived'`` and says so
+    once).
     ``threads``: torch threads for this call (None: as the command line chooses, one thread on
     CPU when B N^2 < 2^21, else torch's default; ``rnnlab.engine.threads``); the caller's count
     is restored after. Convert the module with ``.double()`` for reference-quality numbers.
@@ -358,7 +400,10 @@ def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module 
     if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int)
                                 or max_lag < 0):
         raise ValueError(f"max_lag={max_lag!r} is not allowed; it must be null or an integer >= 0")
-    traj = module_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians)
+    weight = None
+    if weight_grad and is_step_module(rnn):  # the parameter the weight gradient is of
+        weight = "W" if weight_grad is True else weight_grad
+    traj = module_trajectory(rnn, x, y_target, head, loss, h0, threads, jacobians, weight)
     _, B, _ = traj.shape
     if threads is None:
         threads = threads_for(traj.u.device, B, traj.u.shape[-1])

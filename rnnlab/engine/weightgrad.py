@@ -76,8 +76,11 @@ class WeightGradStats:
 
     def __call__(self, k: int, ln_ratio: Tensor, parts: dict, cot: Tensor) -> None:
         m, dev = ln_ratio.shape[0], self.dev
-        # ln of each pair's true size: ratio + ln ||g_t|| + ln ||h_{k-1}||, (m, B)
-        c = ln_ratio + self.traj.g_log_norm[k:k + m] + self.h_ln[k]
+        # derived maps (rnnlab.engine.derived) give each pair's whole term d s_k/dW^T delta,
+        # h_{k-1} included; hand-written ones its factor beside the unit h_{k-1}
+        derived = hasattr(self.layer, "param_cotangent")
+        # ln of each pair's true size: ratio + ln ||g_t|| (+ ln ||h_{k-1}||), (m, B)
+        c = ln_ratio + self.traj.g_log_norm[k:k + m] + (0 if derived else self.h_ln[k])
         c = torch.where(torch.isfinite(c) & self.steps_dev[k:k + m, None], c, -math.inf)
         bins = torch.arange(m, device=dev) // self.width
         top = torch.full((self.nbins,), -math.inf, dtype=torch.float64, device=dev)
@@ -88,8 +91,11 @@ class WeightGradStats:
         old = torch.where(torch.isfinite(self.scale), self.scale - new_safe, -math.inf)
         self.acc.mul_(torch.exp(old).nan_to_num(0.0)[:, None, None])
         w = torch.exp(c - new_safe[bins][:, None]).to(cot.dtype)  # (m, B), <= 1
-        G = self.layer.recurrent_cotangent(k, cot)  # (m, B, G N)
-        terms = torch.einsum("lbg,bn->lgn", G * w.unsqueeze(-1), self.h_dir[k]).double()
+        if derived:
+            terms = self.layer.param_cotangent(k, cot * w.unsqueeze(-1)).double()
+        else:
+            G = self.layer.recurrent_cotangent(k, cot)  # (m, B, G N)
+            terms = torch.einsum("lbg,bn->lgn", G * w.unsqueeze(-1), self.h_dir[k]).double()
         self.acc.index_add_(0, bins, terms)
         self.scale.copy_(new)
 

@@ -93,7 +93,7 @@ def measure(spec: RunSpec) -> Measurement:
                                  batch=B, dtype=dtype, device=device)
         predictions["lyapunov_1"] = lam.mean().item()
     jac = _jacobian_table(traj, spec) if ms.jacobian else None
-    sens = state_sensitivity(p, x, h0, d.burn_in) if ms.sensitivity else None
+    sens = state_sensitivity(p, x, h0, d.burn_in, ms.jacobians) if ms.sensitivity else None
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)

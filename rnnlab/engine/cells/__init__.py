@@ -52,7 +52,10 @@ class Cell:
     reason)`` settings it cannot be measured under. ``groups``: the names of the recurrent
     parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
     one matrix W); ``sensitivity(p, x, h0, burn_in)`` the cell's own forward-mode sensitivity
-    (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``).
+    (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``);
+    ``recurrent``: the field of ``params`` holding the recurrent weight W (every gate block
+    stacked), which the derived maps differentiate for the weight gradient and the sensitivity
+    (None: the cell has none).
     """
 
     name: str
@@ -80,6 +83,7 @@ class Cell:
     refuses: tuple = ()
     groups: tuple = ("W",)
     sensitivity: Callable | None = None
+    recurrent: str | None = "W"
 
     def forward(self, p, x, h0, burn_in: int = 0, jacobians: str = "cell") -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps.

@@ -106,6 +106,16 @@ def torch_cell(p: GatedParams) -> nn.Module:
     return cell
 
 
+def torch_step(p: GatedParams):
+    """PyTorch's own GRU / LSTM cell step (``torch.gru_cell`` / ``torch.lstm_cell``, what
+    ``torch.nn.GRUCell`` / ``LSTMCell`` call) on the tensors of ``p`` themselves, so
+    derivatives with respect to them flow through it: ``(x_t, state tuple) -> state tuple``."""
+    w = (p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh)
+    if p.cell == "lstm":
+        return lambda x_t, s: tuple(torch.lstm_cell(x_t, tuple(s), *w))
+    return lambda x_t, s: (torch.gru_cell(x_t, s[0], *w),)
+
+
 def module_layer(rnn, l: int, b_ih: Tensor, b_hh: Tensor) -> tuple:
     """``layer_forward``'s weights of layer ``l`` of a ``torch.nn.GRU`` / ``LSTM``."""
     return (getattr(rnn, f"weight_ih_l{l}").detach(), getattr(rnn, f"weight_hh_l{l}").detach(),

@@ -92,13 +92,12 @@ def layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor):
 
 
 def reference_step(p: gated.GatedParams):
-    """``torch.nn.GRUCell`` with the weights of ``p``: PyTorch's own step, for the reference."""
-    cell = gated.torch_cell(p)
-    return lambda x_t, s: (cell(x_t, s[0]),)
+    """``torch.nn.GRUCell``'s own step on the weights of ``p``, for the reference."""
+    return gated.torch_step(p)
 
 
 CELL = register(Cell(
-    name="gru", params=gated.GatedParams, layer_forward=layer_forward,
+    recurrent="weight_hh", name="gru", params=gated.GatedParams, layer_forward=layer_forward,
     layer_weights=gated.layer_weights, draw=gated.draw, gates=3, keep_gate=1,
     inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.GRU, module_layer=gated.module_layer,

@@ -249,7 +249,7 @@ def reference_step(p: LRUParams):
 
 
 CELL = register(Cell(
-    name="lru", params=LRUParams, layer_forward=layer_forward,
+    recurrent=None, name="lru", params=LRUParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("ring",),
     scaled_inits=(), record=record, theory=theory, reference_step=reference_step,
     components=2, own_readout=True, readout_offset=readout_offset, keys=DEFAULTS,

@@ -151,13 +151,12 @@ def layer_forward(W_ih, W_hh, b_ih, b_hh, inp: Tensor, h: Tensor, c: Tensor):
 
 
 def reference_step(p: gated.GatedParams):
-    """``torch.nn.LSTMCell`` with the weights of ``p``: PyTorch's own step, for the reference."""
-    cell = gated.torch_cell(p)
-    return lambda x_t, s: cell(x_t, s)
+    """``torch.nn.LSTMCell``'s own step on the weights of ``p``, for the reference."""
+    return gated.torch_step(p)
 
 
 CELL = register(Cell(
-    name="lstm", params=gated.GatedParams, layer_forward=layer_forward,
+    recurrent="weight_hh", name="lstm", params=gated.GatedParams, layer_forward=layer_forward,
     layer_weights=gated.layer_weights, draw=gated.draw, state_parts=("h", "c"), gates=4,
     keep_gate=1, inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.LSTM, module_layer=gated.module_layer,
