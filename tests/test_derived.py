@@ -192,3 +192,28 @@ def test_sensitivity_on_derived_maps(case):
     for ra, rb in zip(a, b):
         assert math.isclose(ra["mean_sq_derivative"], rb["mean_sq_derivative"], rel_tol=1e-12)
         assert math.isclose(ra["mean_sq_state"], rb["mean_sq_state"], rel_tol=1e-12)
+
+
+def test_a_cell_without_hand_written_maps_falls_back_and_says_so_once():
+    from dataclasses import replace as dc_replace
+    from functools import partial
+
+    minimal = cells.get("minimal")
+    params = partial(minimal.params, cell="minimal_auto")
+    cells.register(dc_replace(minimal, name="minimal_auto", params=params, layer_forward=None,
+                              layer_weights=None, record=None))
+    try:
+        def spec(cell):
+            return RunSpec(seed=2, model=ModelSpec(cell=cell, hidden_size=5, input_size=3,
+                                                   output_size=3),
+                           data=DataSpec(seq_len=12, batch_size=2),
+                           measure=MeasureSpec(progress=False))
+        with pytest.warns(UserWarning, match="model.cell='minimal_auto' has no hand-written "
+                                             "step Jacobians; they are derived") as said:
+            auto = measure(spec("minimal_auto"))
+            measure(spec("minimal_auto"))
+        assert len([w for w in said if "minimal_auto" in str(w.message)]) == 1
+        hand = measure(spec("minimal"))
+        assert abs(auto.lags["log10_grad_mean"] - hand.lags["log10_grad_mean"]).max() < TOL
+    finally:
+        del cells.CELLS["minimal_auto"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,9 +61,9 @@ class Cell:
 
     name: str
     params: type
-    layer_forward: Callable
-    layer_weights: Callable
     draw: Callable
+    layer_forward: Callable | None = None
+    layer_weights: Callable | None = None
     state_parts: tuple = ("h",)
     gates: int = 1
     keep_gate: int | None = None
@@ -92,6 +93,11 @@ class Cell:
         from ...checks import choice
 
         choice("measure.jacobians", jacobians, JACOBIANS)
+        if jacobians == "cell" and not self.hand_jacobians:
+            _say_once(f"measure.jacobians=cell: model.cell={self.name!r} has no hand-written "
+                      "step Jacobians; they are derived from its step (measure.jacobians="
+                      "derived)")
+            jacobians = "derived"
         if jacobians == "derived":
             from ..derived import record_cell
 
@@ -100,12 +106,26 @@ class Cell:
             return self.record(p, x, h0, burn_in)
         return record_layers(self, p, x, h0, burn_in)
 
+    @property
+    def hand_jacobians(self) -> bool:
+        """Whether the cell writes its step maps itself (else they are derived from its
+        ``reference_step``)."""
+        return self.record is not None or self.layer_forward is not None
+
     def keep_slice(self, N: int) -> slice:
         """The rows of the stacked gate blocks that ``model.gate_bias`` shifts."""
         return slice(self.keep_gate * N, (self.keep_gate + 1) * N)
 
 
 CELLS: dict[str, Cell] = {}
+_SAID: set = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning given once per process (a sweep's runs repeat it otherwise)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def register(cell: Cell) -> Cell:
