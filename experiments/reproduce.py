@@ -3,6 +3,8 @@
     python experiments/reproduce.py                  # every figure (~36 min on one core)
     python experiments/reproduce.py lyapunov walls   # some of them
     python experiments/reproduce.py --quick          # small sizes, for tests and a first look
+    python experiments/reproduce.py --redraw [names] # the committed figures again from their
+                                                     # committed tables: no torch, seconds
 
 Each figure script in experiments/figures/ writes its PNG and tables to <out>/<name>/ and
 returns comparison rows; this runner collects them into <out>/summary.csv, one row per check:
@@ -26,9 +28,14 @@ other row fails, or, with ``--against DIR``, if a row disagrees with DIR's summa
 equal, rows without a seed spread to rounding, statistical rows within 3 standard errors of a
 difference of two means).
 
-Each figure is a module of experiments.figures (measure, rows, draw; its package docstring);
-FIGURES below is the one list of them, in summary.csv's order. Also ``python -m
-experiments.reproduce``.
+Each figure is a module of experiments.figures (measure, rows, tables; its package docstring)
+and a draw module of experiments.figures.plots that reads only the tables; FIGURES below is the
+one list of them, in summary.csv's order. ``--redraw`` imports the draw modules alone (no torch,
+no rnnlab.engine) and draws each figure from <tables>/<name>/ (default the committed
+results/reproduction, or results/reproduction-quick with --quick) into <out>/<name>/ (default
+beside the tables); every table is checked first, and a missing one is named with the command
+that computes it (exit 1). An unknown figure name is refused in one line (exit 2). Also
+``python -m experiments.reproduce``.
 """
 import argparse
 import importlib
