@@ -3,6 +3,8 @@
     python experiments/reproduce.py                  # every figure (~36 min on one core)
     python experiments/reproduce.py lyapunov walls   # some of them
     python experiments/reproduce.py --quick          # small sizes, for tests and a first look
+    python experiments/reproduce.py --redraw [names] # the committed figures again from their
+                                                     # committed tables: no torch, seconds
 
 Each figure script in experiments/figures/ writes its PNG and tables to <out>/<name>/ and
 returns comparison rows; this runner collects them into <out>/summary.csv, one row per check:
@@ -26,11 +28,17 @@ other row fails, or, with ``--against DIR``, if a row disagrees with DIR's summa
 equal, rows without a seed spread to rounding, statistical rows within 3 standard errors of a
 difference of two means).
 
-Each figure is a module of experiments.figures (measure, rows, draw; its package docstring);
-FIGURES below is the one list of them, in summary.csv's order. Also ``python -m
-experiments.reproduce``.
+Each figure is a module of experiments.figures (measure, rows, tables; its package docstring)
+and a draw module of experiments.figures.plots that reads only the tables; FIGURES below is the
+one list of them, in summary.csv's order. ``--redraw`` imports the draw modules alone (no torch,
+no rnnlab.engine) and draws each figure from <tables>/<name>/ (default the committed
+results/reproduction, or results/reproduction-quick with --quick) into <out>/<name>/ (default
+beside the tables); every table is checked first, and a missing one is named with the command
+that computes it (exit 1). An unknown figure name is refused in one line (exit 2). Also
+``python -m experiments.reproduce``.
 """
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -41,35 +49,31 @@ if not __package__:  # run as a file: the repo root on sys.path, for experiments
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd
-import torch
 
-from experiments.figures import (
-    bifurcation,
-    common,
-    critical_line,
-    curse_of_memory,
-    gate_timescales,
-    isometry,
-    lag_decay,
-    lyapunov,
-    minimalrnn,
-    rate_vs_gain,
-    remedies,
-    trainability,
-    walls,
-)
-from rnnlab.runs import store
-from rnnlab.runs.store import provenance
+from experiments.figures import tables
 
-ROOT = common.ROOT
+ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "results" / "reproduction"
 # standard errors of a difference of two means allowed between two runs of a statistical row
 N_SE = 3.0
 # the reproduced figures by name (their folders under results/reproduction/), in summary.csv's
-# order
-FIGURES = {figure.FIGURE: figure for figure in (
-    lag_decay, rate_vs_gain, critical_line, lyapunov, isometry, bifurcation, walls,
-    gate_timescales, minimalrnn, trainability, remedies, curse_of_memory)}
+# order, each with its module: experiments/figures/<module>.py computes it (measure, rows,
+# tables), experiments/figures/plots/<module>.py draws it from its tables (no torch)
+FIGURES = {"lag-decay": "lag_decay", "rate-vs-gain": "rate_vs_gain",
+           "critical-line": "critical_line", "lyapunov": "lyapunov", "isometry": "isometry",
+           "bifurcation": "bifurcation", "walls": "walls", "gate-timescales": "gate_timescales",
+           "minimalrnn": "minimalrnn", "trainability": "trainability", "remedies": "remedies",
+           "curse-of-memory": "curse_of_memory"}
+
+
+def figure_module(name: str):
+    """The compute module of figure ``name`` (imports torch and the engine)."""
+    return importlib.import_module(f"experiments.figures.{FIGURES[name]}")
+
+
+def plot_module(name: str):
+    """The draw module of figure ``name`` (pandas and matplotlib only)."""
+    return importlib.import_module(f"experiments.figures.plots.{FIGURES[name]}")
 
 
 def default_out(quick: bool) -> Path:
@@ -138,38 +142,98 @@ def compare(table: pd.DataFrame, reference: pd.DataFrame, n_se: float = N_SE) ->
     return pd.DataFrame(out)
 
 
+def say(message: str) -> None:
+    """One line on stderr: what was wrong and what is allowed."""
+    print(f"reproduce.py: {message}", file=sys.stderr)
+
+
+def redraw(names: list[str], source: Path, out: Path, quick: bool) -> int:
+    """Draw each figure of ``names`` from its tables in ``source/<name>/`` into
+    ``out/<name>/``, importing no torch. Every table is checked before anything is drawn: a
+    missing one is named, with the command that computes it (exit 1)."""
+    plots = {name: plot_module(name) for name in names}
+    for name, plot in plots.items():
+        absent = tables.missing(source / name, plot.TABLES)
+        if absent:
+            command = " ".join(["python experiments/reproduce.py", *(["--quick"] * quick), name,
+                                *([] if source == default_out(quick) else ["--out",
+                                                                           str(source)])])
+            say(f"missing table {absent[0]} (figure {name}); compute it with: {command}")
+            return 1
+    start = time.perf_counter()
+    for name, plot in plots.items():
+        begin = time.perf_counter()
+        path = tables.redraw(plot, source / name, out / name)
+        print(f"[{name}] redrawn in {time.perf_counter() - begin:.1f} s -> {path}", flush=True)
+    print(f"{len(names)} figure(s) redrawn from {source} in {time.perf_counter() - start:.1f} s "
+          f"-> {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help=f"figures to make (default all): {list(FIGURES)}")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a test")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default results/reproduction, or "
-                    "results/reproduction-quick with --quick)")
+                    "results/reproduction-quick with --quick); with --redraw, where the PNGs "
+                    "go (default: beside their tables)")
     ap.add_argument("--against", type=Path, default=None,
                     help="a folder with another run's summary.csv (e.g. results/reproduction): "
                     "compare verdicts, exact rows to rounding and statistical rows in standard "
                     "errors; exit 1 if one differs")
+    ap.add_argument("--redraw", action="store_true",
+                    help="draw the figures again from their tables (no measuring, no torch), "
+                    "in seconds")
+    ap.add_argument("--tables", type=Path, default=None,
+                    help="with --redraw: the folder of the tables (default results/reproduction, "
+                    "or results/reproduction-quick with --quick)")
     args = ap.parse_args(argv)
     bad = [n for n in args.names if n not in FIGURES]
     if bad:
-        ap.error(f"unknown figure {bad[0]!r}; choose from {list(FIGURES)}")
+        say(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURES)}")
+        return 2
+    if args.redraw and args.against is not None:
+        say("--against compares a run's rows; --redraw computes none: use one of them")
+        return 2
+    if args.tables is not None and not args.redraw:
+        say("--tables is where --redraw reads; without --redraw the tables are computed into "
+            "--out")
+        return 2
     if args.against is not None and not (args.against / "summary.csv").is_file():
         ap.error(f"--against {args.against}: no summary.csv there")
+    names = args.names or list(FIGURES)
+    if args.redraw:
+        source = args.tables or default_out(args.quick)
+        return redraw(names, source, args.out or source, args.quick)
+    return compute(names, args)
+
+
+def compute(names: list[str], args) -> int:
+    """Measure, tabulate and draw each figure of ``names`` (torch on common.THREADS threads), write
+    its provenance and its rows of summary.csv, print the table; exit status as the module
+    docstring says."""
+    import torch
+
+    from experiments.figures import common
+    from rnnlab.runs import store
+    from rnnlab.runs.store import provenance
+
     mode = "quick" if args.quick else "full"
     out = args.out or default_out(args.quick)
-    names = args.names or list(FIGURES)
     known = known_failures()
     rows, notes, total = [], [], 0.0
     with common.fixed_threads():
         threads = torch.get_num_threads()
         for name in names:
+            figure = figure_module(name)
             start = time.perf_counter()
             print(f"[{name}] ...", flush=True)
-            figure_rows = common.make(FIGURES[name], mode, out / name)
+            figure_rows = common.make(figure, mode, out / name)
             seconds = round(time.perf_counter() - start, 1)
             total += seconds
             rows += figure_rows
-            notes += [expectation(FIGURES[name], r, mode, known) for r in figure_rows]
+            notes += [expectation(figure, r, mode, known) for r in figure_rows]
             failed = [r["quantity"] for r in figure_rows if verdict(r["passed"]) is False]
             info = provenance("cpu", "float64") | {
                 "figure": name, "mode": mode, "torch_threads": threads, "seconds": seconds,

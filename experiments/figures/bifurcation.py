@@ -35,9 +35,9 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from experiments.figures.common import is_quick, row, standalone
-from rnnlab.plotting import plt
+from experiments.figures.plots import bifurcation as plot
 
-FIGURE = "bifurcation"
+FIGURE = plot.FIGURE
 W = 5.0
 EXPECTED = (-2.6556, -2.3444)  # Pascanu 2013's one-unit model, 4 decimals
 CONVERGED = 1e-10  # |x_n - x_{n-1}| below this: converged
@@ -94,7 +94,7 @@ def measure(mode: str) -> dict:
     fixed = lambda x: W * expit(x) - 2.5 - x  # noqa: E731 (one line, for brentq)
     # the outer fixed points at b = -2.5
     roots = [brentq(fixed, -10.0, -1.0, xtol=1e-15), brentq(fixed, 1.0, 10.0, xtol=1e-15)]
-    return {"saddle_nodes": (b_lo, b_hi), "b": b, "x_inf": x_inf, "converged": ok,
+    return {"saddle_nodes": (b_lo, b_hi), "b": b, "x0": x0, "x_inf": x_inf, "converged": ok,
             "attractors": found, "n_attractors": n_att, "bistable": bistable, "edges": edges,
             "at_mid": at_mid, "roots": roots}
 
@@ -114,48 +114,32 @@ def rows(measured: dict) -> list[dict]:
                 basis="a count: bistable means exactly 2")]
 
 
-def draw(measured: dict, out_dir: Path) -> None:
+def tables(measured: dict) -> dict:
+    """bifurcation.csv (per b: attractors found, the lowest and highest, runs not converged),
+    attractors.csv (the two at b = -2.5, iterated and as roots of the map),
+    bifurcation_end_states.csv (every converged end state at every n_b // 200-th b: b, x0,
+    x_inf), bifurcation_theory.csv (the fixed-point curve b(x) = x - w sigmoid(x) at 4001 x in
+    [-6, 6], stable where |w sigmoid'(x)| < 1) and bifurcation_settings.csv (w and the stated
+    bifurcation points)."""
     b, x_inf, ok, found = (measured[k] for k in ("b", "x_inf", "converged", "attractors"))
-    bistable, edges, at_mid = measured["bistable"], measured["edges"], measured["at_mid"]
-    n_b = len(b)
-
-    # tables: attractors per b; the two at b = -2.5, iterated and as roots of the map
-    pd.DataFrame({"b": b, "n_attractors": measured["n_attractors"],
-                  "x_inf_low": [a[0] if len(a) else np.nan for a in found],
-                  "x_inf_high": [a[-1] if len(a) else np.nan for a in found],
-                  "n_not_converged": (~ok).sum(1)}).to_csv(out_dir / "bifurcation.csv",
-                                                           index=False)
+    table = pd.DataFrame({"b": b, "n_attractors": measured["n_attractors"],
+                          "x_inf_low": [a[0] if len(a) else np.nan for a in found],
+                          "x_inf_high": [a[-1] if len(a) else np.nan for a in found],
+                          "n_not_converged": (~ok).sum(1)})
+    at_mid = measured["at_mid"]
     two = at_mid if len(at_mid) == 2 else [np.nan, np.nan]
-    pd.DataFrame({"attractor": ["low", "high"], "iterated": two,
-                  "root": measured["roots"]}).to_csv(out_dir / "attractors.csv", index=False)
-
-    # figure: theory curve (lines) and simulated end states (markers)
+    attractors_table = pd.DataFrame({"attractor": ["low", "high"], "iterated": two,
+                                     "root": measured["roots"]})
+    thin = slice(None, None, max(1, len(b) // 200))
+    bb, x0 = np.broadcast_arrays(b[:, None], measured["x0"][None, :])
+    keep = ok[thin]
+    ends = pd.DataFrame({"b": bb[thin][keep], "x0": x0[thin][keep], "x_inf": x_inf[thin][keep]})
     xs = np.linspace(-6, 6, 4001)
-    b_of_x = xs - W * expit(xs)
-    stable = W * expit(xs) * (1 - expit(xs)) < 1
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for mask, style, label in [(stable, "-", "stable fixed points (theory)"),
-                               (~stable, "--", "unstable fixed points (theory)")]:
-        ax.plot(np.where(mask, b_of_x, np.nan), xs, style, color="k", lw=1.0, label=label,
-                zorder=3)
-    thin = slice(None, None, max(1, n_b // 200))
-    bb = np.broadcast_to(b[:, None], x_inf.shape)
-    ax.scatter(bb[thin][ok[thin]], x_inf[thin][ok[thin]], s=14, color="C0", alpha=0.6,
-               label=r"$x_\infty$ iterated from $x_0 \in [-6, 6]$")
-    for value, name in zip(EXPECTED, ["expected", None]):
-        ax.axvline(value, color="C3", lw=0.8, ls=":",
-                   label=None if name is None else "expected bifurcations")
-    if bistable.size:
-        ax.axvspan(*edges, color="C1", alpha=0.15,
-                   label=f"bistable (simulated): [{edges[0]:.4f}, {edges[1]:.4f}]")
-    ax.set_xlim(b[0], b[-1])
-    ax.set_ylim(-6, 6)
-    ax.set_xlabel("b (bias, dimensionless)")
-    ax.set_ylabel(r"$x_\infty$ (state, dimensionless)")
-    ax.set_title(r"Pascanu et al. 2013 Fig. 3: $x_t = 5\,\sigma(x_{t-1}) + b$")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.savefig(out_dir / "bifurcation.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    curve = pd.DataFrame({"x": xs, "b": xs - W * expit(xs),
+                          "stable": W * expit(xs) * (1 - expit(xs)) < 1})
+    settings = pd.DataFrame([{"w": W, "expected_low": EXPECTED[0], "expected_high": EXPECTED[1]}])
+    return {"attractors.csv": attractors_table, **dict(zip(plot.TABLES, (
+        table, ends, curve, settings)))}
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
 """Shared by the figure modules: the run modes, one network's decay rate from the engine, the rows
-of summary.csv, the fixed thread count, and running one figure (``make``) or one figure on the
-command line (``standalone``)."""
+of summary.csv, the fixed thread count, and running one figure (``make``: measure, write its
+tables, draw from them) or one figure on the command line (``standalone``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from scipy.stats import t as student_t
 
+from experiments.figures import tables
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine import cells, redrawn
 from rnnlab.engine.fit import fit_decay
@@ -144,11 +145,16 @@ def full_rank_noise(N, s_in2):
 
 
 def make(figure, mode: str, out_dir: Path) -> list[dict]:
-    """Measure one figure module in ``mode``, draw it into ``out_dir`` and return its rows."""
+    """Measure one figure module in ``mode``, write its tables into ``out_dir``, draw its PNG
+    from those files (as ``reproduce.py --redraw`` does) and return its rows."""
     measured = figure.measure(mode)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figure.draw(measured, out_dir)
+    frames = figure.tables(measured)
+    lacking = sorted(set(figure.plot.TABLES) - set(frames))
+    if lacking:  # a draw step reads only what the compute step writes
+        raise ValueError(f"{figure.FIGURE}: its draw step reads {lacking}, which tables() does "
+                         "not write")
+    tables.write(out_dir, frames, getattr(figure, "FLOAT_FORMATS", None))
+    tables.redraw(figure.plot, out_dir)
     return figure.rows(measured)
 
 

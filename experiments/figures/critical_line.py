@@ -50,10 +50,10 @@ from experiments.figures.common import (
     stderr,
     t_multiple,
 )
+from experiments.figures.plots import critical_line as plot
 from rnnlab import theory
-from rnnlab.plotting import plt
 
-FIGURE = "critical-line"
+FIGURE = plot.FIGURE
 TABLE = {0.01: 1.1934, 0.05: 1.3270, 0.1: 1.4093, 0.3: 1.5828, 1.0: 1.8556}
 SEEDS, DRAWN_SEEDS = 5, 2  # compared points, drawn-only points
 T, BURN_IN = 100, 200
@@ -137,49 +137,33 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
-def draw(measured: dict, out_dir: Path) -> None:
+def tables(measured: dict) -> dict:
+    """measured_rates.csv (every rate), critical_line.csv (the critical gain over s2),
+    critical_line_map.csv (1/2 log chi on a 36 x 21 sigma_w^2 x s2 grid),
+    critical_line_curves.csv (1/2 log chi over sigma_w 0.9 .. 2.2 per measured s2),
+    critical_gains.csv (per s2 of TABLE and per measured s2: theory's critical gain and the
+    stated one, NaN where none is stated),
+    critical_line_summary.csv (annealed.summary per s2 and sigma_w) and
+    critical_line_crossings.csv (per seed the zero crossing of each estimate at s2 = 0.1)."""
     points, line = measured["points"], measured["line"]
-    line.to_csv(out_dir / "critical_line.csv", index=False)
-    points.to_csv(out_dir / "measured_rates.csv", index=False)
-    crossing = float(crossings(points, "extrapolated").mean())
-    summary = annealed.summary(points, ["s2", "sigma_w"])
-    n = int(summary.N_big.iloc[0])
-
-    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4), gridspec_kw={"wspace": 0.45})
-    ax = axes[0]
     sw2, s2 = np.meshgrid(np.linspace(0.5, 4.0, 36), np.linspace(0, 1.0, 21))
-    im = ax.pcolormesh(sw2, s2, theory.log_chi_rate("tanh", np.sqrt(sw2), s2), cmap="RdBu_r",
-                       vmin=-0.4, vmax=0.4, shading="auto")
-    fig.colorbar(im, ax=ax, label=r"mean field $\frac{1}{2}\log\chi$ (nats per step)")
-    ax.plot(line["critical_sigma_w"] ** 2, line["s2"], "k-", label=r"$\chi = 1$ (theory)")
-    ax.plot([v ** 2 for v in TABLE.values()], list(TABLE), "wo", mec="k",
-            label="critical gains (4 decimals)")
-    for sign, color in ((-1, "tab:blue"), (1, "tab:red")):
-        m = summary[np.sign(summary.extrapolated) == sign]
-        ax.plot(m.sigma_w ** 2, m.s2, "s", ms=7, mec="k", color=color,
-                label=f"measured rate {'< 0' if sign < 0 else '> 0'} (redrawn, N -> inf)")
-    ax.plot(crossing ** 2, 0.1, "k*", ms=12, label="measured crossing, s2 = 0.1")
-    ax.set_xlabel(r"$\sigma_w^2$")
-    ax.set_ylabel(r"$s^2 = s_{in}^2 + s_b^2$")
-    ax.set_title("tanh: ordered (blue) and chaotic (red)", fontsize=10)
-    ax.legend(fontsize=7, loc="center right")
-    ax = axes[1]
-    grid = np.linspace(0.9, 2.2, 200)
-    for (s2v, m), color in zip(summary.groupby("s2"), ("C0", "C1", "C2", "C3")):
-        ax.plot(grid, theory.log_chi_rate("tanh", grid, s2v), "-", lw=1, color=color)
-        ax.errorbar(m.sigma_w, m.extrapolated, yerr=m.extrapolated_std, fmt="o", color=color,
-                    ms=4, capsize=2, label=f"s2 = {s2v}: redrawn, N -> inf (mean field: line)")
-        ax.plot(m.sigma_w, m.quenched, "s", mfc="none", color=color, ms=5,
-                label=f"s2 = {s2v}: one fixed W, N = {n}")
-        ax.axvline(theory.critical_gain("tanh", s2v), color=color, lw=0.6, ls=":")
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_xlabel(r"gain $\sigma_w$")
-    ax.set_ylabel("rate: slope of ln r over lags 1-50 (nats per step)")
-    ax.set_title(f"rates across the line (dotted: critical gains), {SEEDS} seeds at s2 = 0.1, "
-                 f"{DRAWN_SEEDS} elsewhere", fontsize=9)
-    ax.legend(fontsize=6)
-    fig.savefig(out_dir / "critical_line.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    grid = pd.DataFrame({"sigma_w2": sw2.ravel(), "s2": s2.ravel(), "mean_field_rate":
+                         theory.log_chi_rate("tanh", np.sqrt(sw2), s2).ravel()})
+    summary = annealed.summary(points, ["s2", "sigma_w"])
+    gains = np.linspace(0.9, 2.2, 200)
+    curves = pd.concat([pd.DataFrame({"s2": s2v, "sigma_w": gains,
+                                      "mean_field_rate": theory.log_chi_rate("tanh", gains, s2v)})
+                        for s2v in sorted(summary.s2.unique())], ignore_index=True)
+    every = sorted(set(TABLE) | set(summary.s2))
+    stated = pd.DataFrame({"s2": every, "critical_sigma_w": [
+        theory.critical_gain("tanh", s) for s in every],
+        "stated": [TABLE.get(s, math.nan) for s in every]})
+    cross = pd.DataFrame({key: crossings(points, key)
+                          for key in ("extrapolated", "annealed", "quenched")})
+    cross = cross.rename_axis("seed").reset_index()
+    cross.insert(0, "s2", 0.1)
+    return {"measured_rates.csv": points, **dict(zip(plot.TABLES, (
+        line, grid, curves, stated, summary, cross)))}
 
 
 def main(argv=None) -> int:

@@ -77,15 +77,19 @@ from experiments.figures.common import (
     stderr,
     windowed_rate,
 )
+from experiments.figures.plots import curse_of_memory as plot
 from rnnlab import theory
 from rnnlab.engine.sensitivity import sensitivity
-from rnnlab.plotting import plt
 
-FIGURE = "curse-of-memory"
+FIGURE = plot.FIGURE
 LAMBDAS = {"full": [0.5, 0.7, 0.9, 0.95, 0.99, 0.995, 0.999], "quick": [0.5, 0.9, 0.99]}
 NETWORKS = {"full": 8, "quick": 4}  # M independent networks per point (batch means)
 LENGTHS = {"full": (15, 60), "quick": (10, 30)}  # (burn-in, measured) in memories m
 N, D, SEQUENCES = 8, 8, 16
+# the real diagonal network: an LRU whose every lambda_j is the real r_min = r_max (no phase),
+# linear, unbiased; lambda, sizes and normalisation are added per network
+DIAGONAL = dict(cell="lru", activation="linear", init="ring", spectral_radius=None,
+                bias_std=0.0, hidden_size=N, input_size=D, max_phase=0.0)
 N_SE = 4.0
 TOL_RATE = 1e-12
 RATE_T, RATE_LAGS = 200, 100
@@ -109,10 +113,8 @@ def diagonal(lam: float, normalize: bool, seed: int, mode: str) -> dict:
     """One real-lambda LRU: its sensitivities per unit of input variance (``r`` and ``nu``)."""
     m = 1 / (1 - lam)
     burn, measured = (math.ceil(k * m) for k in LENGTHS[mode])
-    net, _, d = drawn(seed=seed, cell="lru", activation="linear", init="ring",
-                      spectral_radius=None, bias_std=0.0, hidden_size=N, input_size=D,
-                      output_size=1, batch_size=SEQUENCES, seq_len=measured, burn_in=burn,
-                      r_min=lam, r_max=lam, max_phase=0.0, normalize=normalize)
+    net, _, d = drawn(seed=seed, output_size=1, batch_size=SEQUENCES, seq_len=measured,
+                      burn_in=burn, r_min=lam, r_max=lam, normalize=normalize, **DIAGONAL)
     p = net.params
     input_var = float(((p.B_re ** 2).sum(1) + (p.B_im ** 2).sum(1)).mean())
     out = {r["parameter"]: r["mean_sq_derivative"] / input_var
@@ -122,10 +124,8 @@ def diagonal(lam: float, normalize: bool, seed: int, mode: str) -> dict:
 
 def lru_rate(lam: float) -> float:
     """The windowed decay rate of ||dL_t/dh_k|| of a real-lambda LRU (nats per step)."""
-    return windowed_rate(*network(seed=0, cell="lru", activation="linear", init="ring",
-                                  spectral_radius=None, bias_std=0.0, hidden_size=N,
-                                  input_size=D, output_size=2, batch_size=2, seq_len=RATE_T,
-                                  r_min=lam, r_max=lam, max_phase=0.0), max_lag=RATE_LAGS)[0]
+    return windowed_rate(*network(seed=0, output_size=2, batch_size=2, seq_len=RATE_T,
+                                  r_min=lam, r_max=lam, **DIAGONAL), max_lag=RATE_LAGS)[0]
 
 
 def dense(kw: dict, seed: int) -> dict:
@@ -225,53 +225,22 @@ def rows(measured: pd.DataFrame) -> list[dict]:
     return out
 
 
-def draw(measured: pd.DataFrame, out_dir: Path) -> None:
-    measured.to_csv(out_dir / "curse_of_memory.csv", index=False)
-    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+def tables(measured: pd.DataFrame) -> dict:
+    """curse_of_memory.csv (every network), curse_of_memory_theory.csv (per case of CASES the
+    closed form at 400 lambda in [0.45, 0.9995], with the memory 1/(1 - lambda)),
+    curse_of_memory_ratio.csv (the diagonal unit's (1 + l^2)/(1 - l^2)^2 at 200 memories from
+    1.5 to 10^3.1) and curse_of_memory_settings.csv (N, N_SE, DENSE_N, DENSE_SEEDS)."""
     lam = np.linspace(0.45, 0.9995, 400)
-    diag = measured[measured.part == "diagonal"]
-    for (label, param, normalize, closed), color in zip(CASES, ("C3", "C0", "C2")):
-        left.plot(1 / (1 - lam), theory.memory_sensitivity(lam, closed, normalize), "-",
-                  color=color, lw=1.2, label=f"closed form: {label}")
-        g = diag[(diag.parameter == param) & (diag.normalize == normalize)].groupby("lam").value
-        m = 1 / (1 - g.mean().index.to_numpy())
-        left.errorbar(m, g.mean(), yerr=N_SE * g.std(ddof=1) / np.sqrt(g.count()), fmt="o",
-                      color=color, ms=5, capsize=2, label=f"measured: {label}")
-    left.set(xscale="log", yscale="log", xlabel="memory m = 1 / (1 - lambda)",
-             ylabel="E[(dh/dp)^2] per unit input variance",
-             title=f"real diagonal LRU (N = {N}): measured (mean +- {N_SE:g} SE, "
-             f"{diag.seed.nunique()} networks)\nagainst the closed forms")
-    left.title.set_fontsize(9)
-    left.legend(fontsize=7)
-    rate = measured[measured.part == "rate"]
-    # -ln lambda on log axes: the memories 2..1000 spread evenly instead of crowding at 0
-    decay = -np.log(lam)
-    mid.plot(decay, decay, "k-", lw=1, label="-ln lambda (exact)")
-    mid.plot(-np.log(rate.lam), -rate.value, "o", color="C0", ms=6,
-             label="measured: minus the decay rate")
-    mid.set(xscale="log", yscale="log", xlabel="-ln lambda",
-            ylabel="-(decay rate of ||dL_t/dh_k||) (nats per step; > 0: vanishing)",
-            title="the same networks: ||dL_t/dh_k|| = lambda^(t-k) ||dL_t/dh_t||, nothing "
-            "explodes\n(the sensitivity on the left diverges all the same)")
-    mid.title.set_fontsize(9)
-    mid.legend(fontsize=8)
+    closed = pd.concat([pd.DataFrame({"case": label, "parameter": param, "normalize": normalize,
+                                      "lam": lam, "memory": 1 / (1 - lam),
+                                      "sensitivity": theory.memory_sensitivity(lam, form,
+                                                                               normalize)})
+                        for label, param, normalize, form in CASES], ignore_index=True)
     m = np.logspace(np.log10(1.5), 3.1, 200)
-    right.plot(m, diagonal_ratio(m), "k-", lw=1.2,
-               label="diagonal unit, plain d/dlambda: (1 + l^2)/(1 - l^2)^2")
-    dense_rows = measured[(measured.part == "dense")].dropna(subset=["value"])
-    for (label, g), color, fmt in zip(dense_rows.groupby("cell", sort=False),
-                                      ("C1", "C4", "C5"), ("s", "^", "D")):
-        s = g.groupby("lam")[["memory", "value"]].agg(["mean", "std"])
-        right.errorbar(s["memory"]["mean"], s["value"]["mean"], yerr=s["value"]["std"],
-                       fmt=fmt + "-", color=color, ms=5, capsize=2, lw=0.8, label=label)
-    right.set(xscale="log", yscale="log",
-              xlabel="matched memory m = 1 / (1 - exp(decay rate))",
-              ylabel="||ds/dW_hh||_F^2 / ||s||^2 (summed over the matrix)",
-              title=f"dense cells at N = {DENSE_N} (mean +- std over {DENSE_SEEDS} seeds)")
-    right.title.set_fontsize(9)
-    right.legend(fontsize=7)
-    fig.savefig(out_dir / "curse_of_memory.png", dpi=130)
-    plt.close(fig)
+    ratio = pd.DataFrame({"memory": m, "diagonal_ratio": diagonal_ratio(m)})
+    settings = pd.DataFrame([{"N": N, "n_se": N_SE, "dense_N": DENSE_N,
+                              "dense_seeds": DENSE_SEEDS}])
+    return dict(zip(plot.TABLES, (measured, closed, ratio, settings)))
 
 
 def main(argv=None) -> int:

@@ -48,20 +48,20 @@ import torch
 from tqdm import tqdm
 
 from experiments.figures.common import is_quick, network, row, standalone, stderr, t_multiple
+from experiments.figures.plots import gate_timescales as plot
 from rnnlab import theory
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine.fit import fit_decay
 from rnnlab.engine.lyapunov import lyapunov_from_maps
-from rnnlab.plotting import plt
 
-FIGURE = "gate-timescales"
+FIGURE = plot.FIGURE
 CELLS = ("lstm", "gru")
 BIASES = {"full": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "quick": [0.0, 2.0, 5.0]}
 MC_REPLICATES = 100
 SEEDS, MAX_LAG, T, BURN_IN = 5, 40, 80, 800
 TOL_EXACT = 1e-6
 LONG_T, LONG_LAGS, LYAP_T, LYAP_TRANSIENT = 300, (100, 250), 1500, 300
-SLOW = ("pytorch init, lags 100-250", "pytorch init, lambda_1")  # regimes of slow_mode
+SLOW = plot.SLOW  # regimes of slow_mode
 SLOW_ROWS = (3.0, 5.0)  # keep biases whose slow mode is reported as findings
 REGIMES = {  # name: network keywords (gate_bias and seed added per point)
     "zero weights": dict(gain=1e-6, spectral_radius=None, input_gain=0.0, hidden_size=64,
@@ -130,15 +130,15 @@ def measure(mode: str) -> pd.DataFrame:
             records.append(dict(cell=cell, regime=regime, gate_bias=b, seed=seed, rate=value))
     for b in BIASES[mode]:
         mean, se = diagonal_product_rate(b)
-        records.append(dict(cell="monte carlo", regime="gate noise", gate_bias=b, seed=-1,
+        records.append(dict(cell=plot.MONTE_CARLO, regime="gate noise", gate_bias=b, seed=-1,
                             rate=mean, stderr=se))
     return pd.DataFrame(records)
 
 
 def rows(measured: pd.DataFrame) -> list[dict]:
     out = []
-    mc = measured[measured.cell == "monte carlo"].set_index("gate_bias")
-    for cell, g in measured[measured.cell != "monte carlo"].groupby("cell"):
+    mc = measured[measured.cell == plot.MONTE_CARLO].set_index("gate_bias")
+    for cell, g in measured[measured.cell != plot.MONTE_CARLO].groupby("cell"):
         exact = g[g.regime == "zero weights"]
         dev = (exact.rate - exact.gate_bias.map(theory.keep_gate_rate)).abs()
         out.append(row(FIGURE, f"{cell}, zero weights: max |rate - ln s(b)| over b", 0.0,
@@ -192,51 +192,19 @@ def rows(measured: pd.DataFrame) -> list[dict]:
     return out
 
 
-def draw(measured: pd.DataFrame, out_dir: Path) -> None:
-    measured.to_csv(out_dir / "gate_timescales.csv", index=False)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), constrained_layout=True)
-    axes[1].sharey(axes[0])
+def tables(measured: pd.DataFrame) -> dict:
+    """gate_timescales.csv (one rate per cell, regime, bias and seed, and the Monte Carlo with
+    its standard error), gate_timescales_theory.csv (ln s(b) and 1/2 ln E[s(b + z)^2] at 200
+    biases in [-2.2, 5.2]) and gate_timescales_settings.csv (the fit windows and the width of
+    the PyTorch-init networks)."""
     b = np.linspace(-2.2, 5.2, 200)
-    style = {"zero weights": ("o", "C0"), "gate noise": ("s", "C1"), "pytorch init": ("^", "C2")}
-    for ax, cell in zip(axes[:2], CELLS):
-        ax.plot(b, [theory.keep_gate_rate(v) for v in b], "k-", lw=1.2,
-                label="ln s(b) (zero weights, exact)")
-        ax.plot(b, [theory.gate_noise_rate(v, 1.0) for v in b], "k--", lw=1.0,
-                label="1/2 ln E[s(b + z)^2] (gate noise, N, lag -> inf)")
-        mc = measured[measured.cell == "monte carlo"]
-        # on top of the gate-noise squares it is compared with
-        ax.plot(mc.gate_bias, mc.rate, "x", color="C3", ms=9, mew=2, zorder=5,
-                label="Monte Carlo of the diagonal product (gate noise, N = 256)")
-        for regime, (marker, color) in style.items():
-            sel = (measured.cell == cell) & (measured.regime == regime)
-            g = measured[sel].groupby("gate_bias").rate
-            m, sd = g.mean(), g.std(ddof=1).fillna(0.0)
-            ax.errorbar(m.index, m.to_numpy(), yerr=sd.to_numpy(), fmt=marker, color=color,
-                        ms=5, capsize=2, label=f"measured: {regime}")
-        ax.axhline(0, color="0.6", lw=0.6)
-        ax.set(title={"lstm": "LSTM (forget gate bias b_f)", "gru": "GRU (update gate bias b_z)"}
-               [cell], xlabel="keep-gate bias b (model.gate_bias)")
-    axes[0].set_ylabel("decay rate of ||dL_t/ds_k|| (nats per step)")
-    axes[1].legend(fontsize=8, loc="lower right")
-    ax = axes[2]
-    for cell, color in zip(CELLS, ("C2", "C4")):
-        for regime, fmt, text in (("pytorch init", "^-", f"lags 1-{MAX_LAG}"),
-                                  (SLOW[0], "v--", f"lags {LONG_LAGS[0]}-{LONG_LAGS[1]}"),
-                                  (SLOW[1], "D:", "lambda_1 (QR)")):
-            g = measured[(measured.cell == cell) & (measured.regime == regime)]
-            m = g.groupby("gate_bias").rate.agg(["mean", "std"])
-            ax.errorbar(m.index, m["mean"], yerr=m["std"], fmt=fmt, color=color, ms=4,
-                        capsize=2, lw=0.8, mfc="none" if regime != "pytorch init" else color,
-                        label=f"{cell}: {text}")
-    ax.plot(b, [theory.keep_gate_rate(v) for v in b], "k-", lw=1, label="ln s(b)")
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set(xlim=(0.8, 5.3), ylim=(-0.25, 0.02), xlabel="keep-gate bias b (model.gate_bias)",
-           ylabel="nats per step",
-           title="PyTorch init (N = 64): the fit window against the slow mode")
-    ax.title.set_fontsize(10)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.savefig(out_dir / "gate_timescales.png", dpi=130)
-    plt.close(fig)
+    curve = pd.DataFrame({"gate_bias": b,
+                          "keep_gate_rate": [theory.keep_gate_rate(v) for v in b],
+                          "gate_noise_rate": [theory.gate_noise_rate(v, 1.0) for v in b]})
+    settings = pd.DataFrame([{"max_lag": MAX_LAG, "long_lag_low": LONG_LAGS[0],
+                              "long_lag_high": LONG_LAGS[1],
+                              "pytorch_init_N": REGIMES["pytorch init"]["hidden_size"]}])
+    return dict(zip(plot.TABLES, (measured, curve, settings)))
 
 
 def main(argv=None) -> int:

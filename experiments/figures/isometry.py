@@ -43,18 +43,19 @@ from scipy import stats
 from tqdm import tqdm
 
 from experiments.figures.common import is_quick, row, standalone
+from experiments.figures.plots import isometry as plot
 from rnnlab import theory
 from rnnlab.engine.init import haar_orthogonal
 from rnnlab.engine.model import phi, phi_prime_from_h
-from rnnlab.plotting import plt
 
-FIGURE = "isometry"
+FIGURE = plot.FIGURE
 TANH_S2 = 0.01  # sigma_b^2 for tanh; relu and linear need no bias at their critical gain
 ACTIVATIONS = ("linear", "relu", "tanh")
 WEIGHTS = ("orthogonal", "gaussian")
 DEPTHS = (1, 2, 4, 8, 16)  # L at which the spectral moments are recorded
 EDGE_DEPTHS = (1, 4, 16)
 L = max(DEPTHS)  # the depth of the spectra and of the rows
+BINS = np.linspace(-6, 1.5, 76)  # log10 sigma: the densities' bins
 
 
 def critical(activation: str) -> tuple[float, float]:
@@ -215,77 +216,23 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
-def draw(measured: dict, out_dir: Path) -> None:
-    N, table, spectra, edge = (measured[k] for k in ("N", "moments", "spectra", "edge"))
-    table.to_csv(out_dir / "isometry_moments.csv", index=False)
-    edge.to_csv(out_dir / "isometry_edge.csv", index=False)
-
-    # figure: densities at L (markers), variance and mean vs depth (theory lines), edge
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9), gridspec_kw={"hspace": 0.35})
-    bins = np.linspace(-6, 1.5, 76)
-    fresh = table[table["setting"] == "fresh (paper)"]
-    tied = table[table["setting"] == "tied (RNN)"]
-    for ax, activation in zip(axes[0], ACTIVATIONS):
-        for weights, marker in zip(WEIGHTS, "os"):
-            s = spectra[activation, weights]
-            r = fresh[(fresh["activation"] == activation) & (fresh["weights"] == weights)
-                      & (fresh["L"] == L)].iloc[0]
-            logs = np.log10(np.clip(s, 1e-300, None))
-            dens, _ = np.histogram(np.clip(logs, bins[0], bins[-1]), bins=bins, density=True)
-            centre = 0.5 * (bins[1:] + bins[:-1])
-            ax.plot(centre[dens > 0], dens[dens > 0], marker, ms=3.5, ls="none",
-                    label=f"{weights}: var {r['variance']:.2f} (theory {r['variance_theory']:.2f})")
-        ax.axvline(0, color="k", lw=0.8, label=r"isometry $\sigma = 1$")
-        if activation == "linear":
-            ax.axvline(np.log10(theory.fuss_catalan_edge(L)), color="C1", lw=0.8,
-                       label="Fuss-Catalan edge (Gaussian)")
-        sigma_w, _ = critical(activation)
-        ax.set_title(f"{activation}, sigma_w = {sigma_w:.4g}, L = {L}, N = {N}", fontsize=10)
-        ax.set_xlabel(r"$\log_{10}\sigma$ (singular value of $\partial h_L/\partial h_0$)")
-        ax.set_ylabel(r"density per unit $\log_{10}\sigma$")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7, title=f"leftmost bin: all sigma <= 1e{bins[0]:.0f} (exact zeros: "
-                  "relu's dead units)", title_fontsize=6)
-    depth_line = np.linspace(0, L, 50)
-    for i, (activation, weights) in enumerate((a, w) for a in ACTIVATIONS for w in WEIGHTS):
-        color = f"C{i}"
-        sel = (fresh["activation"] == activation) & (fresh["weights"] == weights)
-        f, t = fresh[sel], tied[(tied["activation"] == activation) & (tied["weights"] == weights)]
-        per_layer = f["variance_theory"].iloc[0] / f["L"].iloc[0]
-        axes[1, 0].plot(depth_line, per_layer * depth_line, color=color, lw=1)
-        axes[1, 0].errorbar(f["L"], f["variance"], 2 * f["variance_se"], fmt="o", color=color,
-                            ms=4, label=f"{activation} {weights}")
-        axes[1, 0].plot(t["L"], t["variance"], "x", color=color, ms=6)
-        axes[1, 1].errorbar(f["L"] * 2 ** (0.05 * (i - 2.5)), f["mean"], 2 * f["mean_se"],
-                            fmt="o", color=color, ms=4,
-                            label=f"{activation} {weights}")
-    axes[1, 0].set_xlabel("L (number of factors)")
-    axes[1, 0].set_ylabel(r"var($\lambda$)/mean($\lambda$)$^2$, $\lambda$ eig. of $JJ^T$")
-    axes[1, 0].set_title("spectral variance: lines theory, o fresh W (+-2 SE), x tied W",
-                         fontsize=9)
-    axes[1, 0].legend(fontsize=7)
-    axes[1, 1].axhline(1.0, color="k", lw=1, label=r"theory $\chi^L = 1$")
-    axes[1, 1].set_xscale("log", base=2)
-    axes[1, 1].set_xlabel("L (number of factors)")
-    axes[1, 1].set_ylabel(r"mean($\lambda$) (dimensionless)")
-    axes[1, 1].set_title("mean eigenvalue of JJ^T, fresh W (+-2 SE)", fontsize=9)
-    axes[1, 1].legend(fontsize=7)
-    depth_line = np.linspace(1, L, 100)
-    axes[1, 2].plot(depth_line, theory.fuss_catalan_edge(depth_line), "k-", lw=1,
-                    label=r"$\sqrt{(L+1)^{L+1}/L^L}$ (N $\to\infty$)")
-    for (N_edge, e), marker in zip(edge.groupby("N"), "v^<>os"):
-        name = (r"extrapolated N $\to\infty$ (+-2 SE)" if N_edge == math.inf
-                else f"N = {int(N_edge)}")
-        axes[1, 2].errorbar(e["L"], e["sigma_max_mean"], 2 * e["sigma_max_se"], fmt=marker,
-                            ms=5, label=name, color="k" if N_edge == math.inf else None)
-    axes[1, 2].set_xlabel("L (number of factors)")
-    axes[1, 2].set_ylabel(r"$\sigma_{max}$ (dimensionless)")
-    axes[1, 2].set_title("largest singular value, critical linear Gaussian product", fontsize=9)
-    axes[1, 2].legend(fontsize=7)
-    fig.suptitle("Dynamical isometry (Pennington, Schoenholz, Ganguli 2017): "
-                 "J = prod D_l W_l at criticality, fresh W_l per factor")
-    fig.savefig(out_dir / "isometry.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+def tables(measured: dict) -> dict:
+    """isometry_moments.csv, isometry_edge.csv, isometry_density.csv (per activation and
+    weights, fresh: the density of log10 sigma at depth L over BINS, every sigma below the first
+    bin counted in it) and isometry_theory.csv (the Fuss-Catalan edge at 100 depths 1..L)."""
+    density = []
+    for (activation, weights), s in measured["spectra"].items():
+        logs = np.log10(np.clip(s, 1e-300, None))
+        dens, _ = np.histogram(np.clip(logs, BINS[0], BINS[-1]), bins=BINS, density=True)
+        density.append(pd.DataFrame({"activation": activation, "weights": weights, "L": L,
+                                     "N": measured["N"], "values": len(s),
+                                     "log10_sigma_low": BINS[:-1], "log10_sigma_high": BINS[1:],
+                                     "density": dens}))
+    depth = np.linspace(1, L, 100)
+    theory_table = pd.DataFrame({"L": depth, "fuss_catalan_edge": theory.fuss_catalan_edge(depth)})
+    return {"isometry_moments.csv": measured["moments"], "isometry_edge.csv": measured["edge"],
+            "isometry_density.csv": pd.concat(density, ignore_index=True),
+            "isometry_theory.csv": theory_table}
 
 
 def main(argv=None) -> int:

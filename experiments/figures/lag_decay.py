@@ -46,11 +46,11 @@ from experiments.figures.common import (
     standalone,
     windowed_rate,
 )
+from experiments.figures.plots import lag_decay as plot
 from rnnlab import theory
 from rnnlab.engine import adjoint as gradients
-from rnnlab.plotting import plt
 
-FIGURE = "lag-decay"
+FIGURE = plot.FIGURE
 RHOS = [0.5, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]
 ACTIVATIONS = ("tanh", "relu")
 S_IN2 = 0.1  # full-rank input noise: the setting in which mean field holds
@@ -166,41 +166,14 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
-def draw(measured: dict, out_dir: Path) -> None:
-    N, table, curves = measured["N"], measured["table"], measured["curves"]
-    table.to_csv(out_dir / "lag_decay.csv", index=False)
-    curves.to_csv(out_dir / "lag_decay_curves.csv", index=False)
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
-    cmap = plt.get_cmap("viridis")
-    for ax, act in zip(axes, ACTIVATIONS):
-        for i, rho in enumerate(RHOS):
-            c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
-            color = cmap(i / (len(RHOS) - 1))
-            ax.plot(c["lag"], c["log10_ratio"], "o", ms=2, color=color,
-                    label=rf"$\rho$ = {rho}")
-            ax.plot(c["lag"], c["lag"] * theory.log_chi_rate(act, rho, S_IN2) / math.log(10),
-                    "-", lw=0.8, color=color)
-        ax.set_title(f"{act}, W = rho Q, N = {N}, s_in^2 = {S_IN2}\n"
-                     "(lines: mean field; critical rho = "
-                     f"{theory.critical_gain(act, S_IN2):.3f})",
-                     fontsize=9)
-    for (act, rho), color in zip(REFERENCES, ("C0", "C3", "C2", "C1")):
-        c = curves[(curves["panel"] == act) & (curves["rho"] == rho)]
-        axes[2].plot(c["lag"], c["log10_ratio"], "o" if act == "linear" else "x", ms=3,
-                     color=color, label=f"{act}, rho = {rho}")
-        axes[2].plot(c["lag"], c["lag"] * math.log10(rho), "-", lw=0.8, color=color)
-    axes[2].set_title("exact references: W = rho Q (lines: rho^lag)", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("lag t - k (steps)")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel(r"$\log_{10}\,\|\partial L_t/\partial h_k\|"
-                       r" / \|\partial L_t/\partial h_t\|$"
-                       " (mean over pairs)")
-    fig.suptitle("Gradient ratio against lag: markers measured, lines theory", fontsize=10,
-                 y=1.04)
-    fig.savefig(out_dir / "lag_decay.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+def tables(measured: dict) -> dict:
+    """lag_decay.csv (rates, bound slack, exact errors and the mean-field rate per panel and
+    rho), lag_decay_curves.csv (log10 ratio per lag of seed 0) and lag_decay_theory.csv (per
+    activation: N, s_in^2 and the critical rho of mean field)."""
+    theory_table = pd.DataFrame([{"panel": act, "s_in2": S_IN2, "N": measured["N"],
+                                  "critical_rho": theory.critical_gain(act, S_IN2)}
+                                 for act in ACTIVATIONS])
+    return dict(zip(plot.TABLES, (measured["table"], measured["curves"], theory_table)))
 
 
 def main(argv=None) -> int:

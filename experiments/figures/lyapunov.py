@@ -73,6 +73,7 @@ from experiments.figures.common import (
     stderr,
     windowed_rate,
 )
+from experiments.figures.plots import lyapunov as plot
 from rnnlab import theory
 from rnnlab.engine.lyapunov import (
     frame_transient,
@@ -81,9 +82,8 @@ from rnnlab.engine.lyapunov import (
     lyapunov_from_matrices,
 )
 from rnnlab.engine.model import phi_prime_from_h
-from rnnlab.plotting import plt
 
-FIGURE = "lyapunov"
+FIGURE = plot.FIGURE
 GAINS = {"full": [0.5, 0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0, 2.5, 3.0], "quick": [1.3, 2.0]}
 NOISE = (0.01, 0.1)
 SEEDS = 10  # seeds of the judged lambda_1 rows at s_in^2 = 0.1, and of the sign row
@@ -269,62 +269,30 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
-def draw(measured: dict, out_dir: Path) -> None:
-    mode, table, spectra = measured["mode"], measured["table"], measured["newman"]
+def tables(measured: dict) -> dict:
+    """lambda_vs_gain.csv (every lambda_1), forward_backward.csv, newman_spectrum.csv,
+    finite_n_law.csv, lyapunov_summary.csv (annealed.summary per s_in^2 and sigma_w, with
+    1/2 log chi), lyapunov_theory.csv (1/2 log chi over 300 gains from 0.45 to the largest + 0.05
+    and the critical gain, per s_in^2) and lyapunov_settings.csv (the Newman products' batch and
+    steps, the backward rows' N)."""
+    mode, table = measured["mode"], measured["table"]
     _, _, steps = sizes(mode)
-    table.to_csv(out_dir / "lambda_vs_gain.csv", index=False)
-    measured["backward"].to_csv(out_dir / "forward_backward.csv", index=False)
-    spectra.to_csv(out_dir / "newman_spectrum.csv", index=False)
-    measured["law"].to_csv(out_dir / "finite_n_law.csv", index=False)
-    n, batch = len(spectra), measured["batch"]
-    i, spectrum, newman = (spectra[k].to_numpy() for k in ("i", "measured", "newman"))
     summary = annealed.summary(table, ["s_in2", "sigma_w"])
-    big = int(summary.N_big.iloc[0])
-
-    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.3), gridspec_kw={"wspace": 0.3})
+    summary["mean_field_rate"] = np.nan
     grid = np.linspace(0.45, max(GAINS[mode]) + 0.05, 300)
-    for s_in2, color in zip(NOISE, ("tab:blue", "tab:red")):
-        m = summary[summary.s_in2 == s_in2]
-        mf = theory.log_chi_rate("tanh", m.sigma_w.to_numpy(), s_in2)
-        se = m.extrapolated_std / np.sqrt(m.seeds)  # the seed mean's standard error
-        axes[0].plot(grid, theory.log_chi_rate("tanh", grid, s_in2), color=color, lw=1,
-                     label=rf"$\frac{{1}}{{2}}\log\chi$, $s_{{in}}^2$ = {s_in2}")
-        axes[0].errorbar(m.sigma_w, m.extrapolated, yerr=se, fmt="o", ms=4,
-                         capsize=2, color=color, label=r"$\lambda_1$ redrawn, N -> inf, "
-                         + (f"{SEEDS} seeds ({CHECK_SEEDS} at "
-                            f"{', '.join(f'{c:g}' for c in CHECK_GAINS)})" if s_in2 == 0.1 else
-                            f"{DRAWN_SEEDS} seeds ({SEEDS} at {SIGN_GAIN:g})"))
-        axes[0].plot(m.sigma_w, m.quenched, "s", mfc="none", ms=5, color=color,
-                     label=rf"$\lambda_1$ one fixed W, N = {big}")
-        axes[0].axvline(theory.critical_gain("tanh", s_in2), color=color, lw=0.6, ls=":")
-        axes[1].errorbar(m.sigma_w, m.extrapolated - mf, yerr=se, fmt="o-",
-                         color=color, ms=4, capsize=2,
-                         label=rf"redrawn, N -> inf, $s_{{in}}^2$ = {s_in2}")
-        axes[1].plot(m.sigma_w, m.quenched - mf, "s--", mfc="none", color=color, ms=5, lw=0.8,
-                     label=rf"one fixed W, N = {big}, $s_{{in}}^2$ = {s_in2}")
-    bw = measured["backward"]
-    axes[1].plot(bw.sigma_w, bw.backward_rate - bw.lambda_1, "kx", ms=8,
-                 label=f"backward rate - forward, one fixed W, N = {N_BACKWARD}")
-    axes[0].axhline(0, color="0.5", lw=0.6)
-    axes[0].set_ylabel("rate (nats per step)")
-    axes[0].set_title("largest Lyapunov exponent (dotted: critical gains)", fontsize=10)
-    axes[1].axhline(0, color="k", lw=0.6)
-    axes[1].set_ylabel("measured - 1/2 log chi (nats per step)")
-    axes[1].set_title("deviations: annealed (filled; bars: SE of the seed mean)\n"
-                      "and quenched (open)", fontsize=10)
-    for ax in axes[:2]:
-        ax.set_xlabel(r"gain $\sigma_w$")
-    axes[0].legend(fontsize=7)
-    # below the panel: inside it the legend hid the quenched points at small gain
-    axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-    axes[2].plot(i / n, newman, "k-", lw=1, label="Newman 1986")
-    axes[2].plot(i / n, spectrum, "o", ms=3, label=f"QR method, {batch} x {steps} products")
-    axes[2].set_xlabel("i / N")
-    axes[2].set_ylabel(r"$\lambda_i$ (nats per step)")
-    axes[2].set_title("i.i.d. Gaussian products, N = 50, entry variance 1/N", fontsize=10)
-    axes[2].legend(fontsize=7)
-    fig.savefig(out_dir / "lyapunov.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    curves = []
+    for s_in2 in NOISE:
+        at = summary.s_in2 == s_in2
+        summary.loc[at, "mean_field_rate"] = theory.log_chi_rate(
+            "tanh", summary.loc[at, "sigma_w"].to_numpy(), s_in2)
+        curves.append(pd.DataFrame({"s_in2": s_in2, "sigma_w": grid,
+                                    "mean_field_rate": theory.log_chi_rate("tanh", grid, s_in2),
+                                    "critical_sigma_w": theory.critical_gain("tanh", s_in2)}))
+    settings = pd.DataFrame([{"newman_batch": measured["batch"], "newman_steps": steps,
+                              "backward_N": N_BACKWARD}])
+    return {"lambda_vs_gain.csv": table, "finite_n_law.csv": measured["law"],
+            **dict(zip(plot.TABLES, (summary, pd.concat(curves, ignore_index=True),
+                                     measured["backward"], measured["newman"], settings)))}
 
 
 def main(argv=None) -> int:

@@ -42,22 +42,24 @@ from tqdm import tqdm
 
 from experiments.figures import annealed
 from experiments.figures.common import drawn, is_quick, network, standalone, stderr
+from experiments.figures.plots import minimalrnn as plot
 from rnnlab import theory
 from rnnlab.engine import adjoint as gradients
 from rnnlab.engine.fit import fit_decay
-from rnnlab.plotting import plt
 
-FIGURE = "minimalrnn"
+FIGURE = plot.FIGURE
 GAINS = {"full": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0], "quick": [2.0, 8.0]}
 MU_B = (0.0, 4.0)
 SEEDS, T, BURN_IN, MAX_LAG = 5, 100, 300, 50
 SIZES = {"full": (250, 500), "quick": (100, 200)}  # N: the extrapolation's two sizes
+# every network of the figure: a minimalRNN with W drawn at gain sigma_w (no rescaling); the
+# gain, gate bias and width are added per point
+NETWORK = dict(cell="minimal", spectral_radius=None, seq_len=T, batch_size=2, burn_in=BURN_IN)
 
 
 def rate(seed, sigma_w, mu_b, weights, N) -> float:
-    _, traj = network(seed=seed, weights=weights, cell="minimal", gain=sigma_w,
-                      spectral_radius=None, gate_bias=mu_b, hidden_size=N, input_size=N,
-                      seq_len=T, batch_size=2, burn_in=BURN_IN)
+    _, traj = network(seed=seed, weights=weights, gain=sigma_w, gate_bias=mu_b, hidden_size=N,
+                      input_size=N, **NETWORK)
     prof = gradients.pair_profile(traj, max_lag=MAX_LAG)
     return fit_decay(prof.lag, prof.ln_ratio, 1, MAX_LAG)["decay_rate"]
 
@@ -68,9 +70,8 @@ def gate_correlation(seed, sigma_w, mu_b, N) -> float:
     correlation of (e_t, e_{t+1}) over steps and sequences, averaged over units. With weights
     redrawn every step it is 0 in expectation (W_t and W_{t+1} are independent, mean 0): the
     mean field's assumption that the gate is fresh at every step."""
-    net, _, d = drawn(seed=seed, cell="minimal", gain=sigma_w, spectral_radius=None,
-                      gate_bias=mu_b, hidden_size=N, input_size=N, seq_len=T, batch_size=2,
-                      burn_in=BURN_IN)
+    net, _, d = drawn(seed=seed, gain=sigma_w, gate_bias=mu_b, hidden_size=N, input_size=N,
+                      **NETWORK)
     p, h, e = net.params, net.h0, []
     for t in range(net.x.shape[1]):
         z = net.x[:, t] @ p.U.T
@@ -118,51 +119,29 @@ def rows(measured: pd.DataFrame) -> list[dict]:
                                    mean_field(sw, mu))]
 
 
-def draw(measured: pd.DataFrame, out_dir: Path) -> None:
-    measured.to_csv(out_dir / "minimalrnn.csv", index=False)
-    fig, (ax, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), constrained_layout=True,
-                                    gridspec_kw={"width_ratios": [1.4, 1]})
-    s = np.linspace(0.3, 8.5, 120)
-    for mu, color in zip(MU_B, ("C0", "C3")):
-        ax.plot(s, [mean_field(v, mu) for v in s], "-", color=color, lw=1.2,
-                label=f"mean field 1/2 ln chi, mu_b = {mu:g}")
-        per = {sw: annealed.series(g) for sw, g in measured[measured.mu_b == mu].groupby("sigma_w")}
-        x = np.array(list(per))
-        for key, fmt, fill, text in (
-                ("extrapolated", "o", color, "redrawn, N -> inf"),
-                ("annealed", "^", "none", "redrawn, N = {n}"),
-                ("quenched", "s", "none", "one fixed W, N = {n}")):
-            vals = [per[v][key] for v in x]
-            n = per[x[0]]["big"]
-            ax.errorbar(x, [v.mean() for v in vals], yerr=[v.std(ddof=1) for v in vals],
-                        fmt=fmt, mfc=fill, color=color, ms=5, capsize=2,
-                        label=f"{text.format(n=n)}, mu_b = {mu:g}")
-        gap = [(per[v]["quenched"] - per[v]["annealed"]).dropna() for v in x]
-        corr = measured[(measured.mu_b == mu) & (measured.weights == "fixed")].groupby(
-            "sigma_w").gate_correlation.agg(["mean", "std"]).loc[x]
-        right.errorbar(corr["mean"], [g.mean() for g in gap], xerr=corr["std"],
-                       yerr=[stderr(g) for g in gap], fmt="o", color=color, ms=5, capsize=2,
-                       label=f"mu_b = {mu:g}")
-        for v, cx, g in zip(x, corr["mean"], gap):
-            right.annotate(f"{v:g}", (cx, g.mean()), textcoords="offset points",
-                           xytext=(4, 3), fontsize=7, color=color)
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set(xlabel="sigma_w (recurrent gate weights W_ij ~ N(0, sigma_w^2 / N))",
-           ylabel="decay rate of ||dL_t/dh_k|| (nats per step)",
-           title=f"minimalRNN, {SEEDS} seeds (mean +- std): mean field is the N -> inf limit of\n"
-           "weights redrawn every step (filled); one fixed W (squares) is a finding")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, ncols=2)
-    right.axhline(0, color="0.6", lw=0.6)
-    right.set(xlabel="lag-1 autocorrelation of the gate input W h + W_z z, one fixed W "
-              "(redrawn: 0)", ylabel=f"fixed W minus redrawn rate, N = {n} (nats per step)",
-              title="the quenched gap beside the gate's memory\n(labels: sigma_w; mean +- SE over "
-              "seeds)")
-    right.title.set_fontsize(9)
-    right.xaxis.label.set_fontsize(8)
-    right.legend(fontsize=7)
-    fig.savefig(out_dir / "minimalrnn.png", dpi=130)
-    plt.close(fig)
+def tables(measured: pd.DataFrame) -> dict:
+    """minimalrnn.csv (every rate, its mean-field rate, the fixed network's gate correlation),
+    minimalrnn_summary.csv (per mu_b and sigma_w: annealed.summary of the seeds, the quenched -
+    annealed gap's mean and standard error over seeds, the gate correlation's mean and sd, the
+    mean-field rate) and minimalrnn_theory.csv (1/2 ln chi at 120 gains in [0.3, 8.5] per
+    mu_b)."""
+    summaries, curves, s = [], [], np.linspace(0.3, 8.5, 120)
+    for mu in MU_B:
+        at = measured[measured.mu_b == mu]
+        m = annealed.summary(at, ["sigma_w"])
+        gap = [(r["quenched"] - r["annealed"]).dropna() for r in
+               (annealed.series(g) for _, g in at.groupby("sigma_w"))]
+        corr = at[at.weights == "fixed"].groupby("sigma_w").gate_correlation.agg(["mean", "std"])
+        m.insert(0, "mu_b", mu)
+        m["gap"], m["gap_se"] = [g.mean() for g in gap], [stderr(g) for g in gap]
+        m["gate_correlation"] = corr.loc[m.sigma_w, "mean"].to_numpy()
+        m["gate_correlation_std"] = corr.loc[m.sigma_w, "std"].to_numpy()
+        m["mean_field_rate"] = [mean_field(sw, mu) for sw in m.sigma_w]
+        summaries.append(m)
+        curves.append(pd.DataFrame({"mu_b": mu, "sigma_w": s,
+                                    "mean_field_rate": [mean_field(v, mu) for v in s]}))
+    return {"minimalrnn.csv": measured, **dict(zip(plot.TABLES, (
+        pd.concat(summaries, ignore_index=True), pd.concat(curves, ignore_index=True))))}
 
 
 def main(argv=None) -> int:

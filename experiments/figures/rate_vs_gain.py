@@ -53,10 +53,10 @@ from experiments.figures.common import (
     row,
     standalone,
 )
+from experiments.figures.plots import rate_vs_gain as plot
 from rnnlab import theory
-from rnnlab.plotting import plt
 
-FIGURE = "rate-vs-gain"
+FIGURE = plot.FIGURE
 SEEDS, T, BURN_IN, MAX_LAG = 5, 100, 200, 50
 SIZES = {"full": (250, 500), "quick": (100, 200)}  # N: the extrapolation's two sizes
 PANELS = {  # name: (activation, s_in^2, gains (full), gains (quick))
@@ -133,39 +133,22 @@ def rows(measured: pd.DataFrame) -> list[dict]:
     return out
 
 
-def draw(measured: pd.DataFrame, out_dir: Path) -> None:
-    measured.to_csv(out_dir / "rate_vs_gain.csv", index=False)
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
-    for i, (ax, (panel, (act, s_in2, _, _))) in enumerate(zip(axes, PANELS.items())):
+def tables(measured: pd.DataFrame) -> dict:
+    """rate_vs_gain.csv (one rate per panel, sigma_w, seed, weights and N, beside its mean-field
+    rate), rate_vs_gain_summary.csv (per panel and sigma_w: annealed.summary of the seeds and
+    the mean-field rate) and rate_vs_gain_theory.csv (the mean-field curve 1/2 log chi per
+    panel, 300 gains from 0.45 to the largest measured + 0.05)."""
+    summaries, curves = [], []
+    for panel, (act, s_in2, _, _) in PANELS.items():
         m = annealed.summary(measured[measured.panel == panel], ["sigma_w"])
-        mf = theory.log_chi_rate(act, m.sigma_w.to_numpy(), s_in2)
-        axes[3].errorbar(m.sigma_w, m.extrapolated - mf, yerr=m.extrapolated_std, fmt="o",
-                         color=f"C{i}", ms=5, capsize=2, label=f"{panel}: redrawn, N -> inf")
-        axes[3].plot(m.sigma_w, m.quenched - mf, "s--", mfc="none", color=f"C{i}", ms=5,
-                     lw=0.8, label=f"{panel}: one fixed W, N = {int(m.N_big.iloc[0])}")
+        m.insert(0, "panel", panel)
+        m["mean_field_rate"] = theory.log_chi_rate(act, m.sigma_w.to_numpy(), s_in2)
+        summaries.append(m)
         grid = np.linspace(0.45, m.sigma_w.max() + 0.05, 300)
-        ax.plot(grid, theory.log_chi_rate(act, grid, s_in2), "k-", lw=1,
-                label=r"mean field $\frac{1}{2}\log\chi$")
-        n = int(m.N_big.iloc[0])
-        for key, fmt, fill, text in (("extrapolated", "o", None, "redrawn, N -> inf"),
-                                     ("annealed", "^", "none", f"redrawn, N = {n}"),
-                                     ("quenched", "s", "none", f"one fixed W, N = {n}")):
-            ax.errorbar(m.sigma_w, m[key], yerr=m[f"{key}_std"], fmt=fmt, mfc=fill, ms=5,
-                        capsize=2, label=text)
-        ax.axhline(0, color="0.5", lw=0.6, ls=":")
-        ax.set_title(panel, fontsize=10)
-        ax.set_xlabel(r"gain $\sigma_w$ (W$_{ij}$ ~ N(0, $\sigma_w^2$/N))")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("rate: slope of ln r over lags 1-50 (nats per step)")
-    axes[3].axhline(0, color="k", lw=0.6)
-    axes[3].set(xlabel=r"gain $\sigma_w$", ylabel="measured - mean field (nats per step)",
-                title="deviation from mean field")
-    axes[3].title.set_fontsize(10)
-    axes[3].legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"mean, sd of {SEEDS} seeds; mean field is the N -> inf limit of weights "
-                 "redrawn every step (filled); one fixed W (squares) is a finding", fontsize=9)
-    fig.savefig(out_dir / "rate_vs_gain.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+        curves.append(pd.DataFrame({"panel": panel, "sigma_w": grid,
+                                    "mean_field_rate": theory.log_chi_rate(act, grid, s_in2)}))
+    return {"rate_vs_gain.csv": measured, plot.TABLES[0]: pd.concat(summaries, ignore_index=True),
+            plot.TABLES[1]: pd.concat(curves, ignore_index=True)}
 
 
 def main(argv=None) -> int:

@@ -79,19 +79,19 @@ from torch import nn
 
 from experiments.figures import annealed
 from experiments.figures.common import ROOT, is_quick, row, standalone, stderr, t_multiple
+from experiments.figures.plots import remedies as plot
 from rnnlab import tasks, theory
 from rnnlab.engine.lyapunov import lyapunov_from_jacobians
 from rnnlab.engine.model import phi_prime_from_h
-from rnnlab.plotting import plt
 from rnnlab.train import omega as omega_reg
 from rnnlab.train.flossing import Flosser, drive, flossing_exponents
 from rnnlab.train.loop import load_model, sample
 from rnnlab.train.tables import collect, longest_solved, success_table
 
-FIGURE = "remedies"
+FIGURE = plot.FIGURE
 SWEEP = ROOT / "results" / "remedies"
 REFERENCES = ROOT / "results" / "trainability" / "cells"
-REMEDIES = ("none", "omega", "floss_pre", "floss_during", "orthogonal")
+REMEDIES = plot.REMEDIES
 ORDERINGS = (("omega", "Pascanu et al. 2013, Fig. 7: Omega with clipping >= clipping alone"),
              ("floss_pre", "Engelken 2023: flossing before training >= no flossing"),
              ("floss_during", "Engelken 2023: flossing before and during >= no flossing"),
@@ -109,6 +109,12 @@ FRESH = {"full": 400, "quick": 20}  # fresh windows per flossed network, the obj
 LAST = 50  # the last flossing losses of training averaged for the loss row
 FAMILY = 0.0027  # family-wise false-alarm rate of the z-score row
 PROBE = 32
+# the flossing run's configuration (rnnlab.train.flossing reads these TrainConfig fields): the
+# README network is a plain tanh Elman cell driven by the delayed tasks' bit stream
+FLOSSING = dict(floss_lr=FLOSS_LR, hidden_size=N_README, cell="elman", floss_k=K,
+                task="delayed_copy", length=BITS_DELAY, floss_window=WINDOW, activation="tanh",
+                floss_discard=DISCARD)
+CURVE_T, CURVE_COLUMNS = 50, ("lyap_1", "lyap_4", "decay_rate")  # the curves drawn
 
 
 def readme_rnn(seed: int, N: int = N_README) -> nn.RNN:
@@ -202,10 +208,7 @@ def floss_readme(seed: int, steps, run_in: int = 0):
     h = 0, discard DISCARD, Adam FLOSS_LR, the bit stream RandomState(seed)), yielding
     (updates so far, network, its Flosser) after each total in the increasing list ``steps``."""
     rnn = readme_rnn(seed)
-    cfg = SimpleNamespace(floss_lr=FLOSS_LR, hidden_size=N_README, cell="elman", floss_k=K,
-                          seed=seed, task="delayed_copy", length=BITS_DELAY,
-                          floss_window=WINDOW, activation="tanh", floss_discard=DISCARD,
-                          floss_run_in=run_in)
+    cfg = SimpleNamespace(**FLOSSING, seed=seed, floss_run_in=run_in)
     flosser, done = Flosser(cfg, rnn, np.random.RandomState(seed)), 0
     for total in steps:
         failed = flosser.run(total - done, 0)
@@ -396,11 +399,43 @@ def solved(runs: pd.DataFrame) -> pd.DataFrame:
     return longest_solved(success_table(runs, ["remedy"]), ["remedy"])
 
 
-def draw(measured: dict, out_dir: Path) -> None:
+def settings_table(mode: str, networks: int) -> pd.DataFrame:
+    """remedies_settings.csv: the README network's width, the flossed networks, the flossing
+    updates and the objective's window."""
+    return pd.DataFrame([{"N": N_README, "networks": networks, "floss_steps": FLOSS_STEPS[mode],
+                          "window": WINDOW}])
+
+
+def sweep_frames(runs: pd.DataFrame | None, curves: pd.DataFrame | None,
+                 references: pd.DataFrame | None) -> dict:
+    """success.csv (per remedy and T), remedies_references.csv (success per arch and T of the
+    trainability cells sweep) and remedies_curves.csv (per remedy and update at T = 50, the seed
+    means of lyap_1, lyap_4 and decay_rate); frames without rows when the sweep is not there."""
+    if runs is None:
+        return {"success.csv": pd.DataFrame(columns=["remedy", "length", "success_rate"]),
+                "remedies_references.csv": pd.DataFrame(columns=["arch", "length",
+                                                                 "success_rate"]),
+                "remedies_curves.csv": pd.DataFrame(columns=["remedy", "length", "step",
+                                                             *CURVE_COLUMNS])}
+    at = curves.merge(runs[["run", "remedy"]], on="run")
+    at = at[at.length == CURVE_T]
+    means = pd.concat([at[at.remedy == remedy].groupby("step")[list(CURVE_COLUMNS)].mean()
+                       .reset_index().assign(remedy=remedy, length=CURVE_T)
+                       for remedy in REMEDIES], ignore_index=True)
+    return {"success.csv": success_table(runs, ["remedy"]),
+            "remedies_references.csv": success_table(references, ["arch"]),
+            "remedies_curves.csv": means[["remedy", "length", "step", *CURVE_COLUMNS]]}
+
+
+def tables(measured: dict) -> dict:
+    """readme_lambda_1.csv (lambda_1 per seed, N and weights), flossed_spectrum.csv (per
+    exponent the mean and sd over networks before flossing, of the objective after, and of the
+    settled windows after), flossed_networks.csv (per network the objective and its loss beside
+    the last training losses and the longest settled window's exponents),
+    remedies_settings.csv, and sweep_frames (with probe_omega.csv where the sweep is there)."""
     before, objective = measured["before"], measured["objective"].mean(1)
-    settled, mode = measured["settled"], measured["mode"]
+    settled = measured["settled"]
     longest = max(settled)
-    measured["mean_field"].to_csv(out_dir / "readme_lambda_1.csv", index=False)
     k = before.shape[1]
     table = {"i": np.arange(1, k + 1), "before_mean": before.mean(0),
              "before_std": before.std(0, ddof=1), "objective_mean": objective.mean(0),
@@ -408,91 +443,20 @@ def draw(measured: dict, out_dir: Path) -> None:
     for w, values in settled.items():
         table[f"settled_{w}_mean"] = values.mean(0)
         table[f"settled_{w}_std"] = values.std(0, ddof=1)
-    pd.DataFrame(table).to_csv(out_dir / "flossed_spectrum.csv", index=False)
     # per flossed network: the objective re-evaluated beside the settled long-window exponents
     per = {"seed": np.arange(len(objective)),
            "objective_loss": (measured["objective"] ** 2).mean(2).mean(1),
            f"last_{LAST}_losses": measured["losses"][:, -LAST:].mean(1)}
     per.update({f"objective_{j + 1}": objective[:, j] for j in range(k)})
     per.update({f"settled_{longest}_{j + 1}": settled[longest][:, j] for j in range(k)})
-    pd.DataFrame(per).to_csv(out_dir / "flossed_networks.csv", index=False)
-    panels = 5 if "runs" in measured else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False,
-                             constrained_layout=True)
-    axes = axes[0]
-    i = np.arange(1, k + 1)
-    n = len(objective)
-    sem = lambda a: a.std(0, ddof=1) / math.sqrt(len(a))
-    axes[0].errorbar(i, before.mean(0), yerr=sem(before), fmt="o", ms=4, capsize=2,
-                     label=f"before flossing ({longest}-step windows, settled)")
-    axes[0].errorbar(i - 0.15, objective.mean(0), yerr=sem(objective), fmt="s", ms=4,
-                     capsize=2, label=f"after: the objective ({WINDOW} steps from h = 0)")
-    axes[0].errorbar(i + 0.15, settled[longest].mean(0), yerr=sem(settled[longest]), fmt="^",
-                     ms=4, capsize=2, label=f"after: {longest}-step windows, settled")
-    axes[0].axhline(0, color="k", lw=0.6)
-    axes[0].set(xlabel="i", ylabel=r"$\lambda_i$ (nats per step; bars: SE over networks)",
-                title=f"README network (N = {N_README}), {n} networks, "
-                      f"{FLOSS_STEPS[mode]} flossing updates")
-    axes[0].title.set_fontsize(9)
-    axes[0].legend(fontsize=7, loc="lower left")
-    inset = axes[0].inset_axes([0.1, 0.45, 0.88, 0.3])  # the flossed exponents, near 0
-    inset.errorbar(i - 0.15, objective.mean(0), yerr=sem(objective), fmt="s", ms=3, capsize=2,
-                   color="C1")
-    inset.errorbar(i + 0.15, settled[longest].mean(0), yerr=sem(settled[longest]), fmt="^",
-                   ms=3, capsize=2, color="C2")
-    inset.axhline(0, color="k", lw=0.6)
-    inset.tick_params(labelsize=6)
-    inset.set_title("after flossing (zoom)", fontsize=7)
-    ax, windows = axes[1], np.array(sorted(settled))
-    for j, idx in enumerate((0, 3, k - 1)):
-        values = np.array([settled[w][:, idx] for w in windows])  # (windows, networks)
-        ax.errorbar(windows, values.mean(1), yerr=values.std(1, ddof=1) / math.sqrt(n),
-                    fmt="o-", ms=4, capsize=2, color=f"C{j}",
-                    label=rf"$\lambda_{{{idx + 1}}}$, settled, discard 10 + ceil(T/10)")
-        ax.errorbar([0.9 * WINDOW], [objective[:, idx].mean()], yerr=[sem(objective)[idx]], fmt="s",
-                    ms=6, mfc="none", capsize=2, color=f"C{j}")
-    ax.plot([], [], "ks", mfc="none", label=f"the objective ({WINDOW} steps from h = 0)")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set(xscale="log", xlabel="window T (steps)", ylabel="nats per step (SE over networks)",
-           title="after flossing: exponents against the window length")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
+    out = {"readme_lambda_1.csv": measured["mean_field"],
+           "flossed_spectrum.csv": pd.DataFrame(table),
+           "flossed_networks.csv": pd.DataFrame(per),
+           "remedies_settings.csv": settings_table(measured["mode"], len(objective))}
     if "runs" in measured:
-        draw_sweep(measured, axes[2:], out_dir)
-    fig.savefig(out_dir / "remedies.png", dpi=130)
-    plt.close(fig)
-
-
-def draw_sweep(measured: dict, axes, out_dir: Path) -> None:
-    runs, curves, refs = measured["runs"], measured["curves"], measured["references"]
-    success = success_table(runs, ["remedy"])
-    success.to_csv(out_dir / "success.csv", index=False)
-    measured["probe"].to_csv(out_dir / "probe_omega.csv", index=False)
-    ax = axes[0]
-    for j, remedy in enumerate(REMEDIES):
-        g = success[success.remedy == remedy].sort_values("length")
-        ax.plot(g.length, g.success_rate, "o-", color=f"C{j}", label=remedy)
-    ref = success_table(refs, ["arch"])
-    for arch, style in (("gru", "k--"), ("irnn", "k:")):
-        g = ref[ref.arch == arch].sort_values("length")
-        ax.plot(g.length, g.success_rate, style, label=f"{arch} (trainability sweep)")
-    ax.set(xscale="log", xlabel="T (temporal order)", ylabel="seeds solved (fraction)",
-           title="success against T (tanh, PyTorch init)")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
-    curves = curves.merge(runs[["run", "remedy"]], on="run")
-    at = curves[curves.length == 50]
-    for ax, column, title in ((axes[1], "lyap_1", r"$\lambda_1$ and $\lambda_4$ (dashed), T = 50"),
-                              (axes[2], "decay_rate", "decay rate of the last-step loss, T = 50")):
-        for j, remedy in enumerate(REMEDIES):
-            g = at[at.remedy == remedy].groupby("step")
-            ax.plot(g[column].mean().index, g[column].mean(), "-", color=f"C{j}", label=remedy)
-            if column == "lyap_1":
-                ax.plot(g["lyap_4"].mean().index, g["lyap_4"].mean(), "--", color=f"C{j}")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set(xlabel="update", ylabel="nats per step (mean of 3 seeds)", title=title)
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7)
+        out["probe_omega.csv"] = measured["probe"]
+        return out | sweep_frames(measured["runs"], measured["curves"], measured["references"])
+    return out | sweep_frames(None, None, None)
 
 
 def main(argv=None) -> int:

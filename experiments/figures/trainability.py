@@ -69,15 +69,14 @@ from scipy.special import digamma
 from scipy.stats import fisher_exact
 
 from experiments.figures.common import ROOT, is_quick, row, standalone
-from rnnlab.plotting import plt
-from rnnlab.train.archs import ARCHS, colour_table
-from rnnlab.train.archs import label as arch_label
+from experiments.figures.plots import trainability as plot
+from rnnlab.train.archs import ARCHS
 from rnnlab.train.config import PASCANU_INITS, TrainConfig
 from rnnlab.train.horizon import decay_rate, make_measure
 from rnnlab.train.loop import build, sample, stream, train
 from rnnlab.train.tables import collect, longest_solved, run_row, runs_frame, success_table
 
-FIGURE = "trainability"
+FIGURE = plot.FIGURE
 SWEEPS = ROOT / "results" / "trainability"
 # the ordering claim is checked on every task whose sweep is committed
 TASK_LABELS = {"temporal_order": "temporal order", "adding_pascanu": "adding (Pascanu)"}
@@ -357,83 +356,42 @@ def rows(measured: dict) -> list[dict]:
             + init_rows(measured["rates"], measured["linear"]))
 
 
-def draw(measured: dict, out_dir: Path) -> None:
-    success, rates = measured["success"], measured["rates"]
-    measured["linear"].to_csv(out_dir / "initial_decay_linearised.csv", index=False,
-                              float_format="%.12g")
-    success.to_csv(out_dir / "trainability_success.csv", index=False, float_format="%.6g")
-    rates.to_csv(out_dir / "initial_decay.csv", index=False, float_format="%.12g")
-
-    colours = colour_table()
-    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
-    adam = success[(success["optimizer"] == "adam") & (success["task"] == "temporal_order")]
-    for i, (arch, g) in enumerate(adam.groupby("arch")):
-        g = g.sort_values("length")
-        axes[0].plot(g["length"], g["success_rate"], marker="o", ms=max(11 - 2 * i, 3),
-                     color=colours.get(arch), label=arch_label(arch))
-    axes[0].set_title("temporal order, Adam 1e-3, clip 1", fontsize=9)
-    sgd = success[(success["optimizer"] == "sgd") & (success["arch"] != EXPLODING)]
-    for i, ((arch, clip), g) in enumerate(sgd.groupby(["arch", "clip_label"])):
-        g = g.sort_values("length")
-        # success rates are exact fractions, so lines coincide: shrinking markers drawn on top
-        # of each other keep every line visible without moving a point off its value
-        axes[1].plot(g["length"], g["success_rate"], marker="o" if clip == "clip 1" else "X",
-                     ms=max(11 - 1.5 * i, 3), mfc="none" if clip == "clip 1" else None,
-                     ls="-" if clip == "clip 1" else "--", color=colours.get(arch),
-                     label=f"{arch_label(arch)}, {clip}")
-    axes[1].set_title("temporal order, SGD 0.1: clip 1 (solid) vs none (dashed)", fontsize=9)
-    # claim 2b: the exploding init, success rate +- its binomial SE sqrt(p (1 - p) / seeds)
-    boom = success[(success["optimizer"] == "sgd") & (success["arch"] == EXPLODING)]
-    for clip, g in boom.groupby("clip_label"):
-        g = g.sort_values("length")
-        p, n = g["success_rate"].to_numpy(float), g["seeds"].to_numpy(float)
-        shift = 1.03 if clip == "clip 1" else 1 / 1.03  # side by side on the log axis
-        axes[2].errorbar(g["length"] * shift, p, yerr=np.sqrt(p * (1 - p) / n),
-                         marker="o" if clip == "clip 1" else "X", capsize=3,
-                         ls="-" if clip == "clip 1" else "--",
-                         color="k" if clip == "clip 1" else "C3",
-                         label=f"{clip} ({int(n.min())} seeds per T)")
-    runs = measured["runs"]
+def exploding_gain(runs: pd.DataFrame) -> pd.DataFrame:
+    """Claim 2b's pooled gain of clipping on the exploding init (pooled_gain; z = D / SE0) in
+    one row with its arch and spectral radii, ``both_arms`` False when one arm has no run; no
+    row without such runs."""
     e = runs[(runs["arch"] == EXPLODING) & (runs["optimizer"] == "sgd")]
-    rho = ", ".join(f"{r:g}" for r in sorted(e["spectral_radius"].dropna().unique()))
-    title = f"SGD 0.1, tanh W = {rho} Q at init (exploding): +- binomial SE"
-    if set(e["clip_label"]) == {"clip 1", "no clipping"}:
+    if e.empty:
+        return pd.DataFrame(columns=["arch", "spectral_radius", "both_arms"])
+    line = {"arch": EXPLODING,
+            "spectral_radius": ", ".join(f"{r:g}" for r in
+                                         sorted(e["spectral_radius"].dropna().unique())),
+            "both_arms": set(e["clip_label"]) == {"clip 1", "no clipping"}}
+    if line["both_arms"]:
         g = pooled_gain(e.loc[e["clip_label"] == "clip 1", "solved"].to_numpy(bool),
                         e.loc[e["clip_label"] == "no clipping", "solved"].to_numpy(bool))
-        z = g["D"] / g["se0"] if g["se0"] > 0 else math.nan
-        title += (f"\npooled over T: D = {g['k_c']}/{g['n_c']} - {g['k_n']}/{g['n_n']} = "
-                  f"{g['D']:+.2f}, SE0 = {g['se0']:.3f}, z = {z:.1f}")
-    axes[2].set_title(title, fontsize=9)
-    for ax, part in zip(axes[:3], (adam, sgd, boom)):
-        if part.empty:
-            continue
-        ax.set_xscale("log")
-        ts = sorted(part["length"].unique())
-        ax.set_xticks(ts, [str(int(t)) for t in ts])
-        ax.minorticks_off()
-        ax.set_xlabel("T")
-        ax.set_ylabel("success rate (fraction of seeds)")
-        ax.set_ylim(-0.05, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    ax = axes[3]
-    for i, (name, (mean, se_ref)) in enumerate(POPULATION_MEANS.items()):
-        r = rates.loc[rates["init"] == ARCHS[name].init, "decay_rate"]
-        ax.errorbar([i - 0.1], [mean], yerr=[3 * se_ref], fmt="s", color="k", capsize=3,
-                    label="population mean" if i == 0 else None)
-        ax.errorbar([i + 0.1], [r.mean()], yerr=[3 * r.std(ddof=1) / np.sqrt(len(r))], fmt="o",
-                    color="C3", capsize=3,
-                    label="measured (exact engine)" if i == 0 else None)
-    ax.set_yscale("symlog", linthresh=0.05)
-    ax.set_xticks(range(len(POPULATION_MEANS)), list(POPULATION_MEANS))
-    ax.set_ylabel("initial decay rate (nats/step), mean +- 3 SE")
-    n = int(rates.groupby("init").size().min())
-    ax.set_title(f"temporal order, L = {L_INIT}, N = {N_INIT}, {n} networks per init", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / "trainability.png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+        line.update(g, z=g["D"] / g["se0"] if g["se0"] > 0 else math.nan)
+    return pd.DataFrame([line])
+
+
+def tables(measured: dict) -> dict:
+    """trainability_success.csv (success per task, arch, optimizer, clipping and T),
+    trainability_exploding.csv (exploding_gain), initial_decay.csv (the initial decay rate per
+    Pascanu init and network), initial_decay_linearised.csv (the finite-N check) and
+    initial_decay_reference.csv (per init of POPULATION_MEANS: its arch name, init, population
+    mean and standard error, and the protocol's L and N)."""
+    reference = pd.DataFrame([{"name": name, "init": ARCHS[name].init, "mean": mean, "se": se,
+                               "length": L_INIT, "hidden_size": N_INIT}
+                              for name, (mean, se) in POPULATION_MEANS.items()])
+    return {"initial_decay_linearised.csv": measured["linear"],
+            "trainability_success.csv": measured["success"],
+            "trainability_exploding.csv": exploding_gain(measured["runs"]),
+            "initial_decay.csv": measured["rates"], "initial_decay_reference.csv": reference}
+
+
+# the floats of the committed tables (the success rates are fractions of a few seeds)
+FLOAT_FORMATS = {"initial_decay_linearised.csv": "%.12g", "trainability_success.csv": "%.6g",
+                 "initial_decay.csv": "%.12g"}
 
 
 def main(argv=None) -> int:

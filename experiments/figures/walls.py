@@ -35,9 +35,9 @@ import pandas as pd
 import torch
 
 from experiments.figures.common import is_quick, row, standalone
-from rnnlab.plotting import plt
+from experiments.figures.plots import walls as plot
 
-FIGURE = "walls"
+FIGURE = plot.FIGURE
 STEPS, X0, TARGET = 50, 0.5, 0.7
 GRID = 401  # 401 x 401 over [-10, 10]^2: the grid the expected values were computed on
 LR, THRESHOLD, N_STEPS = 0.2, 1.0, 40  # gradient descent; clipping threshold as in Pascanu 2013
@@ -112,7 +112,8 @@ def measure(mode: str) -> dict:
     zE = error_and_grad(zw, zb)[0]
     return {"E": E.numpy(), "norm": norm, "median": median, "peak": float(norm.max()),
             "wall_pct": 100 * float((norm > 100 * median).mean()),
-            "wall": (w_wall, b_wall), "descent": traj, "zoom": zoom, "zoom_E": zE.numpy()}
+            "wall": (w_wall, b_wall), "descent": traj, "zoom": zoom, "zoom_E": zE.numpy(),
+            "grid": (W.numpy(), B.numpy()), "zoom_grid": (zw.numpy(), zb.numpy())}
 
 
 def rows(measured: dict) -> list[dict]:
@@ -130,65 +131,36 @@ def rows(measured: dict) -> list[dict]:
     ]
 
 
-def draw(measured: dict, out_dir: Path) -> None:
-    median, peak, wall_pct = measured["median"], measured["peak"], measured["wall_pct"]
-    (w_wall, b_wall), traj, zoom = measured["wall"], measured["descent"], measured["zoom"]
+def tables(measured: dict) -> dict:
+    """walls_grid.csv (the grid's statistics, the steepest point, the longest steps),
+    walls_descent.csv (both descents), walls_surface.parquet (w, b, E_50 and the gradient norm
+    on the GRID x GRID grid), walls_zoom.parquet (w, b, E_50 on the 241 x 241 grid around the
+    steepest wall), walls_theory.csv (the curves of theory_curves: curve, w, b) and
+    walls_settings.csv (LR and THRESHOLD). The grids are Parquet: float64 exactly, a third of
+    the CSV's size."""
+    (w_wall, b_wall), traj = measured["wall"], measured["descent"]
     plain, clipped = traj[~traj["clipped"]], traj[traj["clipped"]]
-    longest_plain = float(plain["step_length"].max())
-    longest_clipped = float(clipped["step_length"].max())
-
-    # tables
-    pd.DataFrame([
-        {"quantity": "grid", "value": GRID}, {"quantity": "median_grad_norm", "value": median},
-        {"quantity": "max_grad_norm", "value": peak},
-        {"quantity": "pct_above_100x_median", "value": wall_pct},
+    stats = pd.DataFrame([
+        {"quantity": "grid", "value": GRID},
+        {"quantity": "median_grad_norm", "value": measured["median"]},
+        {"quantity": "max_grad_norm", "value": measured["peak"]},
+        {"quantity": "pct_above_100x_median", "value": measured["wall_pct"]},
         {"quantity": "argmax_w", "value": w_wall}, {"quantity": "argmax_b", "value": b_wall},
-        {"quantity": "longest_unclipped_step", "value": longest_plain},
-        {"quantity": "longest_clipped_step", "value": longest_clipped},
-    ]).to_csv(out_dir / "walls_grid.csv", index=False)
-    traj.to_csv(out_dir / "walls_descent.csv", index=False)
-
-    # figure: E_50, log10 ||grad|| with theory curves and both descents, and a zoom
-    curves, (w_line, b_line) = theory_curves()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 5.4), gridspec_kw={"wspace": 0.3})
-    extent = (-10, 10, -10, 10)
-    panels = [(axes[0], measured["E"], extent, r"$E_{50}$", "viridis"),
-              (axes[1], np.log10(measured["norm"]), extent,
-               r"$\log_{10}\|\nabla_{(w,b)} E_{50}\|$", "magma"),
-              (axes[2], measured["zoom_E"], zoom, r"$E_{50}$ (zoom)", "viridis")]
-    for ax, img, ext, label, cmap in panels:
-        im = ax.imshow(img.T, origin="lower", extent=ext, aspect="auto", cmap=cmap)
-        fig.colorbar(im, ax=ax, label=label)
-        for (w_c, b_c), color, name in zip(curves, ["cyan", "deepskyblue"],
-                                           [r"saddle-node: $w\sigma'(x^*)=1$",
-                                            r"period doubling: $w\sigma'(x^*)=-1$"]):
-            ax.plot(w_c, b_c, color=color, lw=1, label=name)
-        ax.plot(w_line, b_line, color="white", lw=1, ls="--",
-                label=r"basin boundary at $x_0$: $b = x_0 - w\sigma(x_0)$")
-        for data, color, ms, name in [(plain, "red", 6, "plain GD"),
-                                      (clipped, "lime", 3, f"clipped GD (threshold {THRESHOLD})")]:
-            ax.plot(data["w"], data["b"], "o-", ms=ms, lw=0.8, color=color,
-                    label=f"{name}, lr {LR}")
-        ax.set_xlim(ext[:2])
-        ax.set_ylim(ext[2:])
-        ax.set_xlabel("w (recurrent weight, dimensionless)")
-        ax.set_ylabel("b (bias, dimensionless)")
-    jump = int(plain["step_length"].idxmax())
-    axes[2].text(0.98, 0.03, f"plain GD, step {plain.loc[jump, 'step']}: ||g|| = "
-                 f"{plain.loc[jump, 'grad_norm']:.3g}, step length {longest_plain:.1f},\n"
-                 f"lands at ({plain.loc[jump + 1, 'w']:.1f}, {plain.loc[jump + 1, 'b']:.1f}) "
-                 f"and stays there (E = {plain['E'].iloc[-1]:.3f}); clipped GD stays local",
-                 transform=axes[2].transAxes, ha="right", va="bottom", color="red", fontsize=7,
-                 bbox=dict(facecolor="white", alpha=0.8))
-    axes[0].set_title(f"error surface, {GRID}x{GRID} grid")
-    axes[1].set_title(f"gradient norm: median {median:.2g}, max {peak:.3g}, "
-                      f"{wall_pct:.2f}% > 100x median", fontsize=9)
-    axes[2].set_title("zoom on the steepest wall: descent with and without clipping", fontsize=9)
-    axes[1].legend(loc="lower left", fontsize=7)
-    fig.suptitle(r"Pascanu et al. 2013 Fig. 6: $x_t = w\,\sigma(x_{t-1}) + b$, $x_0 = 0.5$, "
-                 r"$E_{50} = (\sigma(x_{50}) - 0.7)^2$")
-    fig.savefig(out_dir / "walls.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+        {"quantity": "longest_unclipped_step", "value": float(plain["step_length"].max())},
+        {"quantity": "longest_clipped_step", "value": float(clipped["step_length"].max())},
+    ])
+    (w, b), (zw, zb) = measured["grid"], measured["zoom_grid"]
+    surface = pd.DataFrame({"w": w.ravel(), "b": b.ravel(), "E": measured["E"].ravel(),
+                            "grad_norm": measured["norm"].ravel()})
+    zoom = pd.DataFrame({"w": zw.ravel(), "b": zb.ravel(), "E": measured["zoom_E"].ravel()})
+    (sn, pd_curve), line = theory_curves()
+    curves = pd.concat([pd.DataFrame({"curve": name, "w": cw, "b": cb}) for name, (cw, cb) in
+                        (("saddle-node", sn), ("period doubling", pd_curve),
+                         ("basin boundary", line))], ignore_index=True)
+    settings = pd.DataFrame([{"lr": LR, "threshold": THRESHOLD}])
+    return {"walls_grid.csv": stats, "walls_descent.csv": traj, "walls_surface.parquet": surface,
+            "walls_zoom.parquet": zoom, "walls_theory.csv": curves,
+            "walls_settings.csv": settings}
 
 
 def main(argv=None) -> int:
