@@ -256,6 +256,17 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     return fit(cfg, Network(rnn, head, task), config, measure, cfg.cell, progress)
 
 
+def _default_head(cell: nn.Module, task: tasks.TaskSpec, seed: int) -> nn.Linear:
+    """``nn.Linear`` from what the cell's readout sees (its size from one step on zeros) to the
+    task's outputs, torch's init from ``seed`` (the caller's random state untouched)."""
+    dtype = next(cell.parameters()).dtype
+    with torch.no_grad():
+        size = outputs(cell, torch.zeros(1, 1, task.input_size, dtype=dtype)).shape[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Linear(size, task.output_size)
+
+
 # what train_module takes besides its named arguments: the training keys of TrainConfig
 MODULE_SETTINGS = tuple(k for k in TrainConfig.__dataclass_fields__
                         if k not in (*MODEL_KEYS, "task", "length", "steps", "lr", "seed",
@@ -288,13 +299,7 @@ def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50
                       hidden_size=sum(sizes), **settings).validate()
     dtype = DTYPES[cfg.dtype]
     cell = cell.to(dtype)
-    if head is None:
-        with torch.no_grad():
-            readout = outputs(cell, torch.zeros(1, 1, spec.input_size, dtype=dtype)).shape[-1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            head = nn.Linear(readout, spec.output_size)
-    head = head.to(dtype)
+    head = (_default_head(cell, spec, seed) if head is None else head).to(dtype)
     name = type(cell).__name__
     config = {"cell": name, **{k: v for k, v in asdict(cfg).items() if k not in MODEL_KEYS},
               "hidden_size": sum(sizes), "input_size": spec.input_size,
