@@ -199,6 +199,7 @@ class Run:
         return ev
 
     def test(self) -> Evaluation:
+        """The fixed test set's score (the test stream drawn afresh from its seed)."""
         cfg = self.cfg
         return evaluate(self.net.rnn, self.net.head, cfg.task, cfg.length,
                         stream(cfg.seed, "test"), cfg.test_size, cfg.eval_batch)
@@ -212,6 +213,8 @@ class Run:
         return self.final.error_rate < tasks.SUCCESS_ERROR_RATE
 
     def result(self, config: dict, failure: str | None, solved_at: int | None) -> TrainResult:
+        """The run's ``TrainResult``: the test set's score of the returned weights (none for a
+        failed run)."""
         self.bar.close()
         final = Evaluation(math.nan, 0, 0) if failure is not None else \
             self.final if solved_at is not None else self.test()
