@@ -41,6 +41,7 @@ from ..engine.model import readout_losses
 from ..engine.threads import threads_for, torch_threads
 from ..engine.weightgrad import WeightGradStats
 from .orthogonal import plain_copy
+from .sequence import as_cell_module
 
 MAX_LAG = 50  # lags fitted: 1..50, as Pascanu et al. 2013 and experiments/initial_decay.py
 
@@ -53,8 +54,9 @@ def _per_step_targets(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
 
 
 def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
-    """float64 copies of the modules (never changed), x, the engine's per-step targets and its
-    loss for the task: the raw readout's squared error for regression, cross-entropy else.
+    """float64 copies of the modules (never changed; a plain torch ``nn.RNN`` / ``GRU`` /
+    ``LSTM`` as its cell's module), x, the engine's per-step targets and its loss for the task:
+    the raw readout's squared error for regression, cross-entropy else.
 
     Binary cross-entropy on one logit o (the delayed tasks) is the engine's two-class
     cross-entropy on the logits (0, o): both have dL/do = sigmoid(o) - y. The head becomes the
@@ -71,7 +73,7 @@ def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tens
             two.bias.copy_(torch.cat([torch.zeros_like(head.bias), head.bias]))
         bits = torch.nan_to_num(target[..., 0]).long()
         head, target = two, nn.functional.one_hot(bits, 2).double()
-    return plain_copy(rnn).double(), head, x.double(), target, loss
+    return as_cell_module(plain_copy(rnn)).double(), head, x.double(), target, loss
 
 
 def _scored(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
@@ -112,7 +114,7 @@ def _trajectory(rnn: nn.Module, head: nn.Linear, x: Tensor, target: Tensor, loss
 def trajectory(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """The exact engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of ``rnn``/``head``
     on the batch (x, y) of task ``task_name``, in float64, on copies of the modules. ``rnn``: a
-    registered cell's module (``engine_params``)."""
+    registered cell's module (``engine_params``), or a plain one-layer torch module of one."""
     task = tasks.spec(task_name)
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
     traj = _trajectory(rnn, head, x, target, loss)
