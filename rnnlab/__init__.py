@@ -6,7 +6,7 @@ and the two apps on top, ``measure`` (experiments/decay.py) and ``train`` (exper
 """
 __version__ = "0.1.0"
 
-__all__ = ["measure_module"]
+__all__ = ["measure_module", "train_module"]
 
 
 def __getattr__(name):
@@ -14,4 +14,7 @@ def __getattr__(name):
     if name == "measure_module":
         from .engine.torch_modules import measure_module
         return measure_module
+    if name == "train_module":
+        from .train.loop import train_module
+        return train_module
     raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``arch=lru``: one LRU layer (Orvieto et al. 2023) with its readout and MLP in the training app
-(``rnnlab.train.lru``):
+(the LRU cell's module, ``rnnlab.engine.cells.lru.LRUBlock``):
 
 - the block's closed-form forward, h_t = sum_k lambda^(t-k) gamma B x_k, equals the engine's
   step-by-step recurrence (``rnnlab.engine.cells.lru.states``) to 1e-12 (float64, max abs), and
@@ -12,9 +12,9 @@
   exponent is at most ln max|lambda| (+1e-12), as J is normal with eigenvalues lambda;
 - model.pt reloads (``load_model``, and by hand into ``LRUBlock``) and gives the trained
   module's outputs to 1e-12 (float64) and bit for bit (float32); the arch is named ``lru``;
-- settings that do not apply (Omega, flossing, model.orthogonal, LRU keys on another cell, the
-  LRU without linear/ring, r_min > r_max) are one ConfigError line; through the command line
-  ``arch=lru train.regularizer=omega`` exits 2 with one line and creates no directory;
+- settings that do not apply (model.orthogonal, LRU keys on another cell, the LRU without
+  linear/ring, r_min > r_max) are one ConfigError line; through the command line
+  ``arch=lru model.orthogonal=true`` exits 2 with one line and creates no directory;
 - the LRU keys at their null defaults leave every other cell's configuration hash unchanged, and
   conf/arch/lru.yaml holds the engine's defaults (r_min 0.9, r_max 0.999, max_phase 2 pi,
   normalize true) exactly.
@@ -31,14 +31,15 @@ import torch
 
 from rnnlab.checks import ConfigError
 from rnnlab.engine.cells import lru as lru_cell
+from rnnlab.engine.cells.lru import LRUBlock
 from rnnlab.train.app import config_hash
 from rnnlab.train.archs import arch_name
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.horizon import MAX_LAG, decay_rate
 from rnnlab.train.loop import build, load_model, sample, save_model, stream, train
-from rnnlab.train.lru import LRU_KEYS, LRUBlock
 
 ROOT = Path(__file__).resolve().parents[1]
+LRU_KEYS = tuple(lru_cell.DEFAULTS)
 LRU = dict(cell="lru", activation="linear", init="ring")
 SMALL = dict(task="temporal_order", length=12, hidden_size=6, steps=30, eval_every=15,
              eval_size=50, test_size=50, eval_batch=50, batch_size=8, probe_size=4, lr=1e-2)
@@ -120,8 +121,6 @@ def test_model_pt_reload_reproduces_the_outputs(tmp_path, dtype, tol):
 
 
 @pytest.mark.parametrize("change,key", [
-    (dict(regularizer="omega"), "train.regularizer"),
-    (dict(regularizer="flossing"), "train.regularizer"),
     (dict(orthogonal=True), "model.orthogonal"),
     (dict(r_min=0.99, r_max=0.9), "model.r_min"),
     (dict(r_max=1.0), "model.r_max"),
@@ -135,16 +134,16 @@ def test_settings_that_do_not_apply_are_refused(change, key):
     assert key in str(err.value) and "\n" not in str(err.value)
 
 
-def test_omega_with_lru_exits_2_on_the_command_line(tmp_path):
+def test_orthogonal_lru_exits_2_on_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), "arch=lru",
-                          "train.regularizer=omega", f"hydra.run.dir={run_dir}"],
+                          "model.orthogonal=true", f"hydra.run.dir={run_dir}"],
                          capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 2, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnlab: error:")
-    assert "train.regularizer" in lines[0] and "lru" in lines[0]
+    assert "model.orthogonal" in lines[0] and "lru" in lines[0]
     assert not run_dir.exists()
 
 

@@ -3,8 +3,9 @@
 - after 30 Adam updates in float64, W_hh^T W_hh = I to 1e-12 (max abs entry) and W_hh moved away
   from its initial value (by more than 1e-3 in Frobenius norm), so the constraint held while it
   trained;
-- model.pt holds the plain ``nn.RNN`` names only, loads into a plain ``torch.nn.RNN``, and gives
-  the trained module's outputs to 1e-12 (float64);
+- model.pt holds the plain ``nn.RNN`` names only, loads into a plain ``torch.nn.RNN`` (and through
+  ``load_model`` into the Elman cell's unparametrised ``nn.RNN`` subclass), and gives the trained
+  module's outputs to 1e-12 (float64);
 - the arch registry names the run ``orthogonal_tanh``; a bad combination is one line;
 - the configuration hash leaves the new keys out at their defaults: every committed training run
   under results/ still hashes to its stored ``config_hash``, and a non-default value changes it;
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from rnnlab.checks import ConfigError
 from rnnlab.train.app import config_hash
@@ -47,7 +49,8 @@ def test_recurrence_stays_orthogonal_and_reloads_as_plain_rnn(tmp_path):
     plain = torch.nn.RNN(6, 10, batch_first=True).double()
     plain.load_state_dict(saved["rnn"])
     rnn, head, _ = load_model(tmp_path / "model.pt")
-    assert type(rnn) is torch.nn.RNN
+    # load_model gives the Elman cell's module, an unparametrised torch.nn.RNN
+    assert isinstance(rnn, torch.nn.RNN) and not parametrize.is_parametrized(rnn)
     x = torch.randn(3, 12, 6, dtype=torch.float64)
     with torch.no_grad():
         want, _ = result.rnn(x)

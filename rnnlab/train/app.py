@@ -20,12 +20,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..engine import cells
 from ..plotting import weight_grad_figure
 from ..runs import store
 from ..runs.driver import App
 from .config import TrainConfig, hashed_params, spec_from_config
+from .data import sample, stream
 from .horizon import make_measure, weight_grad_table
-from .loop import build, sample, save_model, stream, train
+from .loop import train
+from .networks import build, save_model
 from .plots import figures
 from .tables import format_success, write_tables
 
@@ -50,15 +53,20 @@ def rehash(stored: dict) -> str:
     return config_hash(TrainConfig(**stored).validate())
 
 
+def splits_by_lag(cell: str) -> bool:
+    """Whether the cell's weight gradient splits by lag: not where the cell refuses
+    ``measure.weight_grad`` (the LRU: no recurrent matrix W_hh)."""
+    return all(key != "weight_grad" for key, _, _ in cells.get(cell).refuses)
+
+
 def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
-    """model.pt and weight_grad.parquet (completed runs only; none for an LRU), curve.parquet;
+    """model.pt and weight_grad.parquet (completed runs only; none for a cell whose weight
+    gradient does not split by lag, ``splits_by_lag``), curve.parquet;
     returns run.json's fields. weight_grad.parquet: the trained loss's dL/dW_hh by lag on the
     probe batch, for the initial and the final weights (``stage``)."""
     if result.status == "completed":
         save_model(run_dir / "model.pt", result.rnn, result.head, result.config)
-    if result.status == "completed" and cfg.cell != "lru":
-        # the LRU has no recurrent matrix W_hh to split by lag (the engine's LRU cell refuses
-        # measure.weight_grad), so an LRU run writes no weight_grad.parquet
+    if result.status == "completed" and splits_by_lag(cfg.cell):
         table = weight_grad_stages(cfg, result)
         store.atomic_write(run_dir / "weight_grad.parquet",
                            lambda p: table.to_parquet(p, index=False))

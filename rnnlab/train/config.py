@@ -23,7 +23,7 @@ PASCANU_INITS = {"pascanu_sigmoid": (0.01, "sigmoid", False),
                  "pascanu_basic_tanh": (0.1, "tanh", False),
                  "pascanu_smart_tanh": (0.01, "tanh", True)}
 INITS = ("pytorch",) + RECURRENT_INITS + tuple(PASCANU_INITS) + ("ring",)  # ring: LRU only
-# the LRU's own model.* keys (rnnlab.train.lru): null on every other cell; on model.cell=lru a
+# the LRU's own model.* keys (its cell's keys): null on every other cell; on model.cell=lru a
 # null takes the engine's default (rnnlab.engine.cells.lru.DEFAULTS, as conf/arch/lru.yaml)
 LRU_KEYS = tuple(lru_cell.DEFAULTS)
 OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
@@ -35,10 +35,9 @@ DEFAULT_REG_WEIGHT = 2.0  # alpha of Pascanu's RNN.py (state['alpha'] = 2.)
 
 
 def cell_names() -> tuple[str, ...]:
-    """The cells training offers: every registered cell with a ``torch.nn`` module, and the LRU
-    (its module is ``rnnlab.train.lru.LRUBlock``)."""
-    return tuple(c.name for c in cells.CELLS.values()
-                 if c.torch_module is not None or c.name == "lru")
+    """The cells training offers: every registered cell with a trainable module
+    (``Cell.module``)."""
+    return tuple(c.name for c in cells.CELLS.values() if c.module is not None)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class TrainConfig:
     floss_lr: float = 1e-3
     # steps from h = 0 before each flossing window (0: the window starts at h = 0, his code)
     floss_run_in: int = 0
-    # the LRU (model.cell=lru, rnnlab.train.lru): null on every other cell
+    # the LRU (model.cell=lru, rnnlab.engine.cells.lru): null on every other cell
     r_min: float | None = None
     r_max: float | None = None
     max_phase: float | None = None
@@ -161,17 +160,15 @@ class TrainConfig:
                               "train.regularizer='omega' or leave train.reg_weight at "
                               f"{DEFAULT_REG_WEIGHT}")
         self._validate_flossing()
-        if self.regularizer == "omega" and (self.cell != "elman" or self.orthogonal):
-            what = f"model.cell={self.cell!r}" if self.cell != "elman" else \
-                "model.orthogonal=true"
-            raise ConfigError(f"{k['regularizer']}='omega' with {what}: Pascanu's Omega is "
-                              "implemented for the free Elman cells only; allowed with it: "
-                              "model.cell='elman', model.orthogonal=false")
+        if self.regularizer == "omega" and self.orthogonal:
+            raise ConfigError(f"{k['regularizer']}='omega' with model.orthogonal=true: "
+                              "Pascanu's Omega is implemented for a free recurrence only; "
+                              "allowed with it: model.orthogonal=false")
 
     def _validate_lru(self):
         """model.cell=lru goes with model.activation=linear and model.init=ring (arch=lru), the
         LRU keys in range (the engine's check); those keys, linear and ring on no other cell;
-        no remedy that needs a recurrent matrix W_hh (Omega, flossing, model.orthogonal)."""
+        no model.orthogonal (the LRU has no W_hh)."""
         k = self.KEYS
         if self.cell != "lru":
             given = [key for key in LRU_KEYS if getattr(self, key) is not None]
@@ -189,14 +186,9 @@ class TrainConfig:
                               f"model.init={self.init!r}: the LRU takes model.activation="
                               "'linear', model.init='ring' (arch=lru)")
         lru_cell.check(_LRUKeys(self.r_min, self.r_max, self.max_phase, self.normalize))
-        for key, value, why in (
-                ("regularizer", "omega", "Pascanu's Omega needs an Elman W_hh"),
-                ("regularizer", "flossing", "gradient flossing is implemented for the "
-                 "torch.nn recurrences only"),
-                ("orthogonal", True, "the LRU has no W_hh to keep orthogonal")):
-            if getattr(self, key) == value:
-                raise ConfigError(f"{k[key]}={value!r} with model.cell='lru': {why}; "
-                                  "not allowed with the LRU")
+        if self.orthogonal:
+            raise ConfigError(f"{k['orthogonal']}=True with model.cell='lru': the LRU has no "
+                              "W_hh to keep orthogonal; not allowed with the LRU")
 
     def _validate_scale(self):
         rho, gain, k = self.spectral_radius, self.gain, self.KEYS

@@ -2,11 +2,11 @@
 by the exact engine.
 
 At each evaluation point of a training run (``rnnlab.train.loop.train(..., measure=...)``) one
-float64 forward pass of the engine (``trajectory``: ``rnnlab.engine.torch_modules.
-module_trajectory`` for ``torch.nn.RNN`` / ``GRU`` / ``LSTM``, ``rnnlab.engine.adjoint`` directly
-for Pascanu's logistic ``SigmoidRNN``, an Elman cell torch does not offer, and the engine's LRU
-cell for ``arch=lru``, ``rnnlab.train.lru``) on a fixed probe batch
-of task sequences gives:
+float64 forward pass of the engine (``trajectory``: the registered cell's recorded forward,
+``Cell.forward``, of the weights the trained module gives, ``engine_params(head)``; g_t = dL_t/ds_t
+through the head's linear readout, or by autograd through the module's ``features`` and the head
+where the readout sees more than h, the LRU block's MLP) on a fixed probe batch of task sequences
+gives:
 
 - the decay rate (nats per step; 1/|rate| is the gradient horizon in steps). For the last-step
   tasks it is that of the loss actually trained, read at the last step: the least-squares slope
@@ -33,16 +33,15 @@ import torch
 from torch import Tensor, nn
 
 from .. import tasks
-from ..engine import adjoint
-from ..engine.cells import lru as lru_cell
+from ..engine import adjoint, cells
 from ..engine.fit import fit_decay
 from ..engine.logspace import unit
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps, random_frame
-from ..engine.model import ElmanParams, readout_losses
-from ..engine.torch_modules import measure_module, module_trajectory
+from ..engine.model import readout_losses
+from ..engine.threads import threads_for, torch_threads
 from ..engine.weightgrad import WeightGradStats
-from .lru import LRUBlock
 from .orthogonal import plain_copy
+from .sequence import as_cell_module
 
 MAX_LAG = 50  # lags fitted: 1..50, as Pascanu et al. 2013 and experiments/initial_decay.py
 
@@ -55,8 +54,9 @@ def _per_step_targets(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
 
 
 def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
-    """float64 copies of the modules (never changed), x, the engine's per-step targets and its
-    loss for the task: the raw readout's squared error for regression, cross-entropy else.
+    """float64 copies of the modules (never changed; a plain torch ``nn.RNN`` / ``GRU`` /
+    ``LSTM`` as its cell's module), x, the engine's per-step targets and its loss for the task:
+    the raw readout's squared error for regression, cross-entropy else.
 
     Binary cross-entropy on one logit o (the delayed tasks) is the engine's two-class
     cross-entropy on the logits (0, o): both have dL/do = sigmoid(o) - y. The head becomes the
@@ -73,7 +73,7 @@ def _prepare(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tens
             two.bias.copy_(torch.cat([torch.zeros_like(head.bias), head.bias]))
         bits = torch.nan_to_num(target[..., 0]).long()
         head, target = two, nn.functional.one_hot(bits, 2).double()
-    return plain_copy(rnn).double(), head, x.double(), target, loss
+    return as_cell_module(plain_copy(rnn)).double(), head, x.double(), target, loss
 
 
 def _scored(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
@@ -85,41 +85,39 @@ def _scored(task: tasks.TaskSpec, y: Tensor, steps: int) -> Tensor:
     return scored.fill_(True) if task.readout == "all" else scored
 
 
-def _sigmoid_trajectory(rnn, head, x: Tensor, target: Tensor, loss: str):
-    """Pascanu's SigmoidRNN, h_t = sigmoid(W_ih x_t + W_hh h_{t-1} + b), as an Elman network."""
-    w = [t.detach() for t in (rnn.weight_ih_l0, rnn.weight_hh_l0,
-                              rnn.bias_ih_l0 + rnn.bias_hh_l0, head.weight, head.bias)]
-    h0 = torch.zeros(x.shape[0], rnn.hidden_size, dtype=torch.float64)
-    return adjoint.forward(ElmanParams(*w, "sigmoid"), x, h0, target, loss=loss)
-
-
-def _lru_trajectory(rnn: LRUBlock, head: nn.Linear, x: Tensor, target: Tensor, loss: str):
-    """The LRU block through the engine's LRU cell (``rnnlab.engine.cells.lru.record``: the
-    state s = (Re h, Im h), the step maps diag(lambda) as real 2 x 2 blocks), with g_t =
-    dL_t/ds_t through the readout Re(C h) + D x, the MLP and the head by autograd in float64
-    (the MLP makes the readout nonlinear, so the engine's linear-readout gradient does not
-    apply)."""
-    p = rnn.engine_params()
-    recorded = lru_cell.record(p, x, x.new_zeros(x.shape[0], 2 * rnn.hidden_size))
-    s = recorded.u.double().requires_grad_()
+def _feature_gradient(rnn: nn.Module, head: nn.Module, recorded: cells.Recorded, x: Tensor,
+                      target: Tensor, loss: str):
+    """g_t = dL_t/dh_t (direction, ln norm) through the module's ``features`` (what its readout
+    sees beside h: the LRU block's Re(C h) + D x and MLP) and the head, by autograd in float64
+    (a nonlinear readout, so the engine's linear-readout gradient does not apply)."""
+    h = (torch.exp(recorded.log_scale).unsqueeze(-1) * recorded.u.double()).requires_grad_()
     with torch.enable_grad():
-        out = head(rnn.features(s, x.transpose(0, 1)))
+        out = head(rnn.features(h, x.transpose(0, 1)))
         L = readout_losses(lambda o: o, out, target.transpose(0, 1), loss).sum()
-        g, = torch.autograd.grad(L, s)
-    return adjoint.trajectory(recorded, None, target, loss, grad=unit(g))
+        g, = torch.autograd.grad(L, h)
+    return unit(g)
+
+
+def _trajectory(rnn: nn.Module, head: nn.Linear, x: Tensor, target: Tensor, loss: str):
+    """The engine's forward pass of float64 modules from the initial state: the cell's recorded
+    step maps of ``rnn.engine_params(head)`` and g_t of every step."""
+    p = rnn.engine_params(head)
+    state0 = rnn.init_state(x.shape[0])
+    h0 = torch.cat(state0, -1)
+    with torch.no_grad(), torch_threads(threads_for(x.device, x.shape[0], state0[0].shape[-1])):
+        recorded = cells.get(p.cell).forward(p, x, h0)
+        grad = _feature_gradient(rnn, head, recorded, x, target, loss) \
+            if callable(getattr(rnn, "features", None)) else None
+        return adjoint.trajectory(recorded, p, target, loss, grad=grad)
 
 
 def trajectory(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor, y: Tensor):
     """The exact engine's forward pass (``rnnlab.engine.adjoint.Trajectory``) of ``rnn``/``head``
-    on the batch (x, y) of task ``task_name``, in float64, on copies of the modules."""
+    on the batch (x, y) of task ``task_name``, in float64, on copies of the modules. ``rnn``: a
+    registered cell's module (``engine_params``), or a plain one-layer torch module of one."""
     task = tasks.spec(task_name)
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    if isinstance(rnn, LRUBlock):
-        traj = _lru_trajectory(rnn, head, x, target, loss)
-    elif isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
-        traj = module_trajectory(rnn, x, target, head, loss=loss)
-    else:
-        traj = _sigmoid_trajectory(rnn, head, x, target, loss)
+    traj = _trajectory(rnn, head, x, target, loss)
     if task.loss == "bce":  # no loss at an unscored step: g_t = 0 there (no ratio, no pair)
         traj.g_dir[~_scored(task, y, x.shape[1]).T] = 0
     return traj
@@ -210,10 +208,8 @@ def weight_grad_table(rnn: nn.Module, head: nn.Linear, task_name: str, x: Tensor
     modules; one-layer modules."""
     steps = _scored(tasks.spec(task_name), y, x.shape[1])[0]  # the same steps in every sequence
     rnn, head, x, target, loss = _prepare(rnn, head, task_name, x, y)
-    if isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
-        return measure_module(rnn, x, target, head, loss=loss, max_lag=max_lag,
-                              weight_grad=True, loss_steps=steps).weight_grad
-    traj = _sigmoid_trajectory(rnn, head, x, target, loss)
-    stats = WeightGradStats(traj, max_lag, loss_steps=steps)
-    adjoint.pair_profile(traj, max_lag, also=stats)
+    traj = _trajectory(rnn, head, x, target, loss)
+    with torch.no_grad(), torch_threads(threads_for(x.device, x.shape[0], rnn.hidden_size)):
+        stats = WeightGradStats(traj, max_lag, loss_steps=steps)
+        adjoint.pair_profile(traj, max_lag, also=stats)
     return pd.DataFrame(stats.result())

@@ -1,36 +1,18 @@
-"""Train a torch RNN on a long-dependency task (``rnnlab.tasks``): the pure core, no Hydra, no files
-except ``save_model`` / ``load_model``.
+"""Train a cell module on a long-dependency task (``rnnlab.tasks``): the pure core, no Hydra, no
+files. ``train(cfg)`` trains a run's network (``rnnlab.train.networks.build``: a registered
+cell's module and a ``torch.nn.Linear`` head); ``train_module(cell, ...)`` trains a user's own
+cell module (any ``torch.nn.Module`` with ``step`` and ``init_state``,
+``rnnlab.train.sequence``) through the same loop.
 
-Model: ``torch.nn.RNN`` (tanh or relu), ``torch.nn.GRU``, ``torch.nn.LSTM`` or the LRU block of
-``rnnlab.train.lru`` (``arch=lru``), batch first, then a ``torch.nn.Linear`` head on the top
-layer's h (at the last step, or every step for copy; the LRU block's MLP output). The
-logistic-sigmoid RNN of Pascanu et al. 2013, which ``nn.RNN`` does not offer, is ``SigmoidRNN``
-with ``nn.RNN``'s parameter names. IRNN (Le, Jaitly, Hinton 2015) is ``cell=elman,
-activation=relu, init=identity``: W = I and zero biases.
-
-Recurrent inits (``init``): ``pytorch`` leaves every weight as torch draws it; ``gaussian``
-(W_ij ~ N(0, 1/N) times ``gain``, or rescaled to ``spectral_radius`` exactly), ``orthogonal``
-(Haar Q times rho) and ``identity`` (rho I) set each gate's recurrent block as the measurement
-runs do (``rnnlab.engine.init.recurrent_matrix``) and zero every bias; the input weights and the
-head keep torch's draws. Pascanu et al. 2013 (arXiv:1211.5063, their ``RNN.py``):
-``pascanu_sigmoid`` (every weight N(0, 0.01^2), sigmoid units), ``pascanu_basic_tanh`` (every
-weight N(0, 0.1^2), tanh), ``pascanu_smart_tanh`` (input and output N(0, 0.01^2); W with 15
-non-zeros per row of their h_{t-1} W layout, i.e. per column of torch's ``weight_hh``, rescaled to
-spectral radius 0.95), all biases zero, drawn in their order from one ``RandomState``.
-
-Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step (with
-``regularizer=omega``, plus alpha dOmega/dW_hh of Pascanu's regulariser, ``rnnlab.train.omega``);
+Optimisation: SGD, RMSProp or Adam on the task loss of a fresh batch each step, through the
+run's regulariser (``rnnlab.train.regularizer``: none, Pascanu's Omega, gradient flossing);
 gradient clipping by the joint norm over all parameters, ``g <- clip g / ||g||`` when ``||g|| >
 clip`` (strict, as Pascanu's code). Every ``eval_every`` steps (and at step 0) the model is scored
 on ``eval_size`` fresh sequences from the validation stream; when fewer than 1% are wrong the fixed
 test set (``test_size`` sequences from the test stream, Pascanu's 10,000) confirms it and the run
 stops as solved. ``eval_error_rate`` is always the test-set score of the returned model, so a saved
 model reproduces it. A loss or gradient norm that becomes NaN or inf ends the run as ``failed`` with
-the step and the reason, without raising.
-
-Random streams: ``stream(seed, name)`` is ``RandomState([seed, k])`` for the task data (``train``,
-``valid``, ``test``, ``probe``) and Pascanu's inits (``init``); torch's own draws use
-``torch.manual_seed(seed)`` inside a forked RNG, so a run never disturbs the caller's random state.
+the step and the reason, without raising. Random streams: ``rnnlab.train.data``.
 """
 from __future__ import annotations
 
@@ -38,7 +20,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,119 +28,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import tasks
-from ..engine import cells
-from ..engine.init import recurrent_matrix
-from ..runs.store import atomic_write
-from .config import DTYPES, OPTIMIZERS, PASCANU_INITS, RECURRENT_INITS, TrainConfig
-from .flossing import Flosser
-from .lru import LRU_KEYS, LRUBlock
-from .omega import omega_backward
-from .orthogonal import keep_orthogonal, plain_state_dict
+from .config import DTYPES, MODEL_KEYS, OPTIMIZERS, TrainConfig
+from .data import sample, stream
+from .networks import build, load_model, save_model  # noqa: F401 (this module's callers' names)
+from .regularizer import Regularizer, make
+from .sequence import Network, check_cell_module, outputs, predict
 
-STREAMS = {"init": 0, "train": 1, "valid": 2, "test": 3, "probe": 4, "floss": 5}
-
-
-def stream(seed: int, name: str) -> np.random.RandomState:
-    """The seeded legacy numpy stream ``name`` of a run (see the module docstring)."""
-    return np.random.RandomState([seed, STREAMS[name]])
-
-
-class SigmoidRNN(nn.Module):
-    """h_t = sigmoid(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), with ``nn.RNN``'s parameter names,
-    default init and batch-first interface: ``forward(x, h0=None) -> (out (B, T, N), h_n)``."""
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        N, D = hidden_size, input_size
-        self.weight_ih_l0 = nn.Parameter(torch.empty(N, D))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(N, N))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(N))
-        self.bias_hh_l0 = nn.Parameter(torch.empty(N))
-        for p in self.parameters():
-            nn.init.uniform_(p, -1 / math.sqrt(N), 1 / math.sqrt(N))
-
-    def forward(self, x: Tensor, h0: Tensor | None = None):
-        drive = x @ self.weight_ih_l0.T + self.bias_ih_l0 + self.bias_hh_l0
-        h = x.new_zeros(x.shape[0], self.hidden_size) if h0 is None else h0[0]
-        out = []
-        for t in range(x.shape[1]):
-            h = torch.sigmoid(torch.addmm(drive[:, t], h, self.weight_hh_l0.T))
-            out.append(h)
-        return torch.stack(out, 1), h.unsqueeze(0)
-
-
-def modules(cell: str, activation: str, input_size: int, hidden_size: int, output_size: int,
-            lru: dict | None = None, dtype: torch.dtype | None = None):
-    """Bare (rnn, head) with torch's default init, from the global torch RNG; ``cell='lru'``:
-    ``rnnlab.train.lru.LRUBlock`` with the ring keys ``lru`` (r_min, r_max, max_phase,
-    normalize), its ring drawn in float64 and cast to ``dtype``."""
-    if cell == "lru":
-        rnn = LRUBlock(input_size, hidden_size, **lru, dtype=dtype)
-    elif cell == "gru":
-        rnn = nn.GRU(input_size, hidden_size, batch_first=True)
-    elif cell == "lstm":
-        rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
-    elif activation == "sigmoid":
-        rnn = SigmoidRNN(input_size, hidden_size)
-    else:
-        rnn = nn.RNN(input_size, hidden_size, nonlinearity=activation, batch_first=True)
-    return rnn, nn.Linear(hidden_size, output_size)
-
-
-def _pascanu_init(cfg: TrainConfig, rnn, head):
-    """Pascanu et al.'s draws, in his order, from the ``init`` stream (his W_hh acts as h W_hh)."""
-    std, _, smart = PASCANU_INITS[cfg.init]
-    rng = stream(cfg.seed, "init")
-    N, D, C = cfg.hidden_size, rnn.input_size, head.out_features
-    W_uh = rng.normal(size=(D, N), scale=std, loc=0.)
-    W_hh = rng.normal(size=(N, N), scale=std, loc=0.)
-    if smart:
-        for row in range(N):
-            W_hh[row][rng.permutation(N)[15:]] = 0.
-        W_hh = 0.95 * W_hh / np.max(np.abs(np.linalg.eigvals(W_hh)))
-    W_hy = rng.normal(size=(N, C), scale=std, loc=0.)
-    for p, value in ((rnn.weight_ih_l0, W_uh.T), (rnn.weight_hh_l0, W_hh.T), (head.weight, W_hy.T)):
-        p.copy_(torch.from_numpy(np.ascontiguousarray(value)))
-    for p in (rnn.bias_ih_l0, rnn.bias_hh_l0, head.bias):
-        p.zero_()
-
-
-def build(cfg: TrainConfig):
-    """The initial (rnn, head) of a run in ``cfg.dtype``; the same config gives the same weights."""
-    task = tasks.spec(cfg.task)
-    N = cfg.hidden_size
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        rnn, head = modules(cfg.cell, cfg.activation, task.input_size, N, task.output_size,
-                            {k: getattr(cfg, k) for k in LRU_KEYS}, DTYPES[cfg.dtype])
-    dtype = DTYPES[cfg.dtype]
-    rnn, head = rnn.to(dtype), head.to(dtype)  # before the draws, so float64 keeps every digit
-    with torch.no_grad():
-        if cfg.init in PASCANU_INITS:
-            _pascanu_init(cfg, rnn, head)
-        elif cfg.init in RECURRENT_INITS:
-            g = torch.Generator().manual_seed(cfg.seed)
-            # each gate's recurrent block, PyTorch's order
-            for gate in range(cells.get(cfg.cell).gates):
-                W = recurrent_matrix(N, cfg.init, cfg.rho, cfg.gain, g)
-                rnn.weight_hh_l0[gate * N:(gate + 1) * N] = W
-            rnn.bias_ih_l0.zero_()
-            rnn.bias_hh_l0.zero_()
-    if cfg.orthogonal:
-        keep_orthogonal(rnn)
-    return rnn, head
-
-
-def predict(task: tasks.TaskSpec, rnn, head, x: Tensor) -> Tensor:
-    """The head on the top layer's h where the task reads it (last step, or every step)."""
-    out, _ = rnn(x)
-    return head(tasks.readout(task, out))
-
-
-def sample(task_name: str, batch: int, length: int, rng, dtype) -> tuple[Tensor, Tensor]:
-    x, y = tasks.generate(task_name, batch, length, rng)
-    return torch.from_numpy(x).to(dtype), torch.from_numpy(y).to(dtype)
+# the decay rate, or a dict of curve columns ({"decay_rate": ..., "lyap_1": ...})
+Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], "float | dict"]
 
 
 @dataclass(frozen=True)
@@ -206,19 +82,15 @@ def clip_joint_norm(parameters, clip: float | None) -> float:
     return norm
 
 
-# the decay rate, or a dict of curve columns ({"decay_rate": ..., "lyap_1": ...})
-Measure = Callable[[nn.Module, nn.Linear, Tensor, Tensor], "float | dict"]
-
-
 @dataclass
 class TrainResult:
     """What a run reports. ``curve`` has one row per evaluation point: step, train_loss (mean
     since the last point), grad_norm (mean joint norm before clipping), clip_fraction,
     eval_loss, eval_error_rate, eval_count (validation), decay_rate and, with ``lyap_k`` > 0,
-    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one), and with
-    ``regularizer=omega`` omega (Pascanu's Omega, mean since the last point), with
-    ``regularizer=flossing`` floss_loss (the flossing loss, mean over the flossing updates since
-    the last point; at step 0 the updates before training). ``eval_*``
+    lyap_1 .. lyap_k (the ``measure`` hook's columns; decay_rate NaN without one), then the
+    regulariser's columns: with ``regularizer=omega`` omega (Pascanu's Omega, mean since the
+    last point), with ``regularizer=flossing`` floss_loss (the flossing loss, mean over the
+    flossing updates since the last point; at step 0 the updates before training). ``eval_*``
     and ``final_loss`` are the test set's score of ``rnn``/``head`` (``eval_count``
     predictions: sequences, or 10 recalled symbols per copy sequence); losses are in the task's
     units (mse: target units squared; xent: nats). ``steps_to_solve`` is the
@@ -243,7 +115,7 @@ class TrainResult:
     seconds: float
     curve: pd.DataFrame
     rnn: nn.Module = field(repr=False)
-    head: nn.Linear = field(repr=False)
+    head: nn.Module = field(repr=False)
 
     def record(self) -> dict:
         """Every scalar of the result (for run.json)."""
@@ -252,128 +124,187 @@ class TrainResult:
                 **{k: v for k, v in self.__dict__.items() if k not in skip}}
 
 
+class Curve:
+    """The rows of curve.parquet, and the updates' statistics since the last evaluation point."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self._afresh()
+
+    def _afresh(self):
+        self.losses, self.norms, self.clipped = [], [], 0
+
+    def add(self, loss: float, norm: float, clipped: bool) -> None:
+        self.losses.append(loss)
+        self.norms.append(norm)
+        self.clipped += clipped
+
+    def point(self, step: int, ev: Evaluation, measured: dict, extra: dict) -> None:
+        n = self.norms
+        self.rows.append({"step": step,
+                          "train_loss": np.mean(self.losses) if self.losses else math.nan,
+                          "grad_norm": np.mean(n) if n else math.nan,
+                          "clip_fraction": self.clipped / len(n) if n else math.nan,
+                          "eval_loss": ev.loss, "eval_error_rate": ev.error_rate,
+                          "eval_count": ev.count, "decay_rate": math.nan, **measured, **extra})
+        self._afresh()
+
+
+class Run:
+    """One run of the loop: the network, its optimiser and regulariser, the data streams, the
+    curve and the progress bar."""
+
+    def __init__(self, cfg: TrainConfig, net: Network, measure: Measure | None, label: str,
+                 progress: bool | None):
+        self.cfg, self.net, self.measure = cfg, net, measure
+        self.dtype = DTYPES[cfg.dtype]
+        self.regularizer: Regularizer = make(cfg, net)  # the one place it is chosen
+        self.opt = OPTIMIZERS[cfg.optimizer](net.params, lr=cfg.lr)
+        self.train_rng, self.valid_rng = stream(cfg.seed, "train"), stream(cfg.seed, "valid")
+        self.probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"),
+                            self.dtype)
+        self.curve, self.steps_done, self.final = Curve(), 0, None
+        self.bar = tqdm(total=cfg.steps, desc=f"{cfg.task} T={cfg.length} {label}",
+                        leave=False, disable=None if progress is None else not progress)
+        self.start = time.perf_counter()
+
+    def update(self, step: int) -> str | None:
+        """Training update ``step`` and the regulariser's work after it; a failure message."""
+        cfg = self.cfg
+        x, y = sample(cfg.task, cfg.batch_size, cfg.length, self.train_rng, self.dtype)
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.regularizer.backward(self.net, x, y)
+        if not torch.isfinite(loss):
+            return f"train loss became {loss.item()} at step {step}"
+        norm = clip_joint_norm(self.net.params, cfg.clip)
+        if not math.isfinite(norm):
+            return f"gradient norm became {norm} at step {step}"
+        self.opt.step()
+        self.steps_done = step
+        self.curve.add(loss.item(), norm, cfg.clip is not None and norm > cfg.clip)
+        self.bar.update(1)
+        return self.regularizer.after_step(step)
+
+    def checkpoint(self, step: int) -> Evaluation:
+        """The evaluation point ``step``: validation score, the measure hook and the
+        regulariser's columns into the curve."""
+        cfg, net = self.cfg, self.net
+        ev = evaluate(net.rnn, net.head, cfg.task, cfg.length, self.valid_rng, cfg.eval_size,
+                      cfg.eval_batch)
+        measured = {} if self.measure is None else self.measure(net.rnn, net.head, *self.probe)
+        if not isinstance(measured, dict):  # a hook giving the decay rate alone
+            measured = {"decay_rate": float(measured)}
+        self.curve.point(step, ev, measured, self.regularizer.curve())
+        self.bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
+        return ev
+
+    def test(self) -> Evaluation:
+        """The fixed test set's score (the test stream drawn afresh from its seed)."""
+        cfg = self.cfg
+        return evaluate(self.net.rnn, self.net.head, cfg.task, cfg.length,
+                        stream(cfg.seed, "test"), cfg.test_size, cfg.eval_batch)
+
+    def solved(self, step: int) -> bool:
+        """Evaluation point ``step``: whether the validation and then the test set show fewer
+        than 1% errors."""
+        if self.checkpoint(step).error_rate >= tasks.SUCCESS_ERROR_RATE:
+            return False
+        self.final = self.test()
+        return self.final.error_rate < tasks.SUCCESS_ERROR_RATE
+
+    def result(self, config: dict, failure: str | None, solved_at: int | None) -> TrainResult:
+        """The run's ``TrainResult``: the test set's score of the returned weights (none for a
+        failed run)."""
+        self.bar.close()
+        final = Evaluation(math.nan, 0, 0) if failure is not None else \
+            self.final if solved_at is not None else self.test()
+        task, rows = self.net.task, self.curve.rows
+        return TrainResult(
+            config=config, status="failed" if failure else "completed",
+            solved=solved_at is not None, steps_to_solve=solved_at, steps_done=self.steps_done,
+            eval_error_rate=final.error_rate if final.count else math.nan,
+            eval_errors=final.errors, eval_count=final.count, final_loss=final.loss,
+            baseline_loss=task.baseline_loss(self.cfg.length),
+            baseline_error_rate=task.baseline_error_rate,
+            initial_decay_rate=rows[0]["decay_rate"], failure=failure,
+            seconds=time.perf_counter() - self.start, curve=pd.DataFrame(rows),
+            rnn=self.net.rnn, head=self.net.head)
+
+
+def fit(cfg: TrainConfig, net: Network, config: dict, measure: Measure | None = None,
+        label: str = "", progress: bool | None = None) -> TrainResult:
+    """The training loop on ``net`` with the validated settings ``cfg``; ``config`` is what the
+    result records."""
+    run = Run(cfg, net, measure, label, progress)
+    failure, solved_at = run.regularizer.before(), None
+    run.checkpoint(0)
+    for step in range(1, cfg.steps + 1):
+        if failure is not None:
+            break
+        failure = run.update(step)
+        if failure is None and (step % cfg.eval_every == 0 or step == cfg.steps) \
+                and run.solved(step):
+            solved_at = step
+            break
+    return run.result(config, failure, solved_at)
+
+
 def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | None = None
           ) -> TrainResult:
     """Train one run; ``progress=None`` shows a tqdm bar on a terminal only."""
     cfg.validate()
     task = tasks.spec(cfg.task)
-    dtype = DTYPES[cfg.dtype]
     rnn, head = build(cfg)
-    params = [*rnn.parameters(), *head.parameters()]
-    opt = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)
-    train_rng, valid_rng = stream(cfg.seed, "train"), stream(cfg.seed, "valid")
-    probe = sample(cfg.task, cfg.probe_size, cfg.length, stream(cfg.seed, "probe"), dtype)
-    test = lambda: evaluate(rnn, head, cfg.task, cfg.length, stream(cfg.seed, "test"),
-                            cfg.test_size, cfg.eval_batch)
-    rows, window, norms, omegas, clipped = [], [], [], [], 0
-    solved_at, failure, steps_done, final = None, None, 0, None
-    bar = tqdm(total=cfg.steps, desc=f"{cfg.task} T={cfg.length} {cfg.cell}", leave=False,
-               disable=None if progress is None else not progress)
-    start = time.perf_counter()
-
-    def checkpoint(step):
-        ev = evaluate(rnn, head, cfg.task, cfg.length, valid_rng, cfg.eval_size, cfg.eval_batch)
-        measured = {} if measure is None else measure(rnn, head, *probe)
-        if not isinstance(measured, dict):  # a hook giving the decay rate alone
-            measured = {"decay_rate": float(measured)}
-        rows.append({"step": step, "train_loss": np.mean(window) if window else math.nan,
-                     "grad_norm": np.mean(norms) if norms else math.nan,
-                     "clip_fraction": clipped / len(norms) if norms else math.nan,
-                     "eval_loss": ev.loss, "eval_error_rate": ev.error_rate,
-                     "eval_count": ev.count, "decay_rate": math.nan, **measured})
-        if cfg.regularizer == "omega":
-            rows[-1]["omega"] = np.mean(omegas) if omegas else math.nan
-        if flosser is not None:  # the flossing updates since the last point
-            rows[-1]["floss_loss"] = np.mean(flosser.losses) if flosser.losses else math.nan
-            flosser.losses.clear()
-        bar.set_postfix(loss=f"{ev.loss:.4g}", err=f"{100 * ev.error_rate:.1f}%")
-        return ev
-
-    flosser = Flosser(cfg, rnn, stream(cfg.seed, "floss")) \
-        if cfg.regularizer == "flossing" else None
-    if flosser is not None:
-        failure = flosser.run(cfg.floss_pre_steps, at=0)
-    checkpoint(0)
-    for step in range(1, cfg.steps + 1):
-        if failure is not None:
-            break
-        x, y = sample(cfg.task, cfg.batch_size, cfg.length, train_rng, dtype)
-        opt.zero_grad(set_to_none=True)
-        if cfg.regularizer == "omega":
-            loss, Omega = omega_backward(rnn, head, task, x, y, cfg.activation, cfg.reg_weight)
-            omegas.append(Omega)
-        else:
-            loss = tasks.loss(task, predict(task, rnn, head, x), y)
-        if not torch.isfinite(loss):
-            failure = f"train loss became {loss.item()} at step {step}"
-            break
-        if cfg.regularizer != "omega":  # omega_backward has set every gradient
-            loss.backward()
-        norm = clip_joint_norm(params, cfg.clip)
-        if not math.isfinite(norm):
-            failure = f"gradient norm became {norm} at step {step}"
-            break
-        opt.step()
-        steps_done = step
-        window.append(loss.item())
-        norms.append(norm)
-        clipped += cfg.clip is not None and norm > cfg.clip
-        bar.update(1)
-        if flosser is not None and flosser.due(step):
-            flosser.phases += 1
-            failure = flosser.run(cfg.floss_steps, at=step)
-            if failure is not None:
-                break
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            ev = checkpoint(step)
-            window, norms, omegas, clipped = [], [], [], 0
-            if ev.error_rate < tasks.SUCCESS_ERROR_RATE:
-                final = test()
-                if final.error_rate < tasks.SUCCESS_ERROR_RATE:
-                    solved_at = step
-                    break
-    bar.close()
-    if failure is not None:
-        final = Evaluation(math.nan, 0, 0)
-    elif final is None or solved_at is None:
-        final = test()
-    seconds = time.perf_counter() - start
     config = {**asdict(cfg), "input_size": task.input_size, "output_size": task.output_size}
-    return TrainResult(
-        config=config, status="failed" if failure else "completed",
-        solved=solved_at is not None, steps_to_solve=solved_at, steps_done=steps_done,
-        eval_error_rate=final.error_rate if final.count else math.nan,
-        eval_errors=final.errors, eval_count=final.count, final_loss=final.loss,
-        baseline_loss=task.baseline_loss(cfg.length), baseline_error_rate=task.baseline_error_rate,
-        initial_decay_rate=rows[0]["decay_rate"], failure=failure, seconds=seconds,
-        curve=pd.DataFrame(rows), rnn=rnn, head=head)
+    return fit(cfg, Network(rnn, head, task), config, measure, cfg.cell, progress)
 
 
-def save_model(path, rnn: nn.Module, head: nn.Linear, config: dict) -> None:
-    """Write ``{"rnn": state_dict, "head": state_dict, "config": config}`` (config: plain
-    scalars with at least ``cell`` and ``activation``), via a temporary file and a rename. A
-    parametrised recurrence (``model.orthogonal``) is saved materialised under the plain module's
-    names (``rnnlab.train.orthogonal.plain_state_dict``)."""
-    atomic_write(Path(path), lambda p: torch.save({"rnn": plain_state_dict(rnn),
-                                                  "head": head.state_dict(),
-                                                  "config": dict(config)}, p))
+def _default_head(cell: nn.Module, task: tasks.TaskSpec, seed: int) -> nn.Linear:
+    """``nn.Linear`` from what the cell's readout sees (its size from one step on zeros) to the
+    task's outputs, torch's init from ``seed`` (the caller's random state untouched)."""
+    dtype = next(cell.parameters()).dtype
+    with torch.no_grad():
+        size = outputs(cell, torch.zeros(1, 1, task.input_size, dtype=dtype)).shape[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Linear(size, task.output_size)
 
 
-def load_model(path):
-    """(rnn, head, config) rebuilt as plain torch modules from a ``save_model`` file; sizes and
-    dtype come from the saved weights (an LRU: ``rnnlab.train.lru.LRUBlock``, its ring keys
-    from ``config``)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg, rnn_sd, head_sd = saved["config"], saved["rnn"], saved["head"]
-    if cfg["cell"] == "lru":  # nu (N,), B_re (N, D)
-        (N, D), ref = rnn_sd["B_re"].shape, rnn_sd["nu"]
-    else:
-        N, D = rnn_sd["weight_hh_l0"].shape[1], rnn_sd["weight_ih_l0"].shape[1]
-        ref = rnn_sd["weight_hh_l0"]
-    rnn, head = modules(cfg["cell"], cfg["activation"], D, N, head_sd["weight"].shape[0],
-                        {k: cfg.get(k) for k in LRU_KEYS}, ref.dtype)
-    dtype = ref.dtype
-    rnn, head = rnn.to(dtype), head.to(dtype)
-    rnn.load_state_dict(rnn_sd)
-    head.load_state_dict(head_sd)
-    return rnn, head, cfg
+# what train_module takes besides its named arguments: the training keys of TrainConfig
+MODULE_SETTINGS = tuple(k for k in TrainConfig.__dataclass_fields__
+                        if k not in (*MODEL_KEYS, "task", "length", "steps", "lr", "seed",
+                                     "lyap_k"))
+
+
+def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50,
+                 steps: int = 1000, lr: float = 1e-3, seed: int = 0,
+                 head: nn.Module | None = None, measure: Measure | None = None,
+                 progress: bool | None = False, **settings) -> TrainResult:
+    """Train a user's own cell module on ``task`` with the loop of every training run.
+
+    ``cell``: any ``torch.nn.Module`` with ``step(x_t, state) -> state`` (x_t (B, D); state a
+    tuple of (B, N_i) tensors, h first, h what the head reads) and ``init_state(batch_size)``
+    (``rnnlab.train.sequence``); it is cast to ``dtype`` and trained in place. ``head``: the
+    readout on h where the task reads it; default ``torch.nn.Linear(N_h, C)`` with torch's
+    init from ``seed``. ``settings``: any other training key of
+    ``rnnlab.train.config.TrainConfig`` (``MODULE_SETTINGS``: optimizer, batch_size, clip,
+    eval_every, eval_size, test_size, eval_batch, probe_size, dtype, regularizer, reg_weight and
+    the ``floss_*`` keys), each checked as on the command line. ``measure``: the evaluation hook
+    of ``train`` (none by default). Returns the ``TrainResult``; ``config`` records ``cell`` as
+    the module's class name."""
+    unknown = sorted(set(settings) - set(MODULE_SETTINGS))
+    if unknown:
+        raise ValueError(f"train_module got the setting {unknown[0]!r}, which is not allowed; "
+                         f"allowed: {', '.join(MODULE_SETTINGS)}")
+    spec = tasks.spec(task)
+    sizes = check_cell_module(cell, spec.input_size)
+    cfg = TrainConfig(task=task, length=length, steps=steps, lr=lr, seed=seed,
+                      hidden_size=sum(sizes), **settings).validate()
+    dtype = DTYPES[cfg.dtype]
+    cell = cell.to(dtype)
+    head = (_default_head(cell, spec, seed) if head is None else head).to(dtype)
+    name = type(cell).__name__
+    config = {"cell": name, **{k: v for k, v in asdict(cfg).items() if k not in MODEL_KEYS},
+              "hidden_size": sum(sizes), "input_size": spec.input_size,
+              "output_size": spec.output_size}
+    return fit(cfg, Network(cell, head, spec), config, measure, name, progress)

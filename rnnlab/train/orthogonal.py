@@ -43,13 +43,15 @@ def plain_state_dict(rnn: nn.Module) -> dict:
 
 def plain_copy(rnn: nn.Module) -> nn.Module:
     """A plain copy of ``rnn`` (``copy.deepcopy`` cannot copy a parametrised ``nn.RNN``): a fresh
-    ``nn.RNN`` of the same shape, dtype and nonlinearity holding the materialised weights. The
+    module of its class before the parametrisation (an ``nn.RNN`` or the Elman cell's subclass
+    of it) of the same shape, dtype and nonlinearity holding the materialised weights. The
     caller's random state is untouched."""
     if not parametrize.is_parametrized(rnn):
         return copy.deepcopy(rnn)
+    plain = type(rnn).__bases__[0]  # parametrize made the class Parametrized<plain>(plain)
     with torch.random.fork_rng(devices=[]):
-        new = nn.RNN(rnn.input_size, rnn.hidden_size, nonlinearity=rnn.nonlinearity,
-                     batch_first=rnn.batch_first)
+        new = plain(rnn.input_size, rnn.hidden_size, nonlinearity=rnn.nonlinearity,
+                    batch_first=rnn.batch_first)
     ref = getattr(rnn, WEIGHT)
     new = new.to(device=ref.device, dtype=ref.dtype)
     new.load_state_dict(plain_state_dict(rnn))

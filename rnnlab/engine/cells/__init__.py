@@ -57,6 +57,12 @@ class Cell:
     ``recurrent``: the field of ``params`` holding the recurrent weight W (every gate block
     stacked), which the derived maps differentiate for the weight gradient and the sensitivity
     (None: the cell has none).
+
+    ``module(input_size, hidden_size, model, dtype)``: the cell's trainable ``torch.nn.Module``
+    (``model`` a dict of the ``model.*`` keys it reads: ``activation`` and the cell's own
+    ``keys``), with ``step(x_t, state) -> state`` (x_t (B, D); state a tuple of (B, N_i), h
+    first), ``init_state(batch_size)`` and ``engine_params(head)`` (this cell's ``params`` of the
+    trained weights, the readout from the ``torch.nn.Linear`` head); None: not trainable.
     """
 
     name: str
@@ -85,6 +91,7 @@ class Cell:
     groups: tuple = ("W",)
     sensitivity: Callable | None = None
     recurrent: str | None = "W"
+    module: Callable | None = None
 
     def forward(self, p, x, h0, burn_in: int = 0, jacobians: str = "cell") -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps.
@@ -146,9 +153,10 @@ def names() -> tuple[str, ...]:
 
 
 def for_module(module) -> Cell | None:
-    """The registered cell of a ``torch.nn`` recurrent module (``measure_module``), if any."""
+    """The registered cell of a ``torch.nn`` recurrent module (``measure_module``), if any; a
+    subclass (a cell's trainable module) is read as its torch class."""
     for cell in CELLS.values():
-        if cell.torch_module is not None and type(module) is cell.torch_module:
+        if cell.torch_module is not None and isinstance(module, cell.torch_module):
             return cell
     return None
 

@@ -153,9 +153,102 @@ def module_layer(rnn: nn.RNN, l: int, b_ih: Tensor, b_hh: Tensor) -> tuple:
             b_ih + b_hh, rnn.nonlinearity)
 
 
+class ElmanSteps:
+    """The trainable Elman cell's step on ``torch.nn.RNN``'s one-layer parameter names:
+    h_t = phi(W_ih x_t + b_ih + b_hh + W_hh h_{t-1}), state (h,), h_{-1} = 0."""
+
+    def init_state(self, batch_size: int) -> tuple[Tensor]:
+        return (self.weight_hh_l0.new_zeros(batch_size, self.hidden_size),)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor]) -> tuple[Tensor]:
+        drive = x_t @ self.weight_ih_l0.T + self.bias_ih_l0 + self.bias_hh_l0
+        return (phi(torch.addmm(drive, state[0], self.weight_hh_l0.T), self.activation),)
+
+    def unroll(self, x: Tensor, state0: tuple[Tensor] | None = None) -> list[tuple[Tensor]]:
+        """The states (h_t,) for t = 0..T-1 over x (B, T, D), each the tensor the next step
+        reads: ``step`` with the input drive of every step in one GEMM."""
+        drive = x @ self.weight_ih_l0.T + self.bias_ih_l0 + self.bias_hh_l0
+        h = self.init_state(x.shape[0])[0] if state0 is None else state0[0]
+        out = []
+        for t in range(x.shape[1]):
+            h = phi(torch.addmm(drive[:, t], h, self.weight_hh_l0.T), self.activation)
+            out.append((h,))
+        return out
+
+    def jacobian_factors(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(d, W) with the step Jacobian J_t = diag(d_t) W at the states h_t (any leading
+        shape): d = phi'(a_t) recovered from h_t, W = W_hh (Pascanu et al. 2013, eq. 5)."""
+        return phi_prime_from_h(h, self.activation), self.weight_hh_l0
+
+    def engine_params(self, head: nn.Linear) -> ElmanParams:
+        """The engine's ``ElmanParams`` of these weights (b = b_ih + b_hh) with ``head``'s
+        readout, detached, in the module's dtype."""
+        b = self.bias_ih_l0.detach() + self.bias_hh_l0.detach()
+        return ElmanParams(self.weight_ih_l0.detach(), self.weight_hh_l0.detach(), b,
+                           head.weight.detach(), head.bias.detach(), self.activation)
+
+    def set_recurrent(self, W: Tensor) -> None:
+        """W_hh = W (``model.init``'s matrix) and every bias zero."""
+        with torch.no_grad():
+            self.weight_hh_l0.copy_(W)
+            self.bias_ih_l0.zero_()
+            self.bias_hh_l0.zero_()
+
+
+class ElmanModule(ElmanSteps, nn.RNN):
+    """``torch.nn.RNN`` (tanh or relu, one layer, batch first) with the cell's ``step``: the
+    fused ``forward`` is the sequence fast path and the state_dict is ``nn.RNN``'s, so a saved
+    model loads into a plain ``torch.nn.RNN``."""
+
+    fused = True
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
+                 batch_first: bool = True, **kwargs):
+        super().__init__(input_size, hidden_size, nonlinearity=nonlinearity,
+                         batch_first=batch_first, **kwargs)
+
+    @property
+    def activation(self) -> str:
+        return self.nonlinearity
+
+
+class SigmoidRNN(ElmanSteps, nn.Module):
+    """h_t = sigmoid(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (Pascanu et al. 2013's logistic
+    units, which ``nn.RNN`` does not offer), with ``nn.RNN``'s parameter names, default init and
+    batch-first interface: ``forward(x, h0=None) -> (out (B, T, N), h_n)``."""
+
+    fused = True
+    activation = "sigmoid"
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        N, D = hidden_size, input_size
+        self.weight_ih_l0 = nn.Parameter(torch.empty(N, D))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(N, N))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(N))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(N))
+        for p in self.parameters():
+            nn.init.uniform_(p, -1 / math.sqrt(N), 1 / math.sqrt(N))
+
+    def forward(self, x: Tensor, h0: Tensor | None = None):
+        hs = [s[0] for s in self.unroll(x, None if h0 is None else (h0[0],))]
+        return torch.stack(hs, 1), hs[-1].unsqueeze(0)
+
+
+def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> nn.Module:
+    """The trainable Elman cell with torch's default init from the global RNG: ``nn.RNN``'s
+    own draw (``ElmanModule``), or ``SigmoidRNN`` for ``activation='sigmoid'``; then cast to
+    ``dtype``."""
+    activation = model.get("activation", "tanh")
+    rnn = SigmoidRNN(input_size, hidden_size) if activation == "sigmoid" else \
+        ElmanModule(input_size, hidden_size, nonlinearity=activation)
+    return rnn if dtype is None else rnn.to(dtype)
+
+
 CELL = register(Cell(
     name="elman", params=ElmanParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p.U, p.W, p.b, p.activation), draw=draw,
     activations=tuple(ACTIVATIONS), record=record, theory=theory, reference_step=reference_step,
-    torch_module=nn.RNN, module_layer=module_layer,
+    torch_module=nn.RNN, module_layer=module_layer, module=module,
     paper="the tutorial's Elman RNN; Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063)"))

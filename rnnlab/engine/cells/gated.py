@@ -128,3 +128,34 @@ def layer_weights(p: GatedParams) -> tuple:
 
 SCALED_INITS = ("gaussian", "orthogonal", "identity")
 INITS = SCALED_INITS + ("pytorch", "chrono")
+
+
+class GatedModule:
+    """What the trainable GRU and LSTM (``torch.nn.GRU`` / ``LSTM`` subclasses, one layer, batch
+    first) share: torch's fused ``forward`` as the sequence fast path, the engine's params of
+    the trained weights and the recurrent init."""
+
+    fused = True
+
+    def engine_params(self, head: nn.Linear) -> GatedParams:
+        """The engine's ``GatedParams`` of these weights with ``head``'s readout, detached."""
+        w = {name: getattr(self, f"{name}_l0").detach()
+             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        return GatedParams(cell=self.cell, **w, V=head.weight.detach(), c=head.bias.detach())
+
+    def set_recurrent(self, W: Tensor) -> None:
+        """weight_hh = W (``model.init``'s gate blocks stacked in PyTorch's order) and every
+        bias zero."""
+        with torch.no_grad():
+            self.weight_hh_l0.copy_(W)
+            self.bias_ih_l0.zero_()
+            self.bias_hh_l0.zero_()
+
+
+def module_of(kind: type):
+    """The cell's ``module`` constructor for a ``GatedModule`` class ``kind``: torch's own
+    init from the global RNG, then cast to ``dtype``."""
+    def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> nn.Module:
+        rnn = kind(input_size, hidden_size, batch_first=True)
+        return rnn if dtype is None else rnn.to(dtype)
+    return module

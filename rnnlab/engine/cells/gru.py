@@ -96,10 +96,25 @@ def reference_step(p: gated.GatedParams):
     return gated.torch_step(p)
 
 
+class GRUModule(gated.GatedModule, nn.GRU):
+    """``torch.nn.GRU`` with the cell's ``step``: PyTorch's own GRU step (``torch.gru_cell``,
+    what ``nn.GRUCell`` computes) on the layer-0 weights; state (h,), h_{-1} = 0. A saved
+    state_dict loads into a plain ``torch.nn.GRU``."""
+
+    cell = "gru"
+
+    def init_state(self, batch_size: int) -> tuple[Tensor]:
+        return (self.weight_hh_l0.new_zeros(batch_size, self.hidden_size),)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor]) -> tuple[Tensor]:
+        return (torch.gru_cell(x_t, state[0], self.weight_ih_l0, self.weight_hh_l0,
+                               self.bias_ih_l0, self.bias_hh_l0),)
+
+
 CELL = register(Cell(
     recurrent="weight_hh", name="gru", params=gated.GatedParams, layer_forward=layer_forward,
     layer_weights=gated.layer_weights, draw=gated.draw, gates=3, keep_gate=1,
     inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.GRU, module_layer=gated.module_layer,
-    groups=("W_hr", "W_hz", "W_hn"),
+    module=gated.module_of(GRUModule), groups=("W_hr", "W_hz", "W_hn"),
     paper="Cho et al. 2014; PyTorch's torch.nn.GRU"))

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...checks import ConfigError, flag, number
 from . import Cell, register
@@ -248,12 +249,132 @@ def reference_step(p: LRUParams):
     return step
 
 
+class LRUBlock(nn.Module):
+    """The trainable LRU: one layer with its readout and a position-wise MLP, the paper's block
+    (one layer, no residual or normalisation layer), batch first:
+
+        h_t = lambda * h_{t-1} + gamma * (B x_t),   y_t = Re(C h_t) + D x_t,
+        out_t = GELU(W y_t + b)                     (the MLP, H -> H; H = N)
+
+    with lambda = exp(-exp(nu) + i exp(theta)), gamma = exp(gamma_log). Trained parameters:
+    nu, theta, gamma_log (with ``normalize``; else a buffer, gamma = 1), B_re, B_im, C_re,
+    C_im, D and the MLP's W, b; the exponential parametrisation keeps |lambda| < 1 for every
+    nu. Init: this cell's ``draw`` (the ring) from a generator seeded by torch's global RNG, in
+    float64, cast once to ``dtype``; the MLP keeps torch's default init.
+
+    As a cell module: state (s,) with s = (Re h, Im h) (B, 2N), the engine's measured state;
+    ``step`` the recurrence in that real form; the readout sees ``features(s, x)`` = out_t,
+    not s. ``forward(x (B, T, D)) -> (out (B, T, N), s_last (1, B, 2N))`` as ``torch.nn.RNN``
+    returns (output, h_n), from the closed form h_t = sum_{k<=t} lambda^(t-k) gamma B x_k: one
+    (T, T, N) table of powers lambda^(t-k) = exp((t-k) ln lambda) times the inputs, exact for
+    h_{-1} = 0, differentiable, and far faster on a CPU than T small steps.
+
+    model.pt holds this module's ``state_dict`` (the names above, ``mlp.weight``,
+    ``mlp.bias``) with the ring keys in ``config``: ``LRUBlock(D, N, **{k: config[k] for k in
+    DEFAULTS})`` then ``load_state_dict``.
+    """
+
+    fused = True
+
+    def __init__(self, input_size: int, hidden_size: int, r_min: float, r_max: float,
+                 max_phase: float, normalize: bool, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
+        self.normalize = normalize
+        N = hidden_size
+        # the ring draw from a generator seeded by torch's global RNG (the caller seeds it, as
+        # for every torch.nn module), in float64 and cast once to ``dtype`` (default: torch's),
+        # so a float64 model keeps every digit of the draw
+        g = torch.Generator().manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()))
+        model = SimpleNamespace(hidden_size=N, input_size=input_size, output_size=N,
+                                r_min=r_min, r_max=r_max, max_phase=max_phase,
+                                normalize=normalize, input_gain=1.0)
+        w = draw(model, 0, g)
+        f32 = dtype or torch.get_default_dtype()
+        for name in ("nu", "theta", "B_re", "B_im", "C_re", "C_im", "D"):
+            setattr(self, name, nn.Parameter(w[name].to(f32)))
+        gamma_log = torch.log(w["gamma"]).to(f32)
+        if normalize:
+            self.gamma_log = nn.Parameter(gamma_log)
+        else:  # gamma = 1 fixed: the unnormalised LRU of the paper's ablation
+            self.register_buffer("gamma_log", gamma_log)
+        self.mlp = nn.Linear(N, N, dtype=f32)
+
+    @property
+    def log_lambda(self) -> Tensor:
+        """ln lambda = -exp(nu) + i exp(theta), (N,) complex."""
+        return torch.complex(-torch.exp(self.nu), torch.exp(self.theta))
+
+    @property
+    def gamma(self) -> Tensor:
+        return torch.exp(self.gamma_log)
+
+    def init_state(self, batch_size: int) -> tuple[Tensor]:
+        return (self.nu.new_zeros(batch_size, 2 * self.hidden_size),)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor]) -> tuple[Tensor]:
+        """s_t from s_{t-1}: (a re - b im, b re + a im) + gamma (Re B x_t, Im B x_t) with
+        a + i b = lambda (``states``' real form)."""
+        N, s = self.hidden_size, state[0]
+        r, phase = torch.exp(-torch.exp(self.nu)), torch.exp(self.theta)
+        a, b = r * torch.cos(phase), r * torch.sin(phase)
+        re, im = s[:, :N], s[:, N:]
+        return (torch.cat([a * re - b * im + self.gamma * (x_t @ self.B_re.T),
+                           b * re + a * im + self.gamma * (x_t @ self.B_im.T)], -1),)
+
+    def states(self, x: Tensor) -> Tensor:
+        """s_t = (Re h_t, Im h_t), (B, T, 2N), from x (B, T, D) with h_{-1} = 0 (closed form)."""
+        T = x.shape[1]
+        u = torch.complex(x @ self.B_re.T, x @ self.B_im.T) * self.gamma  # gamma B x_t
+        lag = torch.arange(T, device=x.device)
+        lag = lag[:, None] - lag[None, :]  # t - k
+        causal = (lag >= 0).unsqueeze(-1)
+        # lambda^(t-k) for k <= t, 0 above the diagonal (the clamp keeps exp finite there)
+        powers = torch.exp(lag.clamp(min=0).unsqueeze(-1).to(self.nu.dtype) * self.log_lambda)
+        powers = torch.where(causal, powers, torch.zeros((), dtype=powers.dtype))
+        h = torch.einsum("tkn,bkn->btn", powers, u)
+        return torch.cat([h.real, h.imag], -1)
+
+    def features(self, s: Tensor, x: Tensor) -> Tensor:
+        """out = GELU(W y + b) with y = Re(C h) + D x = C_re Re h - C_im Im h + D x, for states
+        s (..., 2N) and inputs x (..., D) of the same steps: what the readout sees."""
+        N = self.hidden_size
+        y = s[..., :N] @ self.C_re.T - s[..., N:] @ self.C_im.T + x @ self.D.T
+        return nn.functional.gelu(self.mlp(y))
+
+    def forward(self, x: Tensor, h0: Tensor | None = None):
+        if h0 is not None:
+            raise ValueError("LRUBlock starts from h = 0 (its closed form needs it)")
+        s = self.states(x)
+        return self.features(s, x), s[:, -1].unsqueeze(0)
+
+    def engine_params(self, head: nn.Module | None = None) -> LRUParams:
+        """The engine's ``LRUParams`` of the recurrence, detached copies in the module's dtype
+        (C and D are the block's own readout, so V = [C_re, -C_im] is the engine's linear
+        readout before the MLP; ``head`` acts after the MLP and is not part of them)."""
+        t = {k: getattr(self, k).detach().clone()
+             for k in ("nu", "theta", "B_re", "B_im", "C_re", "C_im", "D")}
+        return LRUParams(gamma=self.gamma.detach().clone(), normalize=bool(self.normalize), **t)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, r_min={self.r_min}, "
+                f"r_max={self.r_max}, max_phase={self.max_phase:.4g}, "
+                f"normalize={self.normalize}")
+
+
+def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> LRUBlock:
+    """The trainable LRU block with the ring keys of ``model`` (a null takes ``DEFAULTS``)."""
+    keys = {k: v if model.get(k) is None else model[k] for k, v in DEFAULTS.items()}
+    return LRUBlock(input_size, hidden_size, **keys, dtype=dtype)
+
+
 CELL = register(Cell(
     recurrent=None, name="lru", params=LRUParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("ring",),
     scaled_inits=(), record=record, theory=theory, reference_step=reference_step,
     components=2, own_readout=True, readout_offset=readout_offset, keys=DEFAULTS,
-    check=check, groups=("r", "theta", "nu"), sensitivity=sensitivity,
+    check=check, groups=("r", "theta", "nu"), sensitivity=sensitivity, module=module,
     refuses=(("weights", "redrawn", "the LRU's lambda is one fixed diagonal"),
              ("weight_grad", True, "the LRU has no recurrent matrix W to split by lag")),
     paper="Orvieto et al. 2023 (arXiv:2303.06349)"))

@@ -155,10 +155,26 @@ def reference_step(p: gated.GatedParams):
     return gated.torch_step(p)
 
 
+class LSTMModule(gated.GatedModule, nn.LSTM):
+    """``torch.nn.LSTM`` with the cell's ``step``: PyTorch's own LSTM step
+    (``torch.lstm_cell``, what ``nn.LSTMCell`` computes) on the layer-0 weights; state (h, c),
+    h_{-1} = c_{-1} = 0. A saved state_dict loads into a plain ``torch.nn.LSTM``."""
+
+    cell = "lstm"
+
+    def init_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        zeros = self.weight_hh_l0.new_zeros(batch_size, self.hidden_size)
+        return zeros, zeros.clone()
+
+    def step(self, x_t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        return tuple(torch.lstm_cell(x_t, state, self.weight_ih_l0, self.weight_hh_l0,
+                                     self.bias_ih_l0, self.bias_hh_l0))
+
+
 CELL = register(Cell(
     recurrent="weight_hh", name="lstm", params=gated.GatedParams, layer_forward=layer_forward,
     layer_weights=gated.layer_weights, draw=gated.draw, state_parts=("h", "c"), gates=4,
     keep_gate=1, inits=gated.INITS, scaled_inits=gated.SCALED_INITS, theory=gated.theory,
     reference_step=reference_step, torch_module=nn.LSTM, module_layer=gated.module_layer,
-    groups=("W_hi", "W_hf", "W_hg", "W_ho"),
+    module=gated.module_of(LSTMModule), groups=("W_hi", "W_hf", "W_hg", "W_ho"),
     paper="Hochreiter & Schmidhuber 1997; PyTorch's torch.nn.LSTM"))

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ... import theory as th
 from ..init import recurrent_matrix
@@ -129,8 +129,49 @@ def step(p: MinimalParams, x_t: Tensor, h: Tensor) -> Tensor:
     return u * h + (1 - u) * z
 
 
+class MinimalModule(nn.Module):
+    """The trainable minimalRNN: parameters U (N, D), W (N, N), W_z (N, N), b (N,) as in
+    ``MinimalParams``, each drawn as torch draws a recurrent layer's weights,
+    U(-1/sqrt N, 1/sqrt N), in that order; ``step`` is the cell's ``step``; state (h,),
+    h_{-1} = 0. No fused kernel: a sequence is its steps."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        N, D = hidden_size, input_size
+        self.U = nn.Parameter(torch.empty(N, D))
+        self.W = nn.Parameter(torch.empty(N, N))
+        self.W_z = nn.Parameter(torch.empty(N, N))
+        self.b = nn.Parameter(torch.empty(N))
+        for p in self.parameters():
+            nn.init.uniform_(p, -1 / math.sqrt(N), 1 / math.sqrt(N))
+
+    def init_state(self, batch_size: int) -> tuple[Tensor]:
+        return (self.W.new_zeros(batch_size, self.hidden_size),)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor]) -> tuple[Tensor]:
+        return (step(self, x_t, state[0]),)
+
+    def engine_params(self, head: nn.Linear) -> MinimalParams:
+        """The engine's ``MinimalParams`` of these weights with ``head``'s readout, detached."""
+        return MinimalParams(*(t.detach() for t in (self.U, self.W, self.W_z, self.b,
+                                                     head.weight, head.bias)))
+
+    def set_recurrent(self, W: Tensor) -> None:
+        """W = ``model.init``'s matrix and the gate bias b zero."""
+        with torch.no_grad():
+            self.W.copy_(W)
+            self.b.zero_()
+
+
+def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> MinimalModule:
+    """The trainable minimalRNN from the global RNG, cast to ``dtype``."""
+    rnn = MinimalModule(input_size, hidden_size)
+    return rnn if dtype is None else rnn.to(dtype)
+
+
 CELL = register(Cell(
     name="minimal", params=MinimalParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p,), draw=draw, keep_gate=0, theory=theory,
-    reference_step=lambda p: (lambda x_t, s: (step(p, x_t, s[0]),)),
+    reference_step=lambda p: (lambda x_t, s: (step(p, x_t, s[0]),)), module=module,
     paper="Chen, Pennington, Schoenholz 2018 (arXiv:1806.05394)"))
