@@ -7,6 +7,8 @@
   alone against autograd (1e-10), and the parts' columns in the lag table;
 - ``jacobians='cell'`` on a module without hand-written Jacobians falls back to the derived ones
   and says so once;
+- the same cell trains on temporal order through ``rnnlab.train_module`` and, trained, still
+  matches autograd (1e-10);
 - bad input, each one line naming the value, before any measurement: no step/init_state, a
   state that is not a tuple of (batch, N) tensors, a step that changes the state's shape or
   dtype, x not time-major 3-d, targets that do not cover x.
@@ -189,3 +191,20 @@ def test_weight_gradient_by_lag_of_a_user_cell():
     with pytest.raises(ValueError, match=r"weight_grad='V': Leaky has no parameter of that "
                                          r"name; allowed: \['U', 'W', 'b'\]"):
         rnnlab.measure_module(cell, x, y, head=head, weight_grad="V", jacobians="derived")
+
+
+def test_the_same_cell_trains_on_temporal_order_and_is_measured_after():
+    """Trained through the public API (tests/test_user_cell_train.py checks the training
+    loop with it in detail), then measured on the task's own sequences: still exact."""
+    torch.manual_seed(0)
+    cell = Leaky(6, 16, a=0.2)
+    result = rnnlab.train_module(cell, task="temporal_order", length=50, steps=1000, lr=0.01,
+                                 seed=0, eval_every=100, eval_size=200, test_size=1000,
+                                 eval_batch=500, batch_size=20)
+    assert result.solved and result.eval_error_rate < 0.01
+    cell, head = result.rnn.double(), result.head.double()
+    x, y = rnnlab.tasks.generate("temporal_order", 3, 200, np.random.RandomState(0))
+    x = torch.from_numpy(x).transpose(0, 1)
+    y = torch.randint(head.out_features, (200, 3), generator=torch.Generator().manual_seed(0))
+    m = rnnlab.measure_module(cell, x, y, head=head, keep_matrix=True, jacobians="derived")
+    assert close(m.log10_grad, reference(cell, x, y, head)[""]) < TOL
