@@ -8,7 +8,7 @@
 - the task loss's gradient is unchanged: every parameter but W_hh gets exactly the plain
   ``nn.RNN`` autograd gradient (to 1e-12), and W_hh gets it plus alpha dOmega/dW (to 1e-12);
 - the relu and sigmoid cells take the same path (value against the same independent formula);
-- a training run with it records the ``omega`` column; on a gated cell, an orthogonal W, or a
+- a training run with it records the ``omega`` column; with an orthogonal W, or a
   reg_weight without a regulariser it is a one-line error (exit 2 and no directory through the
   command line).
 """
@@ -126,7 +126,6 @@ def test_training_records_omega():
 
 
 @pytest.mark.parametrize("change,message", [
-    (dict(cell="gru"), r"^train.regularizer='omega' with model.cell='gru': "),
     (dict(init="orthogonal", orthogonal=True), r"^train.regularizer='omega' with "
                                                r"model.orthogonal=true: "),
 ])
@@ -140,7 +139,7 @@ def test_omega_refuses_what_it_does_not_support(change, message):
 
 
 @pytest.mark.parametrize("override", ["train.reg_weight=-1", "train.reg_weight=nan",
-                                      "arch=gru"])
+                                      "arch=orthogonal_tanh"])
 def test_cli_rejects_bad_omega_input(tmp_path, override):
     run_dir = tmp_path / "run"
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"),
@@ -150,5 +149,5 @@ def test_cli_rejects_bad_omega_input(tmp_path, override):
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnlab: error:")
-    assert ("train.reg_weight" if "reg_weight" in override else "model.cell") in lines[0]
+    assert ("train.reg_weight" if "reg_weight" in override else "model.orthogonal") in lines[0]
     assert not run_dir.exists()

@@ -12,9 +12,9 @@
   exponent is at most ln max|lambda| (+1e-12), as J is normal with eigenvalues lambda;
 - model.pt reloads (``load_model``, and by hand into ``LRUBlock``) and gives the trained
   module's outputs to 1e-12 (float64) and bit for bit (float32); the arch is named ``lru``;
-- settings that do not apply (Omega, flossing, model.orthogonal, LRU keys on another cell, the
-  LRU without linear/ring, r_min > r_max) are one ConfigError line; through the command line
-  ``arch=lru train.regularizer=omega`` exits 2 with one line and creates no directory;
+- settings that do not apply (flossing, model.orthogonal, LRU keys on another cell, the LRU
+  without linear/ring, r_min > r_max) are one ConfigError line; through the command line
+  ``arch=lru train.regularizer=flossing`` exits 2 with one line and creates no directory;
 - the LRU keys at their null defaults leave every other cell's configuration hash unchanged, and
   conf/arch/lru.yaml holds the engine's defaults (r_min 0.9, r_max 0.999, max_phase 2 pi,
   normalize true) exactly.
@@ -120,7 +120,6 @@ def test_model_pt_reload_reproduces_the_outputs(tmp_path, dtype, tol):
 
 
 @pytest.mark.parametrize("change,key", [
-    (dict(regularizer="omega"), "train.regularizer"),
     (dict(regularizer="flossing"), "train.regularizer"),
     (dict(orthogonal=True), "model.orthogonal"),
     (dict(r_min=0.99, r_max=0.9), "model.r_min"),
@@ -135,10 +134,10 @@ def test_settings_that_do_not_apply_are_refused(change, key):
     assert key in str(err.value) and "\n" not in str(err.value)
 
 
-def test_omega_with_lru_exits_2_on_the_command_line(tmp_path):
+def test_flossing_with_lru_exits_2_on_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), "arch=lru",
-                          "train.regularizer=omega", f"hydra.run.dir={run_dir}"],
+                          "train.regularizer=flossing", f"hydra.run.dir={run_dir}"],
                          capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 2, (out.stdout, out.stderr)

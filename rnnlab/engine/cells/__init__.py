@@ -51,6 +51,9 @@ class Cell:
     parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
     one matrix W); ``sensitivity(p, x, h0, burn_in)`` the cell's own forward-mode sensitivity
     (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``).
+    ``square_w``: the recurrence is one square matrix W inside an elementwise nonlinearity,
+    h' = phi(W h + U x + b) (no gate, no diagonal): what a parametrisation can keep orthogonal
+    (``model.orthogonal``) and what Pascanu et al.'s inits draw.
     """
 
     name: str
@@ -78,6 +81,7 @@ class Cell:
     refuses: tuple = ()
     groups: tuple = ("W",)
     sensitivity: Callable | None = None
+    square_w: bool = False
 
     def forward(self, p, x, h0, burn_in: int = 0) -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps."""
