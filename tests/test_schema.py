@@ -12,7 +12,9 @@
   not know is left to the second stage, which knows the cells' own keys (on the command line the
   driver's key check names it first); the specifications built in Python run the same checks;
 - ``measure.jacobians`` is carried in ``MeasureSpec`` and at its default stays out of the
-  configuration hash (a run made before the key keeps its hash), ``derived`` changes it.
+  configuration hash (a run made before the key keeps its hash), ``derived`` changes it;
+- both apps compose the same Hydra settings from conf/hydra/rnnlab.yaml (run and sweep
+  directories, run names) with their own ``exclude_keys``.
 """
 from __future__ import annotations
 
@@ -159,3 +161,34 @@ def test_measure_jacobians_is_carried_and_at_its_default_leaves_the_hash_alone()
     assert spec.config_hash() == params_hash(hashed_params(before)) == rehash(before)
     derived = RunSpec(measure=MeasureSpec(jacobians="derived")).validate()
     assert derived.config_hash() != spec.config_hash()
+
+
+def _composed(name: str, overrides: list[str]):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        return loader.load_configuration(name, overrides, run_mode=RunMode.MULTIRUN)
+
+
+def test_both_apps_share_the_hydra_settings_and_keep_their_own_exclusions():
+    from omegaconf import OmegaConf
+
+    decay, train = (OmegaConf.to_container(cfg.hydra, resolve=False) for cfg in
+                    (_composed("decay", []), _composed("train", ["sweep=trainability"])))
+    assert decay["run"] == train["run"] == {"dir": "results/runs/${now:%Y-%m-%d_%H-%M-%S-%f}"}
+    assert decay["sweep"] == train["sweep"] == {"dir": "results/${sweep.name}",
+                                                "subdir": "${hydra:job.override_dirname}"}
+    naming = [cfg["job"]["config"]["override_dirname"] for cfg in (decay, train)]
+    assert [(n["kv_sep"], n["item_sep"]) for n in naming] == [("=", ",")] * 2
+    assert decay["output_subdir"] is None and train["output_subdir"] is None
+    for key in ("job_logging", "hydra_logging"):  # rnnlab's, not Hydra's default
+        assert decay[key] == train[key] and decay[key]["root"]["handlers"] == ["console"]
+    assert naming[0]["exclude_keys"] == ["sweep", "sweep.name", "hydra/launcher",
+                                         "measure.progress", "measure.threads"]
+    assert naming[1]["exclude_keys"] == ["sweep", "sweep.name", "hydra/launcher",
+                                         "hydra.launcher.n_jobs", "train.progress",
+                                         "train.threads"]
+    assert train["launcher"]["n_jobs"] == 2  # a sweep file still sets Hydra's own keys
