@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import errno
 import os
+import re
 from pathlib import Path
 
 from ..checks import ConfigError, suggest
@@ -51,14 +52,24 @@ def check_keys(overrides, cfg, groups, set_by=None) -> None:
 def options_setting(loader, cfg, key: str) -> list[str]:
     """``group=option`` for every option of the config groups ``cfg`` chose from (Hydra's own
     left out) whose own file sets ``key``, through Hydra's config repository (``loader``)."""
+    from hydra.core.object_type import ObjectType
     from omegaconf import OmegaConf
 
     found = []
+    files = [Path(s.path) for s in loader.repository.get_sources() if s.scheme() == "file"]
+    leaf = re.compile(rf"^\s*{re.escape(key.rpartition('.')[2])}\s*:", re.MULTILINE)
     for group in OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}:
         if group.split("/")[0] == "hydra":
             continue
-        for option in loader.get_group_options(group):
-            result = loader.repository.load_config(f"{group}/{option}")
+        for option in loader.repository.get_group_options(group, ObjectType.CONFIG):
+            path = f"{group}/{option}"
+            # a file without a line "<key's name>:" is taken not to set it and is not parsed
+            # (this runs on every misspelt key: the command line's fast path)
+            text = next((f.read_text() for f in (d / f"{path}.yaml" for d in files)
+                         if f.is_file()), None)
+            if text is not None and not leaf.search(text):
+                continue
+            result = loader.repository.load_config(path)
             package = (result.header or {}).get("package") or group.replace("/", ".")
             inner = key if package == "_global_" else \
                 key[len(package) + 1:] if key.startswith(f"{package}.") else None
@@ -68,6 +79,7 @@ def options_setting(loader, cfg, key: str) -> list[str]:
 
 
 def _has_key(node, dotted: str) -> bool:
+    """Whether a nested config holds the dotted key (null values count)."""
     for part in dotted.split("."):
         if not hasattr(node, "keys") or part not in node:
             return False
