@@ -16,11 +16,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (pyplot after the backend is chosen)
 import seaborn as sns  # noqa: E402 (it imports pyplot: after the backend is chosen)
 
-__all__ = ["plt", "sns", "save", "colours", "MARKERS", "SPARE", "weight_grad_figure"]
+__all__ = ["plt", "sns", "save", "colours", "MARKERS", "SPARE", "CELL_COLOURS",
+           "weight_grad_figure"]
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 # colours for names that have no fixed one, in order of first use
 SPARE = ["#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939", "#843c39"]
+# the measurement figures' fixed colour of each network (its cell, with the activation where the
+# cell's is free: rnnlab.measure.plots.cell_names), the same in every sweep; a cell not here gets
+# a spare colour (the training figures' colours are the archs', rnnlab.train.archs)
+CELL_COLOURS = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
+                "elman-linear": "#7f7f7f", "gru": "#ff7f0e", "lstm": "#9467bd",
+                "minimal": "#8c564b"}
 
 
 def colours(names, fixed: dict) -> dict:

@@ -1,8 +1,10 @@
 """The command line's fast paths.
 
-* A misspelt key exits 2 with its one line before torch, pandas or seaborn are imported; a bad
-  value exits 2 before pandas or seaborn are imported (its check needs the cell registry, which
-  is torch code). Both for experiments/decay.py and experiments/train.py, in a fresh process.
+* A misspelt key, a value of the wrong type, out of its range or outside a fixed list
+  (``measure.jacobians=bogus``) exits 2 with its one line before torch, pandas or seaborn are
+  imported (the schema's check, ``rnnlab.schema``); a bad value whose check needs a registry (a
+  cell's activations, a task's minimum length: torch code) exits 2 before pandas or seaborn are
+  imported. Both for experiments/decay.py and experiments/train.py, in a fresh process.
 * A sweep composes each job's config once (Hydra's launcher; the driver's own check composes once
   per distinct config-group choice): 2 jobs, at most 3 compositions.
 * A finished sweep run again: every run is skipped from its stored hash without Hydra launching
@@ -34,9 +36,14 @@ except SystemExit as e:
 
 @pytest.mark.parametrize("script, override, loaded", [
     ("decay.py", "model.activaton=tanh", ""),
+    ("decay.py", "measure.jacobians=bogus", ""),
+    ("decay.py", "model.hidden_size=abc", ""),
+    ("decay.py", "data.input_std=-1", ""),
     ("decay.py", "model.activation=tanhh", "torch"),
     ("train.py", "model.cel=gru", ""),
-    ("train.py", "task.length=-3", "torch"),
+    ("train.py", "train.lr=fast", ""),
+    ("train.py", "task.length=-3", ""),
+    ("train.py", "task.length=3", "torch"),
 ])
 def test_rejected_before_the_heavy_imports(script, override, loaded, tmp_path):
     code = PROBE.format(script=str(ROOT / "experiments" / script), override=override,

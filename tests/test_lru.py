@@ -14,7 +14,8 @@
 - the command line with ``model=lru`` writes the usual files, and bad LRU input (r_min > r_max, a
   radius outside (0, 1), a negative max_phase, LRU keys on another cell, the LRU with
   ``measure.weights=redrawn`` or ``measure.weight_grad=true`` or a bias) is one line, exit 2, no
-  run directory.
+  run directory (an LRU key without ``model=lru`` is a key of another option, named as such);
+  the LRU keys set in Python on another cell are refused by the cell registry's check.
 """
 import json
 import math
@@ -25,6 +26,7 @@ import pytest
 import torch
 from conftest import log_diff, make
 
+from rnnlab.checks import ConfigError
 from rnnlab.engine import adjoint, reference
 from rnnlab.engine.cells.lru import LRUParams
 from rnnlab.measure.config import ModelSpec, RunSpec
@@ -150,8 +152,10 @@ def test_command_line_runs_the_lru(tmp_path, decay_in_process):
     (["model=lru", "model.r_max=1.0"], "model.r_max=1.0 is not allowed"),
     (["model=lru", "model.r_min=0"], "model.r_min=0.0 is not allowed"),
     (["model=lru", "model.max_phase=-1"], "model.max_phase=-1.0 is not allowed"),
-    (["model.r_min=0.5"], "model.r_min=0.5 with model.cell='elman'"),
-    (["model=gru", "model.normalize=true"], "model.normalize=True with model.cell='gru'"),
+    (["model.r_min=0.5"], "unknown key 'model.r_min' in this configuration: it is a key of "
+                          "model=lru"),
+    (["model=gru", "model.normalize=true"], "unknown key 'model.normalize' in this "
+                                            "configuration: it is a key of model=lru"),
     (["model=lru", "measure.weights=redrawn"], "measure.weights='redrawn' with model.cell='lru'"),
     (["model=lru", "measure.weight_grad=true"], "measure.weight_grad=true with model.cell='lru'"),
     (["model=lru", "model.bias_std=0.1"], "model.bias_std=0.1 with model.cell='lru'"),
@@ -172,3 +176,6 @@ def test_lru_keys_default_and_stay_out_of_other_cells():
     assert (m.r_min, m.r_max, m.max_phase, m.normalize) == (0.9, 0.999, 2 * math.pi, True)
     assert ModelSpec().r_min is None  # an Elman run's hash and params are unchanged
     RunSpec(model=m).validate()
+    for other in ("elman", "gru"):  # set in Python (or by a sweep's grid) on another cell
+        with pytest.raises(ConfigError, match=rf"^model.r_min=0.5 with model.cell='{other}': "):
+            RunSpec(model=ModelSpec(cell=other, r_min=0.5)).validate()

@@ -230,8 +230,8 @@ def test_pascanu_inits():
     (dict(init="pascanu_sigmoid"), r"^model.init='pascanu_sigmoid' is Pascanu's Elman init with "
                                    r"sigmoid units"),
     (dict(init="gaussian"), r"^model.spectral_radius=None and model.gain=None"),
-    (dict(spectral_radius=0.9), r"^model.spectral_radius=0.9, model.gain=None with "
-                                r"model.init='pytorch'"),
+    (dict(spectral_radius=0.9), r"^model.spectral_radius=0.9 with model.init='pytorch': "
+                                r"this init takes no scale key"),
 ])
 def test_bad_input_is_one_line_before_compute(change, message):
     with pytest.raises(ValueError, match=message) as err:

@@ -21,7 +21,7 @@ import torch
 from ..engine.threads import threads_for as engine_threads
 from ..runs import store
 from ..runs.driver import App
-from .config import RunSpec, measured_state, rehash, spec_from_config
+from .config import DEFAULT_CELL, RunSpec, measured_state, rehash, spec_from_config
 from .run import Measurement, measure
 
 # experiments/decay.py imports this module once the command line is checked, before torch starts
@@ -97,7 +97,7 @@ def describe(record: dict) -> str:
                  for v in (record.get("decay_rate"), record.get("decay_rate_stderr")))
     line = f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({record.get('regime')})"
     params = record.get("params", {})
-    state = measured_state(params.get("model.cell", "elman"),
+    state = measured_state(params.get("model.cell", DEFAULT_CELL),
                            params.get("measure.lstm_state") or "joint")
     return line if state == "h" else f"{line}, state {state}"
 

@@ -17,11 +17,12 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from ..plotting import MARKERS, plt, save, sns, weight_grad_figure
+from ..engine import cells
+from ..plotting import CELL_COLOURS, MARKERS, plt, save, sns, weight_grad_figure
 from ..plotting import colours as _fixed_colours
 from ..runs.driver import TRACEBACK_ENV
 from ..runs.store import read_run
-from .config import measured_state
+from .config import DEFAULT_CELL, measured_state
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
 # a cell whose state has several parts (the LSTM's (h, c)) is measured in its joint state s, or in
@@ -30,8 +31,7 @@ STATE_RATIO_LABEL = (r"$\log_{10}\,\|\partial L_t/\partial s_k\| \,/\, "
                      r"\|\partial L_t/\partial s_t\|$")
 RATE_LABEL = "decay rate (nats per step)"
 # fixed across sweeps, so a colour always means the same cell
-PALETTE = {"elman-tanh": "#1f77b4", "elman-relu": "#d62728", "elman-sigmoid": "#2ca02c",
-           "elman-linear": "#7f7f7f", "gru": "#ff7f0e", "lstm": "#9467bd", "minimal": "#8c564b"}
+PALETTE = CELL_COLOURS
 NAMES = {"model.spectral_radius": r"spectral radius $\rho$", "model.gain": r"gain $\sigma_w$",
          "data.seq_len": "T (steps)", "model.hidden_size": "N (hidden units)",
          "model.input_size": "D (inputs)", "model.output_size": "C (classes)",
@@ -59,15 +59,22 @@ def short(key: str) -> str:
 # --------------------------------------------------------------------------------------------
 # What goes where
 # --------------------------------------------------------------------------------------------
+def _cells(runs: pd.DataFrame) -> pd.Series:
+    """Each run's ``model.cell`` (runs from before the key: the default cell)."""
+    return runs["model.cell"].astype(str) if "model.cell" in runs \
+        else pd.Series(DEFAULT_CELL, index=runs.index)
+
+
 def cell_names(runs: pd.DataFrame) -> pd.Series:
-    """``elman-<activation>`` for Elman runs, the cell's name for gated ones (with the activation
-    appended when a gated cell is swept over it)."""
+    """``<cell>-<activation>`` for a cell whose activation is free (the registry's
+    ``activations``: Elman's), the cell's name for one whose nonlinearities are fixed (with the
+    activation appended when such a cell is swept over it)."""
     act = runs["model.activation"].astype(str) if "model.activation" in runs \
         else pd.Series("tanh", index=runs.index)
-    cell = runs["model.cell"].astype(str) if "model.cell" in runs \
-        else pd.Series("elman", index=runs.index)
-    out = cell.where(cell != "elman", "elman-" + act)
-    for c in set(cell) - {"elman"}:
+    cell = _cells(runs)
+    free = {c for c in set(cell) if c in cells.CELLS and len(cells.CELLS[c].activations) > 1}
+    out = cell.where(~cell.isin(free), cell + "-" + act)
+    for c in set(cell) - free:
         rows = cell == c
         if act[rows].nunique() > 1:
             out[rows] = c + "-" + act[rows]
@@ -91,8 +98,7 @@ def ratio_label(states: dict) -> str:
 def measured_states(runs: pd.DataFrame) -> dict:
     """``{cell: measured state}`` of a runs table (``measure.lstm_state`` absent: joint; several
     values for one cell: joined by "or")."""
-    cell = runs["model.cell"].astype(str) if "model.cell" in runs \
-        else pd.Series("elman", index=runs.index)
+    cell = _cells(runs)
     choice = runs["measure.lstm_state"].fillna("joint").astype(str) \
         if "measure.lstm_state" in runs else pd.Series("joint", index=runs.index)
     out = {}
@@ -503,7 +509,7 @@ def single_run_figures(run_dir: Path) -> list[Path]:
                      f"({record.get('regime')})", fontsize=10)
     ax.set_xlabel("lag t - k (steps)")
     params = record.get("params", {})
-    cell = params.get("model.cell", "elman")
+    cell = params.get("model.cell", DEFAULT_CELL)
     ax.set_ylabel(ratio_label({cell: measured_state(cell, params.get("measure.lstm_state")
                                                     or "joint")}))
     ax.legend(fontsize=8)

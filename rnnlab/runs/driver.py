@@ -81,7 +81,9 @@ class App:
 class AppRef:
     """An app by its config name, its module (whose ``APP`` is the App) and its configuration
     module (whose ``spec_from_config`` is the App's), each imported only when needed: a
-    misspelt key is rejected before torch is imported, a bad value before pandas and seaborn."""
+    misspelt key, a value of the wrong type or out of a fixed range is rejected against the
+    schema (``rnnlab.schema``) before torch is imported, a bad value that needs a registry (a
+    cell, a task) before pandas and seaborn."""
 
     name: str
     module: str
@@ -91,6 +93,9 @@ class AppRef:
         return importlib.import_module(self.module).APP
 
     def spec_from_config(self, cfg):
+        from .. import schema
+
+        schema.check(self.name, schema.plain(cfg))
         return importlib.import_module(self.config).spec_from_config(cfg)
 
 
@@ -198,8 +203,15 @@ def check(conf_dir: Path, config_name: str, overrides: list[str], multirun: bool
     with initialize_config_dir(config_dir=str(Path(conf_dir).absolute()), version_base="1.3"):
         loader = GlobalHydra.instance().hydra.config_loader
         if any(not o.is_hydra_override() for o in parsed):
-            base = loader.load_configuration(config_name, [], run_mode=RunMode.RUN)
-            grid.check_keys(parsed, base, set(loader.list_groups("")) | {"hydra"})
+            groups = set(loader.list_groups("")) | {"hydra"}
+            # the keys as the command line's group choices make them (model=lru adds its own;
+            # Hydra's own overrides may say where the groups are: hydra.searchpath)
+            chosen = [o.input_line for o in parsed if not o.is_sweep_override()
+                      and (o.is_hydra_override() or "/" in o.key_or_group
+                           or o.key_or_group in groups)]
+            base = loader.load_configuration(config_name, chosen, run_mode=RunMode.RUN)
+            grid.check_keys(parsed, base, groups,
+                            lambda key: grid.options_setting(loader, base, key))
         mode = RunMode.MULTIRUN if multirun else RunMode.RUN
         cfg = loader.load_configuration(config_name, overrides, run_mode=mode)
         if not multirun:

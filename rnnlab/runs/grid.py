@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import errno
 import os
+import re
 from pathlib import Path
 
 from ..checks import ConfigError, suggest
@@ -30,17 +31,60 @@ def _known_keys(cfg) -> list[str]:
     return flat
 
 
-def check_keys(overrides, cfg, groups) -> None:
+def check_keys(overrides, cfg, groups, set_by=None) -> None:
     """Every overridden key exists (``+key`` too: rnnlab has no free-form keys); a misspelt one
-    is named with the nearest valid key."""
+    is named with the nearest valid key, one that another option of a config group sets (a
+    cell's own key, ``model.r_min`` of ``model=lru``) with those options (``set_by(key)``)."""
     known = _known_keys(cfg)
     for o in overrides:
         key = o.key_or_group
         if o.is_hydra_override() or o.is_delete() or "/" in key or key in groups:
             continue
         if key not in known:
+            where = set_by(key) if set_by is not None else []
+            if where:
+                raise ConfigError(f"unknown key {key!r} in this configuration: it is a key of "
+                                  f"{' or '.join(where)}; choose that on the command line too")
             raise ConfigError(f"unknown key {key!r}{suggest(key, known)} "
                               "(every key is listed in the README and conf/)")
+
+
+def options_setting(loader, cfg, key: str) -> list[str]:
+    """``group=option`` for every option of the config groups ``cfg`` chose from (Hydra's own
+    left out) whose own file sets ``key``, through Hydra's config repository (``loader``)."""
+    from hydra.core.object_type import ObjectType
+    from omegaconf import OmegaConf
+
+    found = []
+    files = [Path(s.path) for s in loader.repository.get_sources() if s.scheme() == "file"]
+    leaf = re.compile(rf"^\s*{re.escape(key.rpartition('.')[2])}\s*:", re.MULTILINE)
+    for group in OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}:
+        if group.split("/")[0] == "hydra":
+            continue
+        for option in loader.repository.get_group_options(group, ObjectType.CONFIG):
+            path = f"{group}/{option}"
+            # a file without a line "<key's name>:" is taken not to set it and is not parsed
+            # (this runs on every misspelt key: the command line's fast path)
+            text = next((f.read_text() for f in (d / f"{path}.yaml" for d in files)
+                         if f.is_file()), None)
+            if text is not None and not leaf.search(text):
+                continue
+            result = loader.repository.load_config(path)
+            package = (result.header or {}).get("package") or group.replace("/", ".")
+            inner = key if package == "_global_" else \
+                key[len(package) + 1:] if key.startswith(f"{package}.") else None
+            if inner and _has_key(result.config, inner):
+                found.append(f"{group}={option}")
+    return found
+
+
+def _has_key(node, dotted: str) -> bool:
+    """Whether a nested config holds the dotted key (null values count)."""
+    for part in dotted.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def writable(path: Path) -> None:

@@ -16,11 +16,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...schema import GROUPS
 from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
 
 RECURRENT_INITS = ("gaussian", "orthogonal", "identity")
 # where the step Jacobians come from: the cell's hand-written maps, or torch.func on its step
-JACOBIANS = ("cell", "derived")
+JACOBIANS = GROUPS["measure"]["jacobians"].choices
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Cell:
     ``keys``), with ``step(x_t, state) -> state`` (x_t (B, D); state a tuple of (B, N_i), h
     first), ``init_state(batch_size)`` and ``engine_params(head)`` (this cell's ``params`` of the
     trained weights, the readout from the ``torch.nn.Linear`` head); None: not trainable.
+    ``square_w``: the recurrence is one square matrix W inside an elementwise nonlinearity,
+    h' = phi(W h + U x + b) (no gate, no diagonal): what a parametrisation can keep orthogonal
+    (``model.orthogonal``) and what Pascanu et al.'s inits draw.
     """
 
     name: str
@@ -92,6 +96,7 @@ class Cell:
     sensitivity: Callable | None = None
     recurrent: str | None = "W"
     module: Callable | None = None
+    square_w: bool = False
 
     def forward(self, p, x, h0, burn_in: int = 0, jacobians: str = "cell") -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps.

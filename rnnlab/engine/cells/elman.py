@@ -250,5 +250,5 @@ CELL = register(Cell(
     name="elman", params=ElmanParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p.U, p.W, p.b, p.activation), draw=draw,
     activations=tuple(ACTIVATIONS), record=record, theory=theory, reference_step=reference_step,
-    torch_module=nn.RNN, module_layer=module_layer, module=module,
+    torch_module=nn.RNN, module_layer=module_layer, module=module, square_w=True,
     paper="the tutorial's Elman RNN; Pascanu, Mikolov, Bengio 2013 (arXiv:1211.5063)"))

@@ -186,8 +186,9 @@ def check(model) -> None:
                           "needs 0 < r_min <= r_max < 1")
     number("model.max_phase", model.max_phase)
     flag("model.normalize", model.normalize)
-    if model.bias_std != 0:
-        raise ConfigError(f"model.bias_std={model.bias_std!r} with model.cell='lru': the LRU has "
+    bias_std = getattr(model, "bias_std", 0)  # a training run's model has no such key
+    if bias_std != 0:
+        raise ConfigError(f"model.bias_std={bias_std!r} with model.cell='lru': the LRU has "
                           "no bias; use model.bias_std=0")
 
 
