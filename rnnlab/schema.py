@@ -2,7 +2,8 @@
 (``experiments/decay.py``) and ``task``, ``model``, ``train``, ``floss`` (``experiments/train.py``)
 declared once, with its type, its default and the values it allows where they are fixed. The
 YAML files of ``conf/`` give the same defaults with a comment each (``tests/test_schema.py``
-holds the two together); the README's key tables say what each key means.
+holds the two together); the key tables of docs/measurement.md and docs/training.md say what
+each key means.
 
 Pure Python (``rnnlab.checks`` only), so a command line is checked against it before torch is
 imported: ``check(app, plain)`` refuses a misspelt key, a value of the wrong type, a number out of

@@ -2,7 +2,7 @@
 
 Each step of the adjoint sweep is a GEMM of B x N by N x N per sample's pair; below about 2^21
 multiply-adds (B N^2) the GEMM is too small to split, and extra threads only wait on each other,
-worst when other processes share the cores (README "Threads": the times measured by
+worst when other processes share the cores (docs/sweeps.md "Threads": the times measured by
 benchmarks/bench_threads.py on a 2-core CPU).
 """
 from __future__ import annotations
