@@ -6,8 +6,9 @@
 
 Expected: for a linear RNN with W = rho Q every ratio ||dL_t/dh_k|| / ||dL_t/dh_t|| is exactly
 rho^(t-k), so decay_rate = ln rho; for tanh and relu the rate crosses 0 near rho ~ 1 (vanishing
-below, exploding above). Keys and outputs: docs/measurement.md. A bad key or value exits 2 with one line
-before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says what finished.
+below, exploding above). Keys and outputs: docs/measurement.md. A bad key or value exits 2 with
+one line before anything is written (RNNLAB_TRACEBACK=1 for the traceback); Ctrl-C says what
+finished.
 """
 import sys
 from pathlib import Path

@@ -306,8 +306,9 @@ class PairProfile:
 
 def pair_profile(traj: Trajectory, max_lag: int | None = None, keep_matrix: bool = False,
                  progress: bool = False, also: Visit | None = None) -> PairProfile:
-    """The per-lag summaries of lags.parquet (docs/measurement.md, "What a run writes") from one adjoint
-    sweep; ``also`` visits the same sweep (e.g. ``rnnlab.engine.weightgrad.WeightGradStats``)."""
+    """The per-lag summaries of lags.parquet (docs/measurement.md, "What a run writes") from one
+    adjoint sweep; ``also`` visits the same sweep (e.g.
+    ``rnnlab.engine.weightgrad.WeightGradStats``)."""
     T = traj.shape[0]
     L = T if max_lag is None else min(max_lag, T - 1) + 1
     stats = LagStats(traj, L, keep_matrix)

@@ -46,7 +46,8 @@ def check_keys(overrides, cfg, groups, set_by=None) -> None:
                 raise ConfigError(f"unknown key {key!r} in this configuration: it is a key of "
                                   f"{' or '.join(where)}; choose that on the command line too")
             raise ConfigError(f"unknown key {key!r}{suggest(key, known)} "
-                              "(every key is listed in docs/measurement.md, docs/training.md and conf/)")
+                              "(every key is listed in docs/measurement.md, docs/training.md "
+                              "and conf/)")
 
 
 def options_setting(loader, cfg, key: str) -> list[str]:
