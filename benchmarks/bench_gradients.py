@@ -26,12 +26,15 @@ from __future__ import annotations
 # Only the standard library above main(): `--help` and a bad argument answer without torch.
 import argparse
 import json
+import math
+import os
 import platform
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -96,6 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cells", nargs="+", default=["elman"], choices=list(GEMM_BLOCKS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                     help="the columns (default: all)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per measurement, the best one counts (default 3; 1 with --quick)")
     ap.add_argument("--timeout", type=float, default=3600.0,
                     help="seconds one measurement may take before it is killed (default 3600)")
     ap.add_argument("--quick", action="store_true",
@@ -113,6 +118,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             ap.error(f"--shapes {s!r}: each shape must be N,B,T with three positive integers")
         shapes.append(tuple(int(v) for v in parts))
     args.shapes = shapes
+    if args.quick:
+        args.repeat = 1
+    if args.repeat < 1:
+        ap.error(f"--repeat {args.repeat}: must be >= 1")
     if args.threads < 0:
         ap.error(f"--threads {args.threads}: must be >= 0 (0: torch's default)")
     if not args.timeout > 0:
@@ -141,10 +150,16 @@ def _sync(torch, device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _clock(args) -> Callable[[], float]:
+    """The clock every time is read on: the process's CPU time with one thread on CPU (the time
+    the work held its core, which other jobs on the machine do not lengthen), else wall time."""
+    return time.process_time if args.device == "cpu" and args.threads == 1 else time.perf_counter
+
+
 def gemm_peak(args) -> float:
     """GFLOP/s of the best n x n x n matrix product over sizes and tries (the % of peak's base)."""
     torch, device = _setup(args)
-    dtype = getattr(torch, args.dtype)
+    dtype, clock = getattr(torch, args.dtype), _clock(args)
     sizes, tries = ((256, 512), 3) if args.quick else ((512, 1024, 2048), 10)
     best = 0.0
     for n in sizes:
@@ -152,29 +167,33 @@ def gemm_peak(args) -> float:
         b = torch.randn(n, n, device=device, dtype=dtype)
         for _ in range(tries):
             _sync(torch, device)
-            t = time.perf_counter()
+            t = clock()
             a @ b
             _sync(torch, device)
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+            best = max(best, 2 * n ** 3 / (clock() - t) / 1e9)
     return best
 
 
 class RssPeak:
     """Peak resident memory (MB) while the block runs, polled from /proc every millisecond:
-    torch's CPU allocator keeps no statistics of its own."""
+    torch's CPU allocator keeps no statistics of its own. ``cpu``: the poller's own CPU
+    seconds, taken off the measured process's."""
 
     def __enter__(self):
         import threading
 
         self.base = self.peak = self._now()
+        self.cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self
 
     def _poll(self):
+        start = time.thread_time()
         while not self._stop.wait(0.001):
             self.peak = max(self.peak, self._now())
+        self.cpu = time.thread_time() - start
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -190,7 +209,9 @@ class RssPeak:
 
 
 def measure(args, method: str, cell: str, N: int, B: int, T: int) -> dict:
-    """Seconds and peak memory (MB above the inputs) of one method on one drawn network."""
+    """Best time of ``--repeat`` runs (on ``_clock``) and the peak memory (MB above the inputs)
+    of one method on one drawn network; the memory is polled during the first run only, so that
+    the poller does not share the core with the other runs."""
     torch, device = _setup(args)
     from rnnlab.measure.config import DataSpec, ModelSpec
     from rnnlab.measure.networks import draw
@@ -198,21 +219,27 @@ def measure(args, method: str, cell: str, N: int, B: int, T: int) -> dict:
     net = draw(ModelSpec(cell=cell, activation="tanh", hidden_size=N, input_size=N,
                          output_size=10, spectral_radius=1.0),
                DataSpec(seq_len=T, batch_size=B), seed=0)
-    dtype = getattr(torch, args.dtype)
+    dtype, clock = getattr(torch, args.dtype), _clock(args)
     inputs = (net.params.to(device, dtype), net.x.to(device, dtype), net.h0.to(device, dtype),
               net.y_target.to(device, dtype))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    _sync(torch, device)
-    with RssPeak() as rss:
-        t = time.perf_counter()
-        METHODS[method].run(*inputs)
+    best, peak = math.inf, 0.0
+    for i in range(args.repeat):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
         _sync(torch, device)
-        seconds = time.perf_counter() - t
-    peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 \
-        if device.type == "cuda" else rss.peak - rss.base
-    return {"seconds": seconds, "mb": peak}
+        with RssPeak() if i == 0 else nullcontext() as rss:
+            t = clock()
+            METHODS[method].run(*inputs)
+            _sync(torch, device)
+            seconds = clock() - t
+        if i == 0:
+            if clock is time.process_time:
+                seconds -= rss.cpu
+            peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20 \
+                if device.type == "cuda" else rss.peak - rss.base
+        best = min(best, seconds)
+    return {"seconds": best, "mb": peak}
 
 
 def child(args) -> int:
@@ -237,7 +264,7 @@ def run_child(args, what: str) -> dict:
     """Run ``--child what`` in a fresh process; its JSON result, or Failed with the last line of
     its traceback (or the timeout)."""
     argv = [sys.executable, __file__, "--child", what, "--device", args.device,
-            "--dtype", args.dtype, "--threads", str(args.threads)] + \
+            "--dtype", args.dtype, "--threads", str(args.threads), "--repeat", str(args.repeat)] + \
         (["--quick"] if args.quick else [])
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
@@ -307,8 +334,12 @@ def main(argv=None) -> int:
     except Failed as e:
         print(f"bench_gradients: the GEMM peak on {args.device} failed: {e}", file=sys.stderr)
         return 1
+    clock = "CPU seconds of the measuring process" if args.device == "cpu" and \
+        args.threads == 1 else "wall seconds"
     print(f"device: {peak['device']}; {args.threads or 'default'} torch thread(s); "
-          f"dtype {args.dtype}; torch {peak['torch']}")
+          f"dtype {args.dtype}; torch {peak['torch']}; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"times: {clock}, best of {args.repeat}")
     print(f"GEMM peak (best n^3 product{', n <= 512 (--quick)' if args.quick else ''}): "
           f"{peak['gflops']:.1f} GFLOP/s\n")
     return table(args, peak["gflops"])
