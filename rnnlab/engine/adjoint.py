@@ -241,6 +241,14 @@ def _merge(a: dict, b: dict) -> dict:
             "nonfinite": a["nonfinite"] + b["nonfinite"]}
 
 
+def _merge_into(acc: dict, chunk: dict) -> None:
+    """``_merge`` of a chunk's moments into the first lags of ``acc`` (as many as it has)."""
+    w = chunk["count"].shape[0]
+    merged = _merge({q: a[:w] for q, a in acc.items()}, chunk)
+    for q, a in acc.items():
+        a[:w] = merged[q]
+
+
 class LagStats:
     """Per-(lag, sample) moments of the ln ratio and the ln gradient norm over every pair, for
     the whole state ("") and each named part of it ("c" for the LSTM).
@@ -258,7 +266,7 @@ class LagStats:
         self.chunk = max(1, min(256, 2 ** 20 // (L * B * len(self.names))))
         self.buf = {n: torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
                     for n in self.names}
-        self.scratch = torch.empty((2, self.chunk * L * B), dtype=torch.float64, device=dev)
+        self.scratch = torch.empty(self.chunk * L * B, dtype=torch.float64, device=dev)
         self.steps: list[int] = []
         zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)
         self.ratio = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
@@ -288,21 +296,18 @@ class LagStats:
         k = torch.tensor(self.steps, device=dev)[:, None]
         t = k + torch.arange(w, device=dev)  # (c, w) target of each entry
         valid = t < self.T
-        # contiguous (c, w, B) views of the scratch space, as fresh temporaries would be
-        size = c * w * self.B
-        grad, scratch = (self.scratch[i, :size].view(c, w, self.B) for i in range(2))
+        # a contiguous (c, w, B) view of the scratch space, as a fresh temporary would be
+        scratch = self.scratch[:c * w * self.B].view(c, w, self.B)
         g_t = self.g_log_norm[t.clamp(max=self.T - 1)]
         for name in self.names:
-            ratio = self.buf[name][:c, :w]
-            torch.add(ratio, g_t, out=grad)
-            for acc, v in ((self.ratio[name], ratio), (self.grad[name], grad)):
-                merged = _merge({q: a[:w] for q, a in acc.items()}, _moments(v, valid, scratch))
-                for q, a in acc.items():
-                    a[:w] = merged[q]
+            v = self.buf[name][:c, :w]  # the ln ratios, then (in place) the ln gradient norms
+            _merge_into(self.ratio[name], _moments(v, valid, scratch))
+            v += g_t
+            _merge_into(self.grad[name], _moments(v, valid, scratch))
             if name == "" and self.matrix is not None:
                 cols = k.expand_as(t)
-                self.matrix[t[valid], cols[valid]] = grad.mean(-1)[valid] / math.log(10)
-            self.buf[name][:c, :w] = math.nan
+                self.matrix[t[valid], cols[valid]] = v.mean(-1)[valid] / math.log(10)
+            v.fill_(math.nan)
         self.steps.clear()
 
     @staticmethod
