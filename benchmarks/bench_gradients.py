@@ -8,18 +8,23 @@
     python benchmarks/bench_gradients.py --quick               # a smoke run on a tiny shape
 
 Each column of the table is one entry of ``METHODS`` (its name, what it runs, whether the sweep's
-flop count applies to it); for each cell and (N, B, T) it gives each method's wall time (forward
-pass included), the autograd reference's time over each other method's (the speedup), the
-achieved GFLOP/s of a sweep counted as G B N^2 (T^2 + T) (one multiply-add per entry of each live
-GEMM with the stacked recurrent matrix, x2; G = 1 for Elman and the minimalRNN, 3 for GRU, 4 for
-LSTM) as a percent of this machine's GEMM peak for the dtype (the best n x n x n product, n in
-512, 1024, 2048, best of 10 tries, on the same threads), and each method's peak memory above its
-inputs. Every measurement runs in a fresh process (RSS peaks do not mix, and a crash or a hang
-of one measurement is reported, not waited on): a failed or timed-out measurement ends the
-benchmark with its error's last line and exit status 1. Threads: ``--threads 1`` by default, so
-that the sweep and the peak it is compared with share one core (0: torch's default). TF32 is off
-on GPU. Expected: the sweep is >= 10x the reference at (64, 1, 1000) and at least half the GEMM
-peak at every shape.
+flop count applies to it): a new way of computing the norms is one entry there. For each cell and
+(N, B, T) the table gives each method's time (forward pass included), the autograd reference's
+time over each other method's (the speedup), the achieved GFLOP/s of a sweep counted as
+G B N^2 (T^2 + T) (one multiply-add per entry of each live GEMM with the stacked recurrent
+matrix, x2; G = 1 for Elman and the minimalRNN, 3 for GRU, 4 for LSTM) as a percent of this
+machine's GEMM peak for the dtype (the best n x n x n product, n in 512, 1024, 2048, best of 10
+tries, on the same threads and clock), and each method's peak memory above its inputs.
+
+Threads: ``--threads 1`` by default, so that the sweep and the peak it is compared with share one
+core (0: torch's default). With one thread on CPU every time is the CPU time of the measuring
+process, the time the work held its core, which other jobs on a shared machine do not stretch;
+otherwise (more threads, GPU) it is wall time. Each time is the best of ``--repeat`` runs in one
+process; the memory is polled during the first. Every measurement runs in a fresh process (RSS
+peaks do not mix, and a crash or a hang of one measurement is reported, not waited on): a failed
+or timed-out measurement ends the benchmark with its error's last line and exit status 1. TF32 is
+off on GPU. Expected: the sweep is >= 10x the reference at (64, 1, 1000) and at least half the
+GEMM peak at every shape.
 """
 from __future__ import annotations
 
@@ -79,7 +84,7 @@ METHODS = {
     "sweep": Method(partial(_sweep), True, "rnnlab.engine.adjoint: forward + pair_profile"),
     "reference": Method(_reference, False, "rnnlab.engine.reference: one autograd.grad per t"),
 }
-REFERENCE = "reference"  # the speedup columns are its time over each other method's
+BASELINE = "reference"  # the speedup columns are its time over each other method's
 
 
 class Failed(Exception):
@@ -291,8 +296,8 @@ def cpu_name() -> str:
 def table(args, peak: float) -> int:
     """Measure every (shape, cell, method) and print the rows as they come."""
     methods = [m for m in METHODS if m in args.methods]
-    fast = [m for m in methods if m != REFERENCE]
-    ratios = [m for m in fast if REFERENCE in methods]
+    fast = [m for m in methods if m != BASELINE]
+    ratios = [m for m in fast if BASELINE in methods]
     flops = [m for m in methods if METHODS[m].sweep_flops]
     head = (f"{'cell':>7} {'N':>5} {'B':>4} {'T':>5} | "
             + " ".join(f"{m + ' s':>11}" for m in methods)
@@ -313,7 +318,7 @@ def table(args, peak: float) -> int:
         work = GEMM_BLOCKS[cell] * B * N * N * (T * T + T) / 1e9
         print(f"{cell:>7} {N:>5} {B:>4} {T:>5} | "
               + " ".join(f"{got[m]['seconds']:>11.3f}" for m in methods)
-              + (" | " + " ".join(f"{got[REFERENCE]['seconds'] / got[m]['seconds']:>10.1f}x"
+              + (" | " + " ".join(f"{got[BASELINE]['seconds'] / got[m]['seconds']:>10.1f}x"
                                   for m in ratios) if ratios else "")
               + (" | " + " ".join(f"{100 * work / got[m]['seconds'] / peak:>12.1f}%"
                                   for m in flops) if flops else "")
