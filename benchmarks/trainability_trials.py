@@ -2,6 +2,7 @@
 
     python benchmarks/trainability_trials.py --tasks adding_pascanu --lengths 25 50 100 \\
         --cells tanh irnn gru lstm --clips 1 none --seeds 0 --steps 3000 --out trials.csv
+    python benchmarks/trainability_trials.py --quick --out smoke.csv   # one tiny run
 
 One row per run (appended to ``--out`` as it finishes, so a long trial can be read while it runs):
 the configuration, ``solved``, ``steps_to_solve``, the test-set ``eval_error_rate`` and
@@ -21,16 +22,12 @@ trainability sweep (N = 32, batch 32, seed 0 unless stated; two trial processes 
 """
 from __future__ import annotations
 
+# Only the standard library up here: `--help` and a bad argument answer without torch or pandas.
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
-
-import pandas as pd
-import torch
-
-from rnnlab.train.config import TrainConfig
-from rnnlab.train.loop import train
 
 CELLS = {"tanh": dict(), "relu": dict(activation="relu"),
          "irnn": dict(activation="relu", init="identity"),
@@ -38,8 +35,9 @@ CELLS = {"tanh": dict(), "relu": dict(activation="relu"),
          "smart_tanh": dict(init="pascanu_smart_tanh")}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=["adding_pascanu"])
     ap.add_argument("--lengths", type=int, nargs="+", default=[25, 50, 100])
     ap.add_argument("--cells", nargs="+", default=["tanh", "irnn", "gru", "lstm"],
@@ -55,7 +53,20 @@ def main():
     ap.add_argument("--eval-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=2000)
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: one tanh run, T = 10, N = 8, batch 4, 3 updates, "
+                         "evaluations of 4 sequences")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.lengths, args.cells, args.clips, args.seeds = [10], ["tanh"], ["1"], [0]
+        args.hidden, args.batch, args.steps = 8, 4, 3
+        args.eval_every, args.eval_size, args.test_size = 3, 4, 4
+    import pandas as pd
+    import torch
+
+    from rnnlab.train.config import TrainConfig
+    from rnnlab.train.loop import train
+
     torch.set_num_threads(1)
     start = time.perf_counter()
     for task in args.tasks:
@@ -84,7 +95,8 @@ def main():
                                                    header=not args.out.exists())
                         print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     print(f"total {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

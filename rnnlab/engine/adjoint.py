@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,37 +186,49 @@ def sweep_pairs(traj: Trajectory, max_lag: int | None, visit: Visit,
     # row t of D is first read at k = t, so every target can be injected up front
     D = traj.g_dir.clone()
     S = torch.where(traj.g_dir.abs().amax(-1) > 0, 0.0, math.nan).to(torch.float64)
-    maps = traj.maps
+    maps, named = traj.maps, traj.maps.parts.items()
     tiny = torch.finfo(D.dtype).tiny
+    norms = torch.empty(T, B, dtype=D.dtype, device=D.device)  # one step's, reused
     # the bar counts pairs, not steps: a step's work grows with its live targets (from 1 at
     # k = T-1 up to K + 1), so a bar over steps predicts about half the real time
-    pairs = sum(min(T, k + K + 1) - k for k in range(T))
-    with tqdm(total=pairs, unit="pair", unit_scale=True, desc="adjoint sweep", leave=False,
-              disable=None if progress else True, mininterval=1.0) as bar:
+    bar = tqdm(total=sum(min(T, k + K + 1) - k for k in range(T)), unit="pair",
+               unit_scale=True, desc="adjoint sweep", leave=False, disable=None,
+               mininterval=1.0) if progress else nullcontext()
+    with bar:
+        # at small N and B the step's GEMM is cheap beside the passes and calls around it:
+        # each view is made once per step and the norms go to one buffer; the arithmetic is
+        # the plain loop's, bit for bit (tests/test_cells.py)
         for k in range(T - 1, -1, -1):
             top = min(T, k + K + 1)
-            parts = {name: S[k:top] + torch.log(torch.linalg.vector_norm(
-                D[k:top][..., idx], dim=-1).double()) for name, idx in maps.parts.items()}
-            visit(k, S[k:top], parts, D[k:top])
-            bar.update(top - k)
+            D_live, S_live = D[k:top], S[k:top]
+            parts = {name: S_live + torch.log(torch.linalg.vector_norm(
+                D_live[..., idx], dim=-1).double()) for name, idx in named}
+            visit(k, S_live, parts, D_live)
+            if progress:
+                bar.update(top - k)
             hi = min(T, k + K)  # targets still within max_lag at step k-1
             if k == 0 or hi <= k:
                 continue
-            Dk = D[k:hi]
+            Dk, Sk = (D_live, S_live) if hi == top else (D[k:hi], S[k:hi])
             maps.vjp_(k, Dk)
-            n = torch.linalg.vector_norm(Dk, dim=-1)
-            S[k:hi] += torch.log(n)
-            Dk /= n.clamp(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln n = -inf)
+            n = torch.linalg.vector_norm(Dk, dim=-1, out=norms[:hi - k])
+            Sk += torch.log(n)
+            Dk /= n.clamp_(min=tiny).unsqueeze(-1)  # a zero cotangent stays zero (ln = -inf)
 
 
-def _moments(v: Tensor, valid: Tensor) -> dict:
+def _moments(v: Tensor, valid: Tensor, scratch: Tensor) -> dict:
     """count, mean, M2 (sum of squared deviations) and nonfinite over axis 0 of v (c, L, B),
-    finite values only; ``valid`` (c, L) marks real entries as opposed to padding."""
+    finite values only; ``valid`` (c, L) marks real entries as opposed to padding. ``scratch``
+    (v's shape, float64) is overwritten: a chunk is megabytes, and a fresh temporary of that
+    size costs its page faults every time."""
     ok = torch.isfinite(v)
     count = ok.sum(0).double()
-    mean = torch.where(ok, v, 0.0).sum(0) / count.clamp(min=1)
-    M2 = torch.where(ok, (v - mean) ** 2, 0.0).sum(0)
-    nonfinite = (valid.unsqueeze(-1) & ~ok).sum(0).double()
+    x = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0, out=scratch)
+    mean = x.sum(0) / count.clamp(min=1)
+    bad = ok.logical_not_()
+    x = torch.sub(v, mean, out=x).square_().masked_fill_(bad, 0.0)
+    M2 = x.sum(0)
+    nonfinite = bad.logical_and_(valid.unsqueeze(-1)).sum(0).double()
     return {"count": count, "mean": mean, "M2": M2, "nonfinite": nonfinite}
 
 
@@ -229,6 +242,14 @@ def _merge(a: dict, b: dict) -> dict:
             "nonfinite": a["nonfinite"] + b["nonfinite"]}
 
 
+def _merge_into(acc: dict, chunk: dict) -> None:
+    """``_merge`` of a chunk's moments into the first lags of ``acc`` (as many as it has)."""
+    w = chunk["count"].shape[0]
+    merged = _merge({q: a[:w] for q, a in acc.items()}, chunk)
+    for q, a in acc.items():
+        a[:w] = merged[q]
+
+
 class LagStats:
     """Per-(lag, sample) moments of the ln ratio and the ln gradient norm over every pair, for
     the whole state ("") and each named part of it ("c" for the LSTM).
@@ -240,12 +261,13 @@ class LagStats:
 
     def __init__(self, traj: Trajectory, L: int, keep_matrix: bool = False):
         T, B, _ = traj.shape
-        self.T, self.L, self.g_log_norm = T, L, traj.g_log_norm
+        self.T, self.L, self.B, self.g_log_norm = T, L, B, traj.g_log_norm
         dev = traj.g_log_norm.device
         self.names = [""] + list(traj.maps.parts)
         self.chunk = max(1, min(256, 2 ** 20 // (L * B * len(self.names))))
         self.buf = {n: torch.full((self.chunk, L, B), math.nan, dtype=torch.float64, device=dev)
                     for n in self.names}
+        self.scratch = torch.empty(self.chunk * L * B, dtype=torch.float64, device=dev)
         self.steps: list[int] = []
         zero = lambda: torch.zeros(L, B, dtype=torch.float64, device=dev)
         self.ratio = {n: {k: zero() for k in ("count", "mean", "M2", "nonfinite")}
@@ -268,18 +290,25 @@ class LagStats:
         if not self.steps:
             return
         c, dev = len(self.steps), self.g_log_norm.device
+        # lags beyond T-1-k are padding for every buffered step: leaving them out changes no
+        # moment (a chunk with no value there merges as an exact no-op) and, near the end of
+        # the sequence, most of the buffer is such padding
+        w = min(self.L, self.T - min(self.steps))
         k = torch.tensor(self.steps, device=dev)[:, None]
-        t = k + torch.arange(self.L, device=dev)  # (c, L) target of each entry
+        t = k + torch.arange(w, device=dev)  # (c, w) target of each entry
         valid = t < self.T
+        # a contiguous (c, w, B) view of the scratch space, as a fresh temporary would be
+        scratch = self.scratch[:c * w * self.B].view(c, w, self.B)
+        g_t = self.g_log_norm[t.clamp(max=self.T - 1)]
         for name in self.names:
-            ratio = self.buf[name][:c]
-            grad = ratio + self.g_log_norm[t.clamp(max=self.T - 1)]
-            self.ratio[name] = _merge(self.ratio[name], _moments(ratio, valid))
-            self.grad[name] = _merge(self.grad[name], _moments(grad, valid))
+            v = self.buf[name][:c, :w]  # the ln ratios, then (in place) the ln gradient norms
+            _merge_into(self.ratio[name], _moments(v, valid, scratch))
+            v += g_t
+            _merge_into(self.grad[name], _moments(v, valid, scratch))
             if name == "" and self.matrix is not None:
                 cols = k.expand_as(t)
-                self.matrix[t[valid], cols[valid]] = grad.mean(-1)[valid] / math.log(10)
-            self.buf[name][:c] = math.nan
+                self.matrix[t[valid], cols[valid]] = v.mean(-1)[valid] / math.log(10)
+            v.fill_(math.nan)
         self.steps.clear()
 
     @staticmethod

@@ -32,14 +32,20 @@ class ElmanLayer:
 
     def __init__(self, W: Tensor, dphi: Tensor, W_ih: Tensor | None = None):
         self.W, self.dphi, self.W_ih = W, dphi, W_ih
-        self.hidden = self.size = W.shape[0]
+        self.hidden = self.size = N = W.shape[0]
         self.work: Tensor | None = None
+        # the sweep's GEMM reads W as the transpose of a contiguous W^T: MKL's float64 kernels
+        # for that layout ran 4% (N = 64) to 16% (N = 256) faster on a 2-core AMD EPYC, but 13%
+        # slower at N = 32 and no faster in float32 (benchmarks/bench_gradients.py); the values
+        # are W's, the sums' rounding that of another kernel
+        fast = W.device.type == "cpu" and W.dtype == torch.float64 and N >= 64
+        self.W_gemm = W.T.contiguous().T if fast else W
 
     def vjp_(self, k: int, D: Tensor) -> None:
         m, N = D.shape[0], self.size
         self.work = workspace(self.work, m, self.dphi.shape[0], D.shape[1:], D)
         torch.mul(D, self.dphi[k], out=self.work[:m])
-        torch.mm(self.work[:m].view(-1, N), self.W, out=D.view(-1, N))
+        torch.mm(self.work[:m].view(-1, N), self.W_gemm, out=D.view(-1, N))
 
     def recurrent_cotangent(self, k: int, D: Tensor) -> Tensor:
         """dL/da_k, the cotangent of W h_{k-1}: dL/dW = sum over pairs of it times h_{k-1}^T."""
