@@ -82,6 +82,9 @@ class Method:
 # The columns, in the table's order; a new way of computing the norms is one entry here.
 METHODS = {
     "sweep": Method(partial(_sweep), True, "rnnlab.engine.adjoint: forward + pair_profile"),
+    "derived": Method(partial(_sweep, jacobians="derived"), True,
+                      "the same sweep on step Jacobians derived by torch.func from the cell's "
+                      "step (rnnlab.engine.derived)"),
     "reference": Method(_reference, False, "rnnlab.engine.reference: one autograd.grad per t"),
 }
 BASELINE = "reference"  # the speedup columns are its time over each other method's
@@ -299,10 +302,12 @@ def table(args, peak: float) -> int:
     fast = [m for m in methods if m != BASELINE]
     ratios = [m for m in fast if BASELINE in methods]
     flops = [m for m in methods if METHODS[m].sweep_flops]
+    both = "sweep" in methods and "derived" in methods  # derived over hand-written Jacobians
     head = (f"{'cell':>7} {'N':>5} {'B':>4} {'T':>5} | "
             + " ".join(f"{m + ' s':>11}" for m in methods)
             + (" | " + " ".join(f"{'ref/' + m:>11}" for m in ratios) if ratios else "")
             + (" | " + " ".join(f"{m + ' %peak':>13}" for m in flops) if flops else "")
+            + (f" | {'derived/hand':>12}" if both else "")
             + " | " + " ".join(f"{m + ' MB':>12}" for m in methods))
     print(head)
     print("-" * len(head), flush=True)
@@ -322,6 +327,8 @@ def table(args, peak: float) -> int:
                                   for m in ratios) if ratios else "")
               + (" | " + " ".join(f"{100 * work / got[m]['seconds'] / peak:>12.1f}%"
                                   for m in flops) if flops else "")
+              + (f" | {got['derived']['seconds'] / got['sweep']['seconds']:>11.2f}x"
+                 if both else "")
               + " | " + " ".join(f"{got[m]['mb']:>12.1f}" for m in methods), flush=True)
     return 0
 
