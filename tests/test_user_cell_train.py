@@ -92,7 +92,8 @@ class WrongShape(Leaky):
 @pytest.mark.parametrize("cell,change,error,message", [
     (NoStep(), {}, TypeError, r"^cell is a NoStep; it must be a torch.nn.Module with step"),
     (WrongShape(6, 4, 0.5, 0), {}, ValueError,
-     r"^WrongShape.step\(x_t \(2, 6\), state \(\(2, 4\),\)\) gave \(\(2, 3\),\); it must"),
+     r"^WrongShape.step\(x_t, state\) changed the state's shape from \[\(2, 4\)\] to "
+     r"\[\(2, 3\)\]"),
     (Leaky(6, 4, 0.5, 0), dict(activation="relu"), ValueError,
      r"^train_module got the setting 'activation', which is not allowed; allowed: optimizer, "),
     (Leaky(6, 4, 0.5, 0), dict(lr=-1.0), ValueError, r"^train.lr=-1.0 is not allowed"),

@@ -6,12 +6,17 @@ exact step Jacobian
 
     J_k = d s_k / d s_{k-1}   (S x S per sequence; and d s_k / d x_k, S x D, for a stack's input)
 
-is obtained by reverse mode: after one forward pass has recorded every state, the steps are
-independent, so ``step`` is applied once to a whole chunk of steps stacked as a batch of rows
-(T_c B rows), and ``torch.func.vjp``'s pull-back is ``vmap``-ped over the S unit cotangents,
-giving every row's Jacobian at once. Chunks of steps are sized so that one chunk's Jacobians
-hold at most ``budget`` numbers, and computed when the measurement first asks for one of their
-steps (the adjoint sweep walks backward, the Lyapunov QR forward: each chunk is computed once).
+enters the measurement as the two maps every cell gives the engine
+(``rnnlab.engine.cells.stack``), derived from ``step`` after one forward pass has recorded every
+state: the cotangent map J_k^T D pulls a whole (targets x batch x state) block back through
+``step`` at step k (``torch.func.vjp``, vmapped over the targets), the tangent map J_k Q pushes a
+frame forward (``torch.func.jvp``, vmapped over its columns). Neither forms J_k, so a step costs
+the GEMMs a hand-written map does plus the step's own elementwise work. Where J_k itself is
+wanted (tests, inspection), ``StepJacobians.jacobian`` materialises it by reverse mode: the steps
+being independent once recorded, ``step`` is applied to a chunk of steps stacked as one batch of
+rows and its pull-back vmapped over the S unit cotangents, chunks sized to hold at most
+``budget`` numbers and computed when first asked for. The weight gradient by lag and the
+sensitivity differentiate ``step`` with respect to the recurrent weight the same way.
 
 ``step`` must act on each sequence (row) alone, as every recurrent cell does; a step that mixes
 the batch (batch statistics) has no per-sequence Jacobian. The forward here is the plain one, in

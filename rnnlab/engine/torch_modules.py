@@ -10,7 +10,6 @@ layer l-1's new h), see ``rnnlab.engine.cells.Stack``.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -205,9 +204,6 @@ def is_step_module(module) -> bool:
             and callable(getattr(module, "init_state", None)))
 
 
-_FELL_BACK: set = set()
-
-
 class _Stepper(nn.Module):
     """A module's ``step`` as a ``forward``, for ``torch.func.functional_call``."""
 
@@ -269,11 +265,8 @@ def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
                          f"covers {(T, B)} (both time-major for a module measured through its "
                          "step)")
     if jacobians == "cell":  # a module of the user's has no hand-written maps
-        name = type(module).__name__
-        if name not in _FELL_BACK:
-            _FELL_BACK.add(name)
-            warnings.warn(f"jacobians='cell': {name} has no hand-written step Jacobians; "
-                          "they are derived from its step (jacobians='derived')", stacklevel=3)
+        cells.say_once(f"jacobians='cell': {type(module).__name__} has no hand-written step "
+                       "Jacobians; they are derived from its step (jacobians='derived')")
     if threads is None:
         threads = threads_for(x.device, B, sum(sizes))
     parts = getattr(module, "state_parts", None)

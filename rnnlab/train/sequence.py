@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from .. import tasks
-from ..engine import cells
+from ..engine import cells, derived
 
 
 def is_cell_module(module) -> bool:
@@ -137,23 +137,9 @@ def check_cell_module(module, input_size: int) -> list[int]:
     if not any(p.requires_grad for p in module.parameters()):
         raise ValueError(f"cell {name} has no trainable parameters")
     state = module.init_state(2)
-    if not isinstance(state, tuple) or not state or \
-            not all(isinstance(t, Tensor) and t.dim() == 2 and t.shape[0] == 2 for t in state):
-        raise ValueError(f"{name}.init_state(2) gave {_shapes(state)}; it must be a tuple of "
-                         "(batch, N_i) tensors, h first")
-    with torch.no_grad():
-        new = module.step(state[0].new_zeros(2, input_size), state)
-    if not isinstance(new, tuple) or _shapes(new) != _shapes(state):
-        raise ValueError(f"{name}.step(x_t (2, {input_size}), state {_shapes(state)}) gave "
-                         f"{_shapes(new)}; it must return the state's tuple of shapes")
+    derived.check_state(state, 2, f"{name}.init_state(2)")
+    derived.check_step(module.step, state[0].new_zeros(2, input_size), state, f"{name}.step")
     return [t.shape[-1] for t in state]
-
-
-def _shapes(state) -> str:
-    if isinstance(state, tuple):
-        return str(tuple(tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                         for t in state))
-    return type(state).__name__
 
 
 class StepMaps:

@@ -106,7 +106,7 @@ class Cell:
 
         choice("measure.jacobians", jacobians, JACOBIANS)
         if jacobians == "cell" and not self.hand_jacobians:
-            _say_once(f"measure.jacobians=cell: model.cell={self.name!r} has no hand-written "
+            say_once(f"measure.jacobians=cell: model.cell={self.name!r} has no hand-written "
                       "step Jacobians; they are derived from its step (measure.jacobians="
                       "derived)")
             jacobians = "derived"
@@ -133,8 +133,9 @@ CELLS: dict[str, Cell] = {}
 _SAID: set = set()
 
 
-def _say_once(message: str) -> None:
-    """A warning given once per process (a sweep's runs repeat it otherwise)."""
+def say_once(message: str) -> None:
+    """A warning given once per process (a sweep's runs, or a loop of measure_module calls,
+    repeat it otherwise)."""
     if message not in _SAID:
         _SAID.add(message)
         warnings.warn(message, stacklevel=3)
