@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -255,9 +254,11 @@ def child(args) -> int:
     if args.child == "peak":
         import torch
 
+        from rnnlab.runs.store import cpu_model
+
         result = {"gflops": gemm_peak(args), "torch": torch.__version__,
                   "device": torch.cuda.get_device_name(args.device)
-                  if args.device.startswith("cuda") else cpu_name()}
+                  if args.device.startswith("cuda") else cpu_model()}
     else:
         method, cell, *shape = args.child.split(",")
         result = measure(args, method, cell, *(int(v) for v in shape))
@@ -282,18 +283,6 @@ def run_child(args, what: str) -> dict:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise Failed(lines[-1] if lines else f"exit status {done.returncode}, stderr empty")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(args, peak: float) -> int:
