@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 import rnnlab
+from rnnlab.engine.heads import Readout
 from rnnlab.engine.reference import autograd_log_grad_norms
-from rnnlab.engine.torch_modules import Readout, step_trajectory
+from rnnlab.engine.step_modules import step_trajectory
 
 TOL = 1e-10
 

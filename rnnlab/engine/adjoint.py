@@ -84,7 +84,7 @@ def trajectory(recorded: cells.Recorded, readout, y_target: Tensor, loss: str,
     """The Trajectory of a recorded cell or stack: g_t = dL_t/ds_t is the readout's (``V``,
     ``c``) gradient on the top layer's h and zero on every other part of the state. ``grad``:
     that gradient on the top layer's h already computed, as (direction (T, B, N), ln norm (T, B))
-    (a head module's, ``rnnlab.engine.torch_modules.head_gradient``); the readout is then
+    (a head module's, ``rnnlab.engine.heads.head_gradient``); the readout is then
     unused."""
     with torch.no_grad():
         u, s = recorded.u, recorded.log_scale

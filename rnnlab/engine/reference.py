@@ -19,8 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from . import cells
+from .heads import Readout, as_targets
 from .model import RNN, ElmanParams, phi, readout_losses
-from .torch_modules import Readout, as_targets, torch_step
+from .torch_modules import torch_step
 
 
 def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Tensor,

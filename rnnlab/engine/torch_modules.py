@@ -9,35 +9,22 @@ layer l-1's new h), see ``rnnlab.engine.cells.Stack``.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from ..checks import choice
 from . import adjoint, cells, derived
 from .fit import fit_decay, lag_table
-from .logspace import unit
-from .model import LOSSES, RNN, ElmanParams, readout_losses
+from .heads import as_targets, check_threads, head_gradient, readout_of
+from .model import LOSSES, RNN, ElmanParams
+from .step_modules import is_step_module, step_trajectory
 from .threads import threads_for, torch_threads
 from .weightgrad import WeightGradStats
-
-
-@dataclass(frozen=True)
-class Readout:
-    """o = V h + c: a ``torch.nn.Linear`` head's weight and bias, or the identity."""
-
-    V: Tensor
-    c: Tensor
-
-    def to(self, device=None, dtype=None) -> Readout:
-        return replace(self, V=self.V.to(device=device, dtype=dtype),
-                       c=self.c.to(device=device, dtype=dtype))
 
 
 @dataclass
@@ -93,52 +80,6 @@ def _layers(rnn: nn.Module) -> list:
     return out
 
 
-def as_targets(y_target: Tensor, batch_first: bool, C: int, like: Tensor) -> Tensor:
-    if not batch_first:
-        y_target = y_target.transpose(0, 1)
-    if not torch.is_floating_point(y_target):  # class indices (B, T)
-        if y_target.numel() and (y_target.min() < 0 or y_target.max() >= C):
-            raise ValueError(f"y_target holds class indices from {int(y_target.min())} to "
-                             f"{int(y_target.max())}, but the readout has {C} outputs: "
-                             f"indices must lie in [0, {C - 1}]")
-        y_target = nn.functional.one_hot(y_target.long(), C)
-    if y_target.dim() != 3 or y_target.shape[-1] != C:
-        raise ValueError(f"y_target has shape {tuple(y_target.shape)} (batch first), expected "
-                         f"(batch, seq, {C}) targets or (batch, seq) class indices for a "
-                         f"readout with {C} outputs")
-    return y_target.to(like.dtype)
-
-
-def _head_outputs(head: nn.Module, N: int, like: Tensor) -> int:
-    """C, the number of outputs of a head module, from one probe state; a head that does not map
-    (batch, N) to (batch, C) is named."""
-    try:
-        with torch.no_grad():
-            out = head(torch.zeros(2, N, dtype=like.dtype, device=like.device))
-    except Exception as err:
-        raise ValueError(f"head ({type(head).__name__}) cannot take the top layer's state "
-                         f"(..., {N}): {type(err).__name__}: {err}") from None
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"head ({type(head).__name__}) maps (2, {N}) to {shape}; it must map "
-                         f"each step's state (..., {N}) to outputs (..., C)")
-    return out.shape[1]
-
-
-def head_gradient(head: nn.Module, recorded: cells.Recorded, y_target: Tensor, loss: str):
-    """g_t = dL_t/dh_t of the top layer's h through any head module, by autograd: (direction,
-    ln ||g_t||), as ``adjoint.loss_grad_log`` returns them. The head acts step by step, so one
-    backward of sum_t L_t gives every g_t; it runs on a float64 copy of the head. Unlike the
-    linear readout's factored form, a softmax saturated beyond float64 underflows here."""
-    head64 = copy.deepcopy(head).double()
-    h = (torch.exp(recorded.log_scale).clamp(max=1e300).unsqueeze(-1)
-         * recorded.u.double()).requires_grad_()
-    with torch.enable_grad():
-        L = readout_losses(head64, h, y_target.transpose(0, 1).double(), loss).sum()
-        g, = torch.autograd.grad(L, h)
-    return unit(g)
-
-
 def torch_step(rnn: nn.Module) -> Callable:
     """The step of a ``torch.nn.RNN`` / ``GRU`` / ``LSTM`` stack, ``(x_t, state) -> state`` with
     the state every layer's h (and c) in order (h_1, c_1, h_2, ...), through one
@@ -173,108 +114,6 @@ def torch_step(rnn: nn.Module) -> Callable:
         return tuple(out)
 
     return step
-
-
-def _readout(head, N: int, like: Tensor) -> tuple[Readout, int, bool]:
-    """(readout, C, linear) of a head on states of size N: a ``torch.nn.Linear`` is the exact
-    readout; None is o = h; any other module keeps the placeholder o = h and is differentiated
-    by autograd (``head_gradient``)."""
-    if head is not None and not isinstance(head, nn.Module):
-        raise TypeError(f"head is a {type(head).__name__}; it must be a torch.nn.Module (or None)")
-    if isinstance(head, nn.Linear) and head.in_features != N:
-        raise ValueError(f"head.in_features={head.in_features} does not match the module's "
-                         f"hidden_size={N}")
-    readout = Readout(torch.eye(N, dtype=like.dtype, device=like.device),
-                      torch.zeros(N, dtype=like.dtype, device=like.device))
-    if isinstance(head, nn.Linear):
-        bias = head.bias if head.bias is not None else torch.zeros_like(head.weight[:, 0])
-        return Readout(head.weight.detach(), bias.detach()), head.out_features, True
-    if head is not None:
-        return readout, _head_outputs(head, N, like), False
-    return readout, N, True
-
-
-def is_step_module(module) -> bool:
-    """A module measured through its own ``step`` (a cell the user wrote): it has ``step`` and
-    ``init_state`` and is not one of torch's recurrent modules, which are read as rnnlab's
-    cells."""
-    return (isinstance(module, nn.Module) and not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM,
-                                                                      RNN))
-            and callable(getattr(module, "step", None))
-            and callable(getattr(module, "init_state", None)))
-
-
-class _Stepper(nn.Module):
-    """A module's ``step`` as a ``forward``, for ``torch.func.functional_call``."""
-
-    def __init__(self, cell: nn.Module):
-        super().__init__()
-        self.cell = cell
-
-    def forward(self, x_t, state):
-        return self.cell.step(x_t, state)
-
-
-def module_weight(module: nn.Module, name: str) -> tuple:
-    """(W, step_of) for ``derived.record``: the module's parameter ``name`` and its step as a
-    function of it."""
-    params = dict(module.named_parameters())
-    if name not in params:
-        raise ValueError(f"weight_grad={name!r}: {type(module).__name__} has no parameter of "
-                         f"that name; allowed: {sorted(params)}")
-    wrapper = _Stepper(module)
-
-    def step_of(W):
-        return lambda x_t, s: functional_call(wrapper, {f"cell.{name}": W}, (x_t, s))
-
-    return params[name].detach(), step_of
-
-
-def step_trajectory(module: nn.Module, x: Tensor, y_target: Tensor, head=None,
-                    loss: str = "xent", h0=None, threads: int | None = None,
-                    jacobians: str = "cell", weight: str | None = None
-                    ) -> adjoint.Trajectory:
-    """The engine's forward pass of a module with ``step(x_t, state) -> state`` and
-    ``init_state(batch_size)``: x time-major (T, B, D), y_target (T, B, C) or class indices
-    (T, B), ``h0`` a state tuple (default ``init_state(B)``). The measured state s_k is the
-    concatenated state parts, h (the first) read by the head; its step Jacobians are derived
-    from ``step`` (``rnnlab.engine.derived``). ``weight``: the name of the parameter the weight
-    gradient by lag differentiates."""
-    choice("jacobians", jacobians, cells.JACOBIANS)
-    choice("loss", loss, LOSSES)
-    _check_threads(threads)
-    if not torch.is_tensor(x) or x.dim() != 3:
-        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"x has shape {shape}; a module measured through its step takes x "
-                         "time-major, (seq, batch, input_size)")
-    T, B, _ = x.shape
-    with torch.no_grad():
-        state0 = module.init_state(B) if h0 is None else h0
-    what = f"{type(module).__name__}.init_state({B})" if h0 is None else "h0"
-    sizes = derived.check_state(state0, B, what)
-    state0 = tuple(s.detach() for s in state0)
-    dtype = state0[0].dtype
-    x = x.to(dtype)
-    derived.check_step(module.step, x[0], state0, f"{type(module).__name__}.step")
-    W = None if weight is None else module_weight(module, weight)
-    N = sizes[0]
-    readout, C, linear = _readout(head, N, state0[0])
-    y = as_targets(y_target, False, C, state0[0])
-    if y.shape[:2] != (B, T):
-        raise ValueError(f"y_target covers (seq, batch) = {tuple(y.shape[:2])[::-1]} but x "
-                         f"covers {(T, B)} (both time-major for a module measured through its "
-                         "step)")
-    if jacobians == "cell":  # a module of the user's has no hand-written maps
-        cells.say_once(f"jacobians='cell': {type(module).__name__} has no hand-written step "
-                       "Jacobians; they are derived from its step (jacobians='derived')")
-    if threads is None:
-        threads = threads_for(x.device, B, sum(sizes))
-    parts = getattr(module, "state_parts", None)
-    with torch.no_grad(), torch_threads(threads):
-        recorded = derived.record(module.step, x.transpose(0, 1), state0, 0, parts,
-                                  weight=W)
-        grad = None if linear else head_gradient(head, recorded, y, loss)
-        return adjoint.trajectory(recorded, readout, y, loss, grad=grad)
 
 
 def _check_h0(rnn: nn.Module, h0, B: int) -> None:
@@ -313,10 +152,10 @@ def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modu
         rnn = rnn.rnn
     _check_module(rnn, x)
     choice("loss", loss, LOSSES)
-    _check_threads(threads)
+    check_threads(threads)
     N = rnn.hidden_size
     ref = rnn.weight_hh_l0
-    readout, C, linear = _readout(head, N, ref)
+    readout, C, linear = readout_of(head, N, ref)
     x_b = (x if rnn.batch_first else x.transpose(0, 1)).to(ref.dtype)
     y = as_targets(y_target, rnn.batch_first, C, ref)
     if y.shape[:2] != x_b.shape[:2]:
@@ -348,13 +187,6 @@ def module_trajectory(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modu
             recorded = cells.run_layers(layers, x_b, state0)
         grad = None if linear else head_gradient(head, recorded, y, loss)
         return adjoint.trajectory(recorded, readout, y, loss, grad=grad)
-
-
-def _check_threads(threads) -> None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"threads={threads!r} is not allowed; it must be None or an integer "
-                         ">= 1")
 
 
 def measure_module(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
