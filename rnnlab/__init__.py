@@ -6,7 +6,7 @@ and the two apps on top, ``measure`` (experiments/decay.py) and ``train`` (exper
 """
 __version__ = "0.1.0"
 
-__all__ = ["measure_module", "train_module"]
+__all__ = ["input_sensitivity", "measure_module", "train_module"]
 
 
 def __getattr__(name):
@@ -14,6 +14,9 @@ def __getattr__(name):
     if name == "measure_module":
         from .engine.torch_modules import measure_module
         return measure_module
+    if name == "input_sensitivity":
+        from .engine.input_sensitivity import input_sensitivity
+        return input_sensitivity
     if name == "train_module":
         from .train.loop import train_module
         return train_module
