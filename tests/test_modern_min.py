@@ -12,8 +12,9 @@
   f' = s(W_f x) / (s(W_f x) + s(W_i x))), every lag, to 1e-12 in ln, and the Frobenius norm
   the root of the sum of the squared products;
 - the trainable module's parallel scan in log space equals its sequential step loop to 1e-12
-  (states; the weights' gradient of a loss through each relative to its largest entry), and
-  the engine's recurrence on its ``engine_params``;
+  (states; the weights' gradient of a loss through each relative to its largest entry), a
+  sequence run in two chunks (the second from the first's last state) equals it whole, and the
+  engine's recurrence on its ``engine_params`` gives the same states;
 - the quadratures of ``rnnlab.theory`` (``mingru_log_keep``, ``minlstm_log_keep``) equal scipy's
   adaptive ``quad`` / ``dblquad`` to 1e-10, over scales 0.1 to 20, nonzero means and
   correlations up to 1; a zero-mean minGRU unit's rate lies below -ln 2 and rises towards it
@@ -188,8 +189,13 @@ def test_parallel_scan_equals_the_sequential_steps(cell):
     (engine,), _ = cells.get(cell).layer_forward(p, x.transpose(0, 1).detach(),
                                                  torch.zeros(3, 6, dtype=torch.float64))
     assert (engine.transpose(0, 1) - seq.detach()).abs().max().item() < EXACT
-    with pytest.raises(ValueError, match="starts from h = 0"):
-        module(x, torch.zeros(1, 3, 6))
+    # from a given state (torch.nn.RNN's h0): a sequence in two chunks is the whole
+    first, mid = module(x[:, :80])
+    rest, last2 = module(x[:, 80:], mid)
+    assert (torch.cat([first, rest], 1) - parallel).abs().max().item() < EXACT
+    assert (last2 - last).abs().max().item() < EXACT
+    with pytest.raises(ValueError, match=r"h0 has shape \(3, 6\); .* \(1, batch, hidden_size\)"):
+        module(x, torch.zeros(3, 6, dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------------------------

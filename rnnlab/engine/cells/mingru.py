@@ -18,9 +18,9 @@ g'(v) = 1 for v >= 0 and s(v)(1 - s(v)) below (a stack's input cotangent).
 Initial weights as ``torch.nn.Linear(D, 2N, bias=False)`` draws the reference code's one
 ``to_hidden_and_gate`` layer: every entry ~ U(-1/sqrt D, 1/sqrt D) (kaiming-uniform with
 a = sqrt 5), times ``model.input_gain`` (1: PyTorch's), rows [W_h; W_z], from the run's
-generator. The trainable module holds that very layer (its state_dict is the reference code's
-``minGRU(dim)``'s with no expansion) and runs a sequence by the paper's parallel scan in log space
-(appendix B.3): with h_{-1} = 0 every h_t > 0, and
+generator. The trainable module holds that very layer (with D = N its state_dict has the keys
+and shapes of the reference code's ``minGRU(N)``) and runs a sequence by the paper's parallel
+scan in log space (appendix B.3): with h_{-1} = 0 every h_t > 0, and
 
     ln h_t = A_t + logcumsumexp_k (ln z_k + ln g(W_h x_k) - A_k),   A_t = sum_{s<=t} ln(1 - z_s).
 
@@ -202,13 +202,28 @@ def log_scan(log_a: Tensor, log_b: Tensor) -> Tensor:
     return torch.exp(A + torch.logcumsumexp(log_b - A, 1))
 
 
+def steps(module: nn.Module, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    """A cell module's ``step`` over x (B, T, D) from h0 (1, B, N), as ``torch.nn.RNN`` takes
+    and returns a state: (h (B, T, N), h_last (1, B, N))."""
+    B, N = x.shape[0], module.hidden_size
+    if tuple(h0.shape) != (1, B, N):
+        raise ValueError(f"h0 has shape {tuple(h0.shape)}; {type(module).__name__} takes "
+                         f"(1, batch, hidden_size) = (1, {B}, {N})")
+    state, hs = (h0[0],), []
+    for t in range(x.shape[1]):
+        state = module.step(x[:, t], state)
+        hs.append(state[0])
+    h = torch.stack(hs, 1)
+    return h, h[:, -1].unsqueeze(0)
+
+
 class MinGRU(nn.Module):
     """The trainable minGRU, batch first: ``to_hidden_and_gate`` = ``nn.Linear(D, 2N,
     bias=False)``, rows [W_h; W_z], the reference code's layer, name and init (torch's default
     for a Linear layer, from the global RNG, drawn in ``dtype``). ``step`` is the paper's
-    sequential step; ``forward(x (B, T, D)) -> (h (B, T, N), h_last (1, B, N))`` its parallel
-    scan in log space from h_{-1} = 0 (module docstring), as ``torch.nn.RNN`` returns
-    (output, h_n)."""
+    sequential step; ``forward(x (B, T, D), h0=None) -> (h (B, T, N), h_last (1, B, N))`` its
+    parallel scan in log space from h_{-1} = 0 (module docstring), as ``torch.nn.RNN`` returns
+    (output, h_n); from a given h0 (1, B, N) its steps."""
 
     fused = True
 
@@ -225,9 +240,8 @@ class MinGRU(nn.Module):
         return (torch.lerp(state[0], g(hidden), torch.sigmoid(gate)),)
 
     def forward(self, x: Tensor, h0: Tensor | None = None):
-        if h0 is not None:
-            raise ValueError("MinGRU's parallel scan starts from h = 0; run step() from another "
-                             "state")
+        if h0 is not None:  # from another state: its steps (the log-space scan needs h > 0)
+            return steps(self, x, h0)
         hidden, gate = self.to_hidden_and_gate(x).chunk(2, -1)
         # ln(1 - z) = -softplus(gate), ln z = -softplus(-gate)
         h = log_scan(-F.softplus(gate), -F.softplus(-gate) + log_g(hidden))

@@ -44,6 +44,7 @@ from .mingru import (
     log_scan,
     numpy_rows,
     sequential_scan,
+    steps,
 )
 
 
@@ -134,8 +135,8 @@ class MinLSTM(nn.Module):
     """The trainable minLSTM, batch first: ``to_hidden_and_f_i_gate`` = ``nn.Linear(D, 3N,
     bias=False)``, rows [W_h; W_f; W_i], the reference code's layer, name and init (torch's
     default, from the global RNG, drawn in ``dtype``). ``step`` is the paper's sequential step;
-    ``forward(x (B, T, D)) -> (h (B, T, N), h_last (1, B, N))`` its parallel scan in log space
-    from h_{-1} = 0 (module docstring)."""
+    ``forward(x (B, T, D), h0=None) -> (h (B, T, N), h_last (1, B, N))`` its parallel scan in
+    log space from h_{-1} = 0 (module docstring); from a given h0 (1, B, N) its steps."""
 
     fused = True
 
@@ -154,9 +155,8 @@ class MinLSTM(nn.Module):
         return (f_n * state[0] + i_n * g(hidden),)
 
     def forward(self, x: Tensor, h0: Tensor | None = None):
-        if h0 is not None:
-            raise ValueError("MinLSTM's parallel scan starts from h = 0; run step() from another "
-                             "state")
+        if h0 is not None:  # from another state: its steps (the log-space scan needs h > 0)
+            return steps(self, x, h0)
         hidden, e_f, e_i = self.to_hidden_and_f_i_gate(x).chunk(3, -1)
         diff = F.softplus(-e_f) - F.softplus(-e_i)  # ln i - ln f
         h = log_scan(-F.softplus(diff), -F.softplus(-diff) + log_g(hidden))
