@@ -121,24 +121,28 @@ class DiagonalLayer:
 
 def layer_forward(p: MinGRUParams, inp: Tensor, h: Tensor):
     """The minGRU over inp (T, B, D) from h (B, N), step by step; the gates' and candidates'
-    pre-activations of every step in one product each (they see x only)."""
-    e_z, e_h = torch.matmul(inp, p.W_z.T), torch.matmul(inp, p.W_h.T)
-    z, h_cand = torch.sigmoid(e_z), g(e_h)
+    pre-activations of every step in one product each (they see x only). The maps keep the
+    factors a = 1 - z; a stack's input coefficients are recomputed per step from the input and
+    the state entering it."""
+    z = torch.sigmoid(torch.matmul(inp, p.W_z.T))
     a = 1 - z
-    hs = sequential_scan(a, z * h_cand, h)
-    prev = torch.cat([h[None], hs[:-1]])  # the state entering each step
+    hs = sequential_scan(a, z * g(torch.matmul(inp, p.W_h.T)), h)
+    del z
     W_in = torch.cat([p.W_z, p.W_h])
 
-    def make(sl: slice) -> DiagonalLayer:
-        z_s, a_s, e_s, c_s, prev_s = z[sl], a[sl], e_h[sl], h_cand[sl], prev[sl]
+    def coefficients(t: int) -> Tensor:
+        """(h~ - h_{t-1}) z (1 - z) and z g'(W_h x), side by side, at step t of ``inp``."""
+        x_t, h_prev = inp[t], hs[t - 1] if t > 0 else h
+        z_t, e_h = torch.sigmoid(x_t @ p.W_z.T), x_t @ p.W_h.T
+        return torch.cat([(g(e_h) - h_prev) * z_t * (1 - z_t), z_t * g_prime(e_h)], -1)
 
-        def coefficients(k: int) -> Tensor:
-            return torch.cat([(c_s[k] - prev_s[k]) * z_s[k] * a_s[k],
-                              z_s[k] * g_prime(e_s[k])], -1)
+    return (hs,), lambda sl: DiagonalLayer(a[sl], W_in, shifted(coefficients, sl, len(inp)))
 
-        return DiagonalLayer(a_s, W_in, coefficients)
 
-    return (hs,), make
+def shifted(f: Callable[[int], Tensor], sl: slice, T: int) -> Callable[[int], Tensor]:
+    """``f`` of the steps of ``sl`` (of T), indexed from 0: the maps of a slice of steps."""
+    start = range(T)[sl].start
+    return lambda k: f(start + k)
 
 
 def sequential_scan(a: Tensor, b: Tensor, h: Tensor) -> Tensor:

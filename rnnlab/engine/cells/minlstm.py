@@ -44,6 +44,7 @@ from .mingru import (
     log_scan,
     numpy_rows,
     sequential_scan,
+    shifted,
     steps,
 )
 
@@ -81,26 +82,23 @@ def gates(e_f: Tensor, e_i: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 def layer_forward(p: MinLSTMParams, inp: Tensor, h: Tensor):
     """The minLSTM over inp (T, B, D) from h (B, N), step by step; every step's pre-activations
-    in one product each (the gates see x only)."""
-    e_f, e_i, e_h = (torch.matmul(inp, W.T) for W in (p.W_f, p.W_i, p.W_h))
-    f_n, i_n, f, i = gates(e_f, e_i)
-    h_cand = g(e_h)
-    hs = sequential_scan(f_n, i_n * h_cand, h)
-    prev = torch.cat([h[None], hs[:-1]])  # the state entering each step
+    in one product each (the gates see x only). The maps keep the factors f'; a stack's input
+    coefficients are recomputed per step from the input and the state entering it."""
+    f_n, i_n, _, _ = gates(torch.matmul(inp, p.W_f.T), torch.matmul(inp, p.W_i.T))
+    hs = sequential_scan(f_n, i_n * g(torch.matmul(inp, p.W_h.T)), h)
+    del i_n
     W_in = torch.cat([p.W_f, p.W_i, p.W_h])
 
-    def make(sl: slice) -> DiagonalLayer:
-        f_s, i_s, fn_s, in_s = f[sl], i[sl], f_n[sl], i_n[sl]
-        e_s, c_s, prev_s = e_h[sl], h_cand[sl], prev[sl]
+    def coefficients(t: int) -> Tensor:
+        """d (1 - f), -d (1 - i) and i' g'(W_h x) side by side at step t of ``inp``, with
+        d = (h_{t-1} - h~) f' i'."""
+        x_t, h_prev = inp[t], hs[t - 1] if t > 0 else h
+        f_t, i_t, f, i = gates(x_t @ p.W_f.T, x_t @ p.W_i.T)
+        e_h = x_t @ p.W_h.T
+        d = (h_prev - g(e_h)) * f_t * i_t
+        return torch.cat([d * (1 - f), -d * (1 - i), i_t * g_prime(e_h)], -1)
 
-        def coefficients(k: int) -> Tensor:
-            d = (prev_s[k] - c_s[k]) * fn_s[k] * in_s[k]  # dh/df' times f' i'
-            return torch.cat([d * (1 - f_s[k]), -d * (1 - i_s[k]),
-                              in_s[k] * g_prime(e_s[k])], -1)
-
-        return DiagonalLayer(fn_s, W_in, coefficients)
-
-    return (hs,), make
+    return (hs,), lambda sl: DiagonalLayer(f_n[sl], W_in, shifted(coefficients, sl, len(inp)))
 
 
 def draw(model, T: int, gen: torch.Generator) -> dict:
