@@ -25,6 +25,7 @@ from test_lstm_state import memory_path_checks
 from test_lyapunov import forward_backward_checks, newman_checks, quenched_checks
 from test_memory_theory import closed_form_checks
 from test_model import gain_checks
+from test_modern_min import diag_rate_checks
 from test_sensitivity import lru_memory_checks
 from test_tasks import BASELINE_CASES, baseline_checks
 from test_theory import gaussian_W_checks, isometry_checks
@@ -71,6 +72,8 @@ CASES: dict = {
     "test_train.py::test_lstm_learns_adding_at_T10_and_is_reproducible":
         (lambda seed: lstm_adding_checks(seed)[1], 0),
     "test_lstm_state.py::test_h_only_misses_the_memory_path": (memory_path_checks, 1),
+    **{f"test_modern_min.py::test_theory_rate_matches_the_measured_long_lag_rate[{c}]":
+       (lambda seed, c=c: diag_rate_checks(c, seed), 0) for c in ("mingru", "minlstm")},
 }
 
 

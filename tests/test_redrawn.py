@@ -1,10 +1,10 @@
 """``measure.weights=redrawn``: weights drawn afresh at every step (rnnlab.engine.redrawn).
 
 - exact: every log10 ||dL_t/ds_k|| of a redrawn run (Elman tanh and relu, GRU, LSTM,
-  minimalRNN; burn-in and max_lag) equals the per-target autograd loop through the cell's
-  reference step with step t's own weights (drawn here from the documented recipe: the run's
-  draw at t = 0, the cell's draw from step_seed(seed, t) after) to 1e-10, float64; the largest
-  Lyapunov exponent's tangent maps and the O(T) profile mode go through the same maps;
+  minimalRNN, minGRU, minLSTM; burn-in and max_lag) equals the per-target autograd loop through
+  the cell's reference step with step t's own weights (drawn here from the documented recipe:
+  the run's draw at t = 0, the cell's draw from step_seed(seed, t) after) to 1e-10, float64; the
+  largest Lyapunov exponent's tangent maps and the O(T) profile mode go through the same maps;
 - the weights do change: a redrawn run differs from the fixed run with the same seed, and its
   step-0 state, readout and data are the fixed run's;
 - step seeds are distinct across steps and seeds; the key is validated (one line), refuses
@@ -30,6 +30,8 @@ CASES = {
     "gru": dict(model=dict(cell="gru")),
     "lstm": dict(model=dict(cell="lstm", gate_bias=1.0)),
     "minimal": dict(model=dict(cell="minimal", gain=3.0, spectral_radius=None)),
+    **{c: dict(model=dict(cell=c, activation="linear", init="pytorch"))
+       for c in ("mingru", "minlstm")},
 }
 
 
