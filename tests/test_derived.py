@@ -165,6 +165,10 @@ def test_a_run_with_derived_jacobians_writes_the_same_numbers(cell):
 def test_a_bad_jacobians_value_is_one_line():
     with pytest.raises(ConfigError, match="measure.jacobians='hand'.*'cell', 'derived'"):
         run_spec("hand").validate()
+    spec = RunSpec(measure=MeasureSpec(jacobians="derived", weights="redrawn"))
+    with pytest.raises(ConfigError, match="^measure.jacobians='derived' with measure.weights="
+                                          "'redrawn': .*use measure.jacobians=cell$"):
+        spec.validate()
 
 
 WEIGHTED = [c for c in CASES if c["cell"] != "lru"]

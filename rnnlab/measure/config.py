@@ -145,6 +145,10 @@ class MeasureSpec:
             raise ConfigError("measure.weight_grad=true with measure.weights='redrawn': every "
                               "step has its own W, so there is no one dL/dW to split by lag; "
                               "use measure.weights=fixed")
+        if self.jacobians == "derived" and self.weights == "redrawn":
+            raise ConfigError("measure.jacobians='derived' with measure.weights='redrawn': the "
+                              "redrawn network is built from each step's own weights through "
+                              "the cell's hand-written maps; use measure.jacobians=cell")
         if self.weight_grad and self.mode != "pairs":
             raise ConfigError(f"measure.weight_grad=true with measure.mode={self.mode!r}: the "
                               "weight gradient by lag needs every pair; use measure.mode=pairs")
