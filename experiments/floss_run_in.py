@@ -58,7 +58,7 @@ def exponents_through_run_in(rnn, activation, x, Q0, discard, run_in=0):
     """``flossing_exponents`` of an Elman module with the gradient flowing through the run-in
     too (the state entering the window as a function of the weights): the variant
     ``floss.run_in`` does not take, measured here beside it (``--through``)."""
-    h = torch.stack(elman_states(rnn, activation, x))[run_in:, 0]
+    h = torch.stack(elman_states(rnn, x))[run_in:, 0]
     return lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, activation),
                                    Q0.shape[-1], discard, Q0=Q0)
 

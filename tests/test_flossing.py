@@ -75,7 +75,7 @@ def _tiny(cell="elman"):
 @pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
 def test_flossing_gradient_equals_finite_differences(cell):
     rnn, x, Q0 = _tiny(cell)
-    loss = flossing_loss(flossing_exponents(rnn, "tanh", x, Q0, 5))
+    loss = flossing_loss(flossing_exponents(rnn, x, Q0, 5))
     loss.backward()
     for name, idx in (("weight_hh_l0", (0, 1)), ("weight_hh_l0", (4, 2)),
                       ("weight_ih_l0", (3, 0)), ("bias_hh_l0", (5,))):
@@ -84,7 +84,7 @@ def test_flossing_gradient_equals_finite_differences(cell):
         for eps in (1e-6, -1e-6):
             with torch.no_grad():
                 p[idx] += eps
-                lam = flossing_exponents(rnn, "tanh", x, Q0, 5)
+                lam = flossing_exponents(rnn, x, Q0, 5)
                 values.append(flossing_loss(lam).item())
                 p[idx] -= eps
         fd = (values[0] - values[1]) / 2e-6
@@ -93,7 +93,7 @@ def test_flossing_gradient_equals_finite_differences(cell):
 
 def test_flossing_exponents_are_the_engines():
     rnn, x, Q0 = _tiny()
-    lam = flossing_exponents(rnn, "tanh", x, Q0, 5).detach()
+    lam = flossing_exponents(rnn, x, Q0, 5).detach()
     p = ElmanParams(rnn.weight_ih_l0.detach(), rnn.weight_hh_l0.detach(),
                     (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach(), torch.zeros(1, 6),
                     torch.zeros(1), "tanh")
@@ -105,7 +105,7 @@ def test_flossing_exponents_are_the_engines():
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_gated_flossing_exponents_are_the_engines(cell):
     rnn, x, Q0 = _tiny(cell)
-    lam = flossing_exponents(rnn, "tanh", x, Q0, 5).detach()
+    lam = flossing_exponents(rnn, x, Q0, 5).detach()
     traj = module_trajectory(rnn, x, torch.zeros(1, 20, 6, dtype=torch.float64), loss="mse")
     ref = lyapunov_from_maps(traj.maps, 20, 3, 5, Q0=Q0.unsqueeze(0))[0]
     assert (lam - ref).abs().max().item() < 1e-12
@@ -139,9 +139,9 @@ def _objective(rnn, cfg, windows, seed):
     Q0 = random_frame(cfg.hidden_size, cfg.floss_k, dtype=torch.float32,
                       generator=torch.Generator().manual_seed(cfg.seed))
     with torch.no_grad():
-        return np.array([flossing_exponents(rnn, cfg.activation,
-                                            drive(cfg.task, cfg.length, cfg.floss_window, rng,
-                                                  torch.float32), Q0, cfg.floss_discard).numpy()
+        return np.array([flossing_exponents(rnn, drive(cfg.task, cfg.length, cfg.floss_window,
+                                                       rng, torch.float32),
+                                            Q0, cfg.floss_discard).numpy()
                          for _ in range(windows)])
 
 
@@ -195,7 +195,7 @@ def _old_flossing_losses(cfg, rnn, rng, n):
     for _ in range(n):
         x = drive(cfg.task, cfg.length, cfg.floss_window, rng, torch.float64)
         opt.zero_grad(set_to_none=True)
-        loss = flossing_loss(flossing_exponents(rnn, cfg.activation, x, Q0, cfg.floss_discard))
+        loss = flossing_loss(flossing_exponents(rnn, x, Q0, cfg.floss_discard))
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -240,7 +240,7 @@ def test_run_in_exponents_are_the_engines_after_the_run_in(cell):
     x = drive(cfg.task, cfg.length, run_in + 20, np.random.RandomState(0), torch.float64)
     S = 12 if cell == "lstm" else 6
     Q0 = random_frame(S, 3, generator=torch.Generator().manual_seed(1))
-    lam = flossing_exponents(rnn, "tanh", x, Q0, 5, run_in).detach()
+    lam = flossing_exponents(rnn, x, Q0, 5, run_in).detach()
     with torch.no_grad():
         _, settled = rnn(x[:, :run_in])  # h_n (1, 1, N), or (h_n, c_n) for the LSTM
         if cell == "elman":
@@ -253,7 +253,7 @@ def test_run_in_exponents_are_the_engines_after_the_run_in(cell):
                                      loss="mse", h0=settled)
             ref = lyapunov_from_maps(traj.maps, 20, 3, 5, Q0=Q0.unsqueeze(0))[0]
     assert (lam - ref).abs().max().item() < 1e-12
-    without = flossing_exponents(rnn, "tanh", x[:, run_in:], Q0, 5).detach()
+    without = flossing_exponents(rnn, x[:, run_in:], Q0, 5).detach()
     assert (lam - without).abs().max().item() > 1e-6
 
 
@@ -285,7 +285,7 @@ def _tiny_cell(cell):
 def test_step_cells_flossing_exponents_are_the_engines(cell, run_in):
     cfg, rnn, head, Q0 = _tiny_cell(cell)
     x = drive(cfg.task, cfg.length, run_in + 20, np.random.RandomState(0), torch.float64)
-    lam = flossing_exponents(rnn, None, x, Q0, 5, run_in).detach()
+    lam = flossing_exponents(rnn, x, Q0, 5, run_in).detach()
     p = rnn.engine_params(head)
     with torch.no_grad():
         h0 = torch.cat(rnn.init_state(1), -1)
@@ -300,7 +300,7 @@ def test_step_cells_flossing_exponents_are_the_engines(cell, run_in):
 def test_step_cells_flossing_gradient_equals_finite_differences(cell, names):
     cfg, rnn, _, Q0 = _tiny_cell(cell)
     x = drive(cfg.task, cfg.length, 20, np.random.RandomState(0), torch.float64)
-    flossing_loss(flossing_exponents(rnn, None, x, Q0, 5)).backward()
+    flossing_loss(flossing_exponents(rnn, x, Q0, 5)).backward()
     for name in names:
         p = getattr(rnn, name)
         idx = (1,) + (0,) * (p.dim() - 1)
@@ -308,7 +308,7 @@ def test_step_cells_flossing_gradient_equals_finite_differences(cell, names):
         for eps in (1e-6, -1e-6):
             with torch.no_grad():
                 p[idx] += eps
-                values.append(flossing_loss(flossing_exponents(rnn, None, x, Q0, 5)).item())
+                values.append(flossing_loss(flossing_exponents(rnn, x, Q0, 5)).item())
                 p[idx] -= eps
         fd = (values[0] - values[1]) / 2e-6
         assert fd == pytest.approx(p.grad[idx].item(), rel=1e-6), name

@@ -139,7 +139,7 @@ def bits(rng, steps: int) -> torch.Tensor:
 def spectrum(rnn: nn.RNN, x: torch.Tensor, k: int, transient: int, seed: int) -> np.ndarray:
     """lambda_1..lambda_k (nats per step) of the exact engine's QR along x (1, T, 1)."""
     with torch.no_grad():
-        h = torch.stack(omega_reg.elman_states(rnn, "tanh", x))[:, 0]
+        h = torch.stack(omega_reg.elman_states(rnn, x))[:, 0]
         return lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, "tanh"), k,
                                        transient,
                                        generator=torch.Generator().manual_seed(seed)).numpy()
@@ -187,7 +187,7 @@ def settled_exponents(rnn: nn.RNN, rng, window: int, windows: int, seed: int) ->
     for j in range(windows):
         x = bits(rng, RUN_IN_SETTLED + window)
         with torch.no_grad():
-            h = torch.stack(omega_reg.elman_states(rnn, "tanh", x))[RUN_IN_SETTLED:, 0]
+            h = torch.stack(omega_reg.elman_states(rnn, x))[RUN_IN_SETTLED:, 0]
             gen = torch.Generator().manual_seed(1000 * seed + j)
             out.append(lyapunov_from_jacobians(rnn.weight_hh_l0, phi_prime_from_h(h, "tanh"), K,
                                                engelken_discard(window), generator=gen).numpy())
@@ -199,7 +199,7 @@ def objective_windows(rnn: nn.RNN, Q0: torch.Tensor, rng, windows: int,
     """(windows, K): the flossing objective's own estimator on fresh bit windows: WINDOW steps
     after ``run_in`` from h = 0, DISCARD discarded, the run's frame Q0 (``flossing_exponents``)."""
     with torch.no_grad():
-        return np.array([flossing_exponents(rnn, "tanh", bits(rng, run_in + WINDOW), Q0, DISCARD,
+        return np.array([flossing_exponents(rnn, bits(rng, run_in + WINDOW), Q0, DISCARD,
                                             run_in).numpy() for _ in range(windows)])
 
 
@@ -248,11 +248,10 @@ def remedy_of(r) -> str:
 def probe_omega(run_dir: Path, T: int) -> float:
     """Omega (eq. 9-10) of a trained run's model on PROBE fresh temporal-order sequences (the
     same sequences for every run of this T)."""
-    rnn, head, config = load_model(run_dir / "model.pt")
+    rnn, head, _ = load_model(run_dir / "model.pt")
     rnn, head = rnn.double(), head.double()
     x, y = sample("temporal_order", PROBE, T, np.random.RandomState(90_000 + T), torch.float64)
-    _, value = omega_reg.omega_backward(rnn, head, tasks.spec("temporal_order"), x, y,
-                                        config.get("activation", "tanh"), 0.0)
+    _, value = omega_reg.omega_backward(rnn, head, tasks.spec("temporal_order"), x, y, 0.0)
     return value
 
 

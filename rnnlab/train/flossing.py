@@ -45,14 +45,13 @@ from ..engine.lyapunov import lyapunov_from_jacobians, lyapunov_from_maps, rando
 from .sequence import Network, StepMaps, as_cell_module, unroll
 
 
-def flossing_exponents(rnn: nn.Module, activation: str | None, x: Tensor, Q0: Tensor,
-                       discard: int, run_in: int = 0) -> Tensor:
+def flossing_exponents(rnn: nn.Module, x: Tensor, Q0: Tensor, discard: int,
+                       run_in: int = 0) -> Tensor:
     """lambda_1 .. lambda_k (nats per step) of the cell module along one input sequence x
     (1, run_in + window, D): the first ``run_in`` steps from the initial state without a graph
     (not averaged; the frame Q0 (S, k) starts after them), then the window, differentiable in the
     module's parameters (module docstring). ``rnn``: a cell module (or a plain torch module,
-    ``sequence.as_cell_module``); ``activation`` is the module's own and only named for the
-    callers that pass it."""
+    ``sequence.as_cell_module``)."""
     module, k, s0 = as_cell_module(rnn), Q0.shape[-1], None
     if run_in:
         with torch.no_grad():
@@ -112,7 +111,7 @@ class Flosser:
         x = drive(cfg.task, cfg.length, cfg.floss_run_in + cfg.floss_window, self.rng,
                   self.Q0.dtype)
         self.opt.zero_grad(set_to_none=True)
-        loss = flossing_loss(flossing_exponents(self.rnn, cfg.activation, x, self.Q0,
+        loss = flossing_loss(flossing_exponents(self.rnn, x, self.Q0,
                                                 cfg.floss_discard, cfg.floss_run_in))
         if not torch.isfinite(loss):
             return loss.item()

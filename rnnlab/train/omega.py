@@ -42,11 +42,9 @@ from .sequence import Network, as_cell_module, readout_input, unroll
 BOUND = 1e-20  # ||delta||^2 below this: no ratio (Pascanu's state['bound'])
 
 
-def elman_states(rnn: nn.Module, activation: str | None, x: Tensor,
-                 h0: Tensor | None = None) -> list[Tensor]:
+def elman_states(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) -> list[Tensor]:
     """h_0 .. h_{T-1} of a one-layer Elman module (h_{-1} = 0 unless ``h0`` (B, N) gives it),
-    each h_t the tensor the next step reads: the module's own ``unroll``; ``activation`` is the
-    module's own and only named for the callers that pass it."""
+    each h_t the tensor the next step reads: the module's own ``unroll``."""
     module = as_cell_module(rnn)
     return [s[0] for s in unroll(module, x, None if h0 is None else (h0,))]
 
@@ -96,12 +94,11 @@ def omega_value(module: nn.Module, states: list[tuple], x: Tensor, delta: list[T
 
 
 def omega_backward(rnn: nn.Module, head: nn.Module, task: tasks.TaskSpec, x: Tensor, y: Tensor,
-                   activation: str | None, alpha: float) -> tuple[Tensor, float]:
+                   alpha: float) -> tuple[Tensor, float]:
     """One training step's gradients with the regulariser: every parameter's ``.grad`` is set to
     dE/dtheta of the task loss E on (x, y), and alpha * dOmega/dtheta added for the parameters
     Omega depends on. Returns (E detached, Omega); a non-finite E sets no gradient. ``rnn``: a
-    cell module (or a plain torch module, ``sequence.as_cell_module``); ``activation`` is the
-    module's own and only named for the callers that pass it."""
+    cell module (or a plain torch module, ``sequence.as_cell_module``)."""
     module = as_cell_module(rnn)
     params = [*module.parameters(), *head.parameters()]
     states = unroll(module, x)
@@ -139,7 +136,7 @@ class Omega:
         return None
 
     def backward(self, net: Network, x: Tensor, y: Tensor) -> Tensor:
-        loss, value = omega_backward(net.rnn, net.head, net.task, x, y, None, self.alpha)
+        loss, value = omega_backward(net.rnn, net.head, net.task, x, y, self.alpha)
         self.values.append(value)
         return loss
 
