@@ -209,3 +209,40 @@ def test_the_same_cell_trains_on_temporal_order_and_is_measured_after():
     y = torch.randint(head.out_features, (200, 3), generator=torch.Generator().manual_seed(0))
     m = rnnlab.measure_module(cell, x, y, head=head, keep_matrix=True, jacobians="derived")
     assert close(m.log10_grad, reference(cell, x, y, head)[""]) < TOL
+
+
+def test_training_a_user_cell_records_its_gradient_horizon():
+    """The training loop's measure hook (``rnnlab.train.horizon``) takes a user's cell through
+    derived maps: its step-0 decay rate equals the last-step loss's slope computed here from
+    autograd on the same probe batch (1e-10 nats/step), and every evaluation has a rate."""
+    from rnnlab.train import horizon
+    from rnnlab.train.data import sample, stream
+
+    torch.manual_seed(3)
+    cell = Leaky(6, 8, a=0.5).double()
+    result = rnnlab.train_module(cell, task="temporal_order", length=20, steps=20, lr=0.01,
+                                 seed=0, eval_every=10, eval_size=20, test_size=20,
+                                 eval_batch=20, batch_size=8, probe_size=4, dtype="float64",
+                                 measure=horizon.make_measure("temporal_order", max_lag=15,
+                                                              lyap_k=2))
+    curve = result.curve
+    assert curve["decay_rate"].notna().all() and curve["lyap_1"].notna().all()
+    # the step-0 rate again, on the initial weights, by autograd
+    torch.manual_seed(3)
+    cell0 = Leaky(6, 8, a=0.5).double()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        head0 = nn.Linear(8, 4)
+    head0 = head0.double()
+    x, y = sample("temporal_order", 4, 20, stream(0, "probe"), torch.float64)
+    h, hs = cell0.init_state(4), []
+    for t in range(20):
+        h = cell0.step(x[:, t], h)
+        hs.append(h[0])
+    L = nn.functional.cross_entropy(head0(hs[-1]), y.argmax(-1), reduction="sum")
+    grads = torch.autograd.grad(L, hs)
+    ln = torch.stack([torch.log(torch.linalg.vector_norm(g, dim=-1)).mean() for g in grads])
+    lags = torch.arange(19, -1, -1, dtype=torch.float64)
+    keep = (lags >= 1) & (lags <= 15)
+    slope = np.polyfit(lags[keep].numpy(), ln[keep].numpy(), 1)[0]
+    assert abs(curve["decay_rate"].iloc[0] - slope) < 1e-10

@@ -33,8 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import tasks
-from ..engine import adjoint, cells
+from ..engine import adjoint, cells, derived
 from ..engine.fit import fit_decay
+from ..engine.heads import Readout
 from ..engine.logspace import unit
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps, random_frame
 from ..engine.model import readout_losses
@@ -100,12 +101,17 @@ def _feature_gradient(rnn: nn.Module, head: nn.Module, recorded: cells.Recorded,
 
 def _trajectory(rnn: nn.Module, head: nn.Linear, x: Tensor, target: Tensor, loss: str):
     """The engine's forward pass of float64 modules from the initial state: the cell's recorded
-    step maps of ``rnn.engine_params(head)`` and g_t of every step."""
-    p = rnn.engine_params(head)
+    step maps of ``rnn.engine_params(head)`` (a user's own cell module: maps derived from its
+    ``step``, ``rnnlab.engine.derived``) and g_t of every step."""
     state0 = rnn.init_state(x.shape[0])
-    h0 = torch.cat(state0, -1)
     with torch.no_grad(), torch_threads(threads_for(x.device, x.shape[0], state0[0].shape[-1])):
-        recorded = cells.get(p.cell).forward(p, x, h0)
+        if hasattr(rnn, "engine_params"):
+            p = rnn.engine_params(head)
+            recorded = cells.get(p.cell).forward(p, x, torch.cat(state0, -1))
+        else:  # a user's own cell: its step maps derived from its step
+            p = Readout(head.weight.detach(), head.bias.detach())
+            recorded = derived.record(rnn.step, x, tuple(state0), 0,
+                                      getattr(rnn, "state_parts", None))
         grad = _feature_gradient(rnn, head, recorded, x, target, loss) \
             if callable(getattr(rnn, "features", None)) else None
         return adjoint.trajectory(recorded, p, target, loss, grad=grad)
