@@ -221,3 +221,22 @@ def test_a_cell_without_hand_written_maps_falls_back_and_says_so_once():
         assert abs(auto.lags["log10_grad_mean"] - hand.lags["log10_grad_mean"]).max() < TOL
     finally:
         del cells.CELLS["minimal_auto"]
+
+
+@pytest.mark.parametrize("case", [dict(cell="elman", activation="tanh"), dict(cell="gru"),
+                                  dict(cell="lstm"), dict(cell="lru")],
+                         ids=lambda c: c["cell"])
+def test_pull_back_and_materialised_maps_agree(case):
+    """A state too large for the budget goes through step's own pull-back and push-forward;
+    a small one through materialised J_k: the two give the same measurement (1e-12)."""
+    net = network(case, T=10)
+    cell = cells.get(case["cell"])
+    small = derived.record_cell(cell, net.params, net.x, net.h0, 2)
+    pulled = derived.record_cell(cell, net.params, net.x, net.h0, 2, budget=1)
+    assert small.maps.layers[0].materialised and not pulled.maps.layers[0].materialised
+    tr = [adjoint.trajectory(r, net.params, net.y_target, "xent") for r in (small, pulled)]
+    for part in [None, *tr[0].maps.parts]:
+        assert gap(*(adjoint.log_grad_norms(t, part=part) for t in tr)) < TOL
+    T, B, S = tr[0].shape
+    Q0 = random_frame(S, 3, (B,), generator=torch.Generator().manual_seed(1))
+    assert gap(*(lyapunov_from_maps(t.maps, T, 3, Q0=Q0) for t in tr)) < TOL

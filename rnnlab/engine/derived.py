@@ -11,12 +11,15 @@ enters the measurement as the two maps every cell gives the engine
 state: the cotangent map J_k^T D pulls a whole (targets x batch x state) block back through
 ``step`` at step k (``torch.func.vjp``, vmapped over the targets), the tangent map J_k Q pushes a
 frame forward (``torch.func.jvp``, vmapped over its columns). Neither forms J_k, so a step costs
-the GEMMs a hand-written map does plus the step's own elementwise work. Where J_k itself is
-wanted (tests, inspection), ``StepJacobians.jacobian`` materialises it by reverse mode: the steps
+the GEMMs a hand-written map does plus the step's own elementwise work. A small state whose
+every J_k fits the budget has them formed once instead, and the maps are batched GEMMs (the
+per-step pull-back's dispatch would cost more than its arithmetic). J_k is materialised by
+reverse mode: the steps
 being independent once recorded, ``step`` is applied to a chunk of steps stacked as one batch of
 rows and its pull-back vmapped over the S unit cotangents, chunks sized to hold at most
-``budget`` numbers and computed when first asked for. The weight gradient by lag and the
-sensitivity differentiate ``step`` with respect to the recurrent weight the same way.
+``budget`` numbers and computed when first asked for (``StepJacobians.jacobian``). The weight
+gradient by lag and the sensitivity differentiate ``step`` with respect to the recurrent weight
+the same way.
 
 ``step`` must act on each sequence (row) alone, as every recurrent cell does; a step that mixes
 the batch (batch statistics) has no per-sequence Jacobian. The forward here is the plain one, in
@@ -89,11 +92,13 @@ class StepJacobians:
     each of them; ``sizes``: the state's part sizes, ``parts`` their names (h first; the parts
     after the first are reported on their own, as the LSTM's c).
 
-    The maps the sweeps use never form J_k: ``vjp_`` pulls a whole (targets x batch x state)
-    block back through ``step`` at step k (``torch.func.vjp``, vmapped over the targets) and
-    ``jvp`` pushes a frame forward (``torch.func.jvp``, vmapped over its columns), at the cost
-    of the GEMMs a hand-written map does. ``jacobian(k)`` materialises J_k (B, S, S) itself,
-    a chunk of steps at a time within ``budget`` numbers (module docstring).
+    When every J_k fits in ``budget`` numbers (a small state: ``materialised``) they are formed
+    once and the maps are batched GEMMs with them. Otherwise the maps never form J_k: ``vjp_``
+    pulls a whole (targets x batch x state) block back through ``step`` at step k
+    (``torch.func.vjp``, vmapped over the targets) and ``jvp`` pushes a frame forward
+    (``torch.func.jvp``, vmapped over its columns), at the cost of the GEMMs a hand-written map
+    does. ``jacobian(k)`` materialises J_k (B, S, S) in either case, a chunk of steps at a time
+    within ``budget`` numbers (module docstring).
     """
 
     def __init__(self, step: Callable, x: Tensor, prev: Tensor, sizes: tuple[int, ...],
@@ -114,6 +119,9 @@ class StepJacobians:
         T, B = prev.shape[:2]
         S, D = self.size, x.shape[-1]
         self.chunk = max(1, min(T, budget // max(1, B * S * (S + D))))
+        # every J_k within the budget: one chunk, and the maps as batched GEMMs with it (a
+        # small state's per-step pull-back would cost more in dispatch than in arithmetic)
+        self.materialised = self.chunk == T
         self.start, self.J, self.Jx = None, None, None
         self.k, self.pull = None, None
 
@@ -172,6 +180,11 @@ class StepJacobians:
 
     def vjp(self, k: int, D: Tensor, need_input: bool):
         """(J_k^T D, (d s_k / d x_k)^T D) for D (m, B, S)."""
+        if self.materialised:
+            Dt = D.transpose(0, 1)
+            return (torch.bmm(Dt, self.jacobian(k)).transpose(0, 1),
+                    torch.bmm(Dt, self.input_jacobian(k)).transpose(0, 1) if need_input
+                    else None)
         pull = self._pullback(k)
         try:
             gx, gs = vmap(pull)(D)
@@ -213,6 +226,9 @@ class StepJacobians:
 
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
         """J_k Q (+ (d s_k / d x_k) Q_in) for Q (B, S, r)."""
+        if self.materialised:
+            A = torch.bmm(self.jacobian(k), Q)
+            return A if Q_in is None else A + torch.bmm(self.input_jacobian(k), Q_in)
         x, s = self.x[k], self.prev[k]
         if Q_in is None:
             Q_in = x.new_zeros(x.shape + (Q.shape[-1],))
