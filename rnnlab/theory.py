@@ -467,3 +467,18 @@ def diag_log_keep(cell: str, W_gates, input_std: float):
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where((n_f > 0) & (n_i > 0), (W_f * W_i).sum(1) / (n_f * n_i), 0.0)
     return minlstm_log_keep(input_std * n_f, input_std * n_i, np.clip(rho, -1.0, 1.0))
+
+
+def rglru_log_keep(log_a0, s, mean=0.0, c: float = 8.0):
+    """E[ln a] = c ln a_0 E[s(r)], r ~ N(mean, s^2): the mean log step factor of an RG-LRU unit
+    (De et al. 2024; ln a_t = c r_t ln a_0 with r_t = s(pre-activation), dh_t/dh_{t-1} =
+    diag(a_t)), nats per step, elementwise over the broadcast arguments (``s`` >= 0 finite). For
+    the gate s(w . u_t + b) with u_t ~ N(0, Sigma): s = sqrt(w Sigma w), mean = b. At mean 0,
+    E[s(r)] = 1/2 exactly (s(-v) = 1 - s(v))."""
+    log_a0, s, mean = np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                            for v in (log_a0, s, mean)))
+    if s.size == 0:
+        return s.copy()
+    z, w = _gauss_grid(float(np.max(s)) ** 2)
+    out = c * log_a0 * (_sigmoid(mean[..., None] + s[..., None] * z) @ w)
+    return float(out) if out.ndim == 0 else out
