@@ -34,6 +34,7 @@ ARCHS = {a.name: a for a in (
     Arch("lru", "lru", "linear", "ring", "LRU (Orvieto et al. 2023)", "#bcbd22"),
     Arch("mingru", "mingru", "linear", "pytorch", "minGRU (Feng et al. 2024)", "#aec7e8"),
     Arch("minlstm", "minlstm", "linear", "pytorch", "minLSTM (Feng et al. 2024)", "#ffbb78"),
+    Arch("slstm", "slstm", "tanh", "xlstm", "sLSTM (Beck et al. 2024)", "#98df8a"),
     # W = rho Q at init only (Q Haar-orthogonal, rho = model.spectral_radius, 2 in its YAML):
     # every singular value of W is rho, so for rho > 1 the gradient explodes at init
     Arch("scaled_orthogonal_tanh", "elman", "tanh", "orthogonal", "tanh, W = rho Q at init",
