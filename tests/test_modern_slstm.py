@@ -7,7 +7,9 @@ engine and the training app, float64, measured in the stabiliser-free state (h, 
 - the hand-written step maps (``SLSTMLayer``) equal those derived by torch.func from the
   reference step (``rnnlab.engine.derived``) to 1e-12: J_k, dh_k/dx_k (the cotangent of
   ``vjp(need_input)``), the tangent of ``jvp(Q, Q_in)``, the recurrent cotangent / tangent,
-  with R = 0 and with R drawn;
+  with R = 0 and with R drawn; the weight gradient by lag (1e-10 in log10 norms and shares)
+  and the sensitivity to R's gate blocks (1e-12 relative) on the hand maps equal those on the
+  derived maps;
 - with R = 0, dh_k/dh_{k-1} = 0 exactly (every entry == 0.0, hand and derived maps) and the
   (c^, n^) -> (c^, n^) block is diag s(f~_k) (1e-12);
 - every ln ||dL_t/dh_k|| against a per-target autograd loop through the reference step
@@ -42,6 +44,8 @@ from test_derived import hand_jacobian
 from rnnlab import theory as th
 from rnnlab.engine import adjoint, cells, reference
 from rnnlab.engine.cells import slstm
+from rnnlab.engine.sensitivity import sensitivity
+from rnnlab.engine.weightgrad import weight_grad_by_lag
 from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
 from rnnlab.train.loop import evaluate, load_model, stream
@@ -127,6 +131,25 @@ def test_the_exact_zero_row_with_r_zero():
                 block = J[:, a * N:(a + 1) * N, b * N:(b + 1) * N]
                 assert (block - diag).abs().max().item() < EXACT
             assert (J[:, N:2 * N, 2 * N:] == 0).all() and (J[:, 2 * N:, N:2 * N] == 0).all()
+
+
+def test_weight_gradient_and_sensitivity_equal_the_derived_maps():
+    """R drawn: the weight gradient by lag through ``recurrent_cotangent`` and the sensitivity
+    through ``recurrent_tangent`` equal those of the derived maps."""
+    net, _ = network("uniform", T=10, h0_std=0.3)
+    c = cells.get("slstm")
+    out = []
+    for jac in ("cell", "derived"):
+        rec = c.forward(net.params, net.x, net.h0, 2, jacobians=jac)
+        out.append(weight_grad_by_lag(adjoint.trajectory(rec, net.params, net.y_target, "xent")))
+    for key in ("log10_norm", "share_ge", "projection_share_ge", "log10_total_norm"):
+        a, b = (torch.as_tensor(o[key]) for o in out)
+        assert (a - b).abs().max().item() < 1e-10, key
+    a, b = (sensitivity(net.params, net.x, net.h0, 2, jacobians=j) for j in ("cell", "derived"))
+    assert [r["parameter"] for r in a] == [r["parameter"] for r in b] == [
+        "R_i", "R_f", "R_z", "R_o"]
+    for ra, rb in zip(a, b):
+        assert math.isclose(ra["mean_sq_derivative"], rb["mean_sq_derivative"], rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("recurrent_init,loss,max_lag,burn_in", [

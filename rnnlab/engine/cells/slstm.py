@@ -10,7 +10,8 @@ section 2.2; the authors' code NX-AI/xlstm, ``xlstm/blocks/slstm/cell.py`` and
 with s the logistic sigmoid. h does not depend on the stabiliser m: in the stabiliser-free
 coordinates c^ = c e^m, n^ = n e^m the step is
 
-    c^_t = s(f~) c^_{t-1} + e^{i~} tanh(z~),  n^_t = s(f~) n^_{t-1} + e^{i~},  h_t = s(o~) c^_t / n^_t,
+    c^_t = s(f~) c^_{t-1} + e^{i~} tanh(z~),  n^_t = s(f~) n^_{t-1} + e^{i~},
+    h_t = s(o~) c^_t / n^_t,
 
 and the measured state is (h, c^, n^) (3N numbers). Its step Jacobian: the (c^, n^) block is
 diag s(f~_t), plus the terms through the pre-activations R dh; with R = 0 (the authors' default)
@@ -102,8 +103,10 @@ class SLSTMLayer:
     parts = ("h", "c", "n")
 
     def __init__(self, R: Tensor, W: Tensor, sf: Tensor, C: Tensor, k: Tensor, hbar: Tensor):
-        # C (T, B, 6, N): e t, c^ s_f', e (1 - t^2), c_o (the c^' row and h's o), e, n^ s_f'
-        self.R, self.W, self.sf, self.C, self.k, self.hbar = R, W, sf, C, k, hbar
+        # C (T, B, 6, N): e t, c^ s_f', e (1 - t^2), c_o (the c^' row and h's o), e, n^ s_f'.
+        # ``W`` is the recurrent matrix R here, ``W_in`` the input weights (the name the
+        # engine's weight gradient by lag reads, as for the LSTM's layer)
+        self.W, self.W_in, self.sf, self.C, self.k, self.hbar = R, W, sf, C, k, hbar
         self.hidden = R.shape[1]
         self.size = 3 * self.hidden
 
@@ -123,8 +126,8 @@ class SLSTMLayer:
 
     def vjp(self, k: int, D: Tensor, need_input: bool):
         G, tot_c, tot_n = self._cotangent(k, D)
-        prev = torch.cat([G @ self.R, self.sf[k] * tot_c, self.sf[k] * tot_n], -1)
-        return prev, (G @ self.W if need_input else None)
+        prev = torch.cat([G @ self.W, self.sf[k] * tot_c, self.sf[k] * tot_n], -1)
+        return prev, (G @ self.W_in if need_input else None)
 
     def vjp_(self, k: int, D: Tensor) -> None:
         D.copy_(self.vjp(k, D, False)[0])
@@ -147,9 +150,9 @@ class SLSTMLayer:
 
     def jvp(self, k: int, Q: Tensor, Q_in: Tensor | None = None) -> Tensor:
         N = self.hidden
-        A = torch.matmul(self.R, Q[:, :N])
+        A = torch.matmul(self.W, Q[:, :N])
         if Q_in is not None:
-            A = A + torch.matmul(self.W, Q_in)
+            A = A + torch.matmul(self.W_in, Q_in)
         return self._tangent(k, A, Q[:, N:2 * N], Q[:, 2 * N:])
 
 
