@@ -53,13 +53,14 @@ def reference_log_grad_norms(p: ElmanParams, x: Tensor, h0: Tensor, y_target: Te
 
 def autograd_log_grad_norms(step: Callable, state0: tuple, x: Tensor, readout, y_target: Tensor,
                             burn_in: int = 0, loss: str = "mse", max_lag: int | None = None,
-                            c_index: tuple[int, ...] = (), offset: Tensor | None = None
-                            ) -> dict:
+                            c_index: tuple[int, ...] = (), offset: Tensor | None = None,
+                            top: int | None = None) -> dict:
     """ln ||dL_t/ds_k|| as (T, T, B) float64, NaN outside the measured triangle, under key ""
     for the whole state and "c" for the tensors of ``state`` at positions ``c_index``.
 
     ``step(x_t, state) -> state`` (tuples of (B, N) tensors, the last layer's h at position
-    ``top = -1`` or, for an LSTM layer on top, -2); ``readout`` has V and c; x (B, burn_in + T, D);
+    ``top = -1`` or, for an LSTM layer on top, -2; ``top`` given: there, the sLSTM's (h, c, n) -3);
+    ``readout`` has V and c; x (B, burn_in + T, D);
     ``offset`` (B, T, C): a per-step term of the readout, o_t = V s_t + c + offset_t.
     """
     T, B = y_target.shape[1], x.shape[0]
@@ -68,7 +69,8 @@ def autograd_log_grad_norms(step: Callable, state0: tuple, x: Tensor, readout, y
         for t in range(burn_in):
             state = step(x[:, t], state)
     state = tuple(s.detach().clone().requires_grad_() for s in state)
-    top = -2 if c_index and (len(state) - 1) in c_index else -1
+    if top is None:
+        top = -2 if c_index and (len(state) - 1) in c_index else -1
     states = []
     for t in range(burn_in, burn_in + T):
         state = tuple(s.clone() for s in step(x[:, t], state))
@@ -104,7 +106,8 @@ def cell_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
     c_index = tuple(i for i, name in enumerate(parts) if i > 0)
     offset = None if cell.readout_offset is None else cell.readout_offset(p, x[:, burn_in:])
     return autograd_log_grad_norms(cell.reference_step(p), state0, x, p, y_target, burn_in,
-                                   loss, max_lag, c_index=c_index, offset=offset)
+                                   loss, max_lag, c_index=c_index, offset=offset,
+                                   top=-len(parts))
 
 
 def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Module | None = None,
