@@ -4,6 +4,7 @@ re-run in tests/test_false_failures.py), and the check that the suite leaves the
 it found it (tests write only to temporary directories)."""
 import hashlib
 import logging
+import math
 import signal
 import subprocess
 import sys
@@ -110,32 +111,67 @@ def in_process(monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def decay_in_process(in_process, monkeypatch, capsys):
-    """``experiments/decay.py ARGS`` run in this process through the same driver (Hydra's
-    compose and launch included): a function of the arguments returning (exit status, stdout,
-    stderr). Cheaper than a subprocess where the process boundary itself is not under test."""
+def _app_in_process(in_process, monkeypatch, capsys, app_module: str, config_name: str):
+    """``experiments/<config_name>.py ARGS`` run in this process through the same driver
+    (Hydra's compose and launch included): a function of the arguments returning (exit status,
+    stdout, stderr). Cheaper than a subprocess where the process boundary itself is not under
+    test."""
+    import importlib
+
     import hydra
 
-    from rnnlab.measure.app import APP
-
+    app = importlib.import_module(app_module).APP
     conf = Path(__file__).resolve().parents[1] / "conf"
 
-    @hydra.main(version_base="1.3", config_path=str(conf), config_name="decay")
+    @hydra.main(version_base="1.3", config_path=str(conf), config_name=config_name)
     def hydra_main(cfg) -> None:
-        in_process.run_job(APP, cfg)
+        in_process.run_job(app, cfg)
 
     def run(*argv):
-        monkeypatch.setattr(sys, "argv", ["decay.py", *argv])
+        monkeypatch.setattr(sys, "argv", [f"{config_name}.py", *argv])
         in_process._state.clear()
         try:
-            status = in_process.main(hydra_main, conf, APP, argv=list(argv))
+            status = in_process.main(hydra_main, conf, app, argv=list(argv))
         except SystemExit as done:  # Hydra's own exits
             status = done.code
         out = capsys.readouterr()
         return status, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def decay_in_process(in_process, monkeypatch, capsys):
+    """``experiments/decay.py ARGS`` in this process (``_app_in_process``)."""
+    return _app_in_process(in_process, monkeypatch, capsys, "rnnlab.measure.app", "decay")
+
+
+@pytest.fixture
+def train_in_process(in_process, monkeypatch, capsys):
+    """``experiments/train.py ARGS`` in this process (``_app_in_process``)."""
+    return _app_in_process(in_process, monkeypatch, capsys, "rnnlab.train.app", "train")
+
+
+# a training run of a second: temporal order at T = 10, 20 updates, small evaluations
+TINY_TRAIN = ["task=temporal_order", "task.length=10", "model.hidden_size=6", "train.steps=20",
+              "train.eval_every=10", "train.eval_size=40", "train.test_size=40",
+              "train.eval_batch=40", "train.batch_size=8", "train.probe_size=4", "train.lr=0.01",
+              "train.dtype=float64", "train.progress=false"]
+
+
+def assert_cell_matches_autograd(net, burn_in: int, loss: str, max_lag) -> None:
+    """Every pair's ln ||dL_t/ds_k|| of a drawn network (``rnnlab.measure.networks.Draw``)
+    through the engine equals the per-target autograd loop through the cell's reference step,
+    to 1e-10 in log10, and the two measure the same pairs."""
+    from rnnlab.engine import adjoint, reference
+
+    traj = adjoint.forward(net.params, net.x, net.h0, net.y_target, burn_in=burn_in, loss=loss)
+    ref = reference.cell_reference(net.params, net.x, net.h0, net.y_target, burn_in, loss,
+                                   max_lag)[""]
+    fast = adjoint.log_grad_norms(traj, max_lag)
+    measured = ~torch.isnan(ref)
+    assert torch.equal(measured, ~torch.isnan(fast)) and measured.sum() > 0
+    assert log_diff(fast[measured], ref[measured]) < 1e-10 * math.log(10)
 
 
 # --------------------------------------------------------------------------------------------

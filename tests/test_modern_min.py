@@ -43,13 +43,12 @@
 """
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Check, assert_checks, log_diff
+from conftest import TINY_TRAIN, Check, assert_cell_matches_autograd, assert_checks, log_diff
 from scipy import integrate
 from scipy.stats import t as student_t
 from test_derived import hand_jacobian
@@ -64,7 +63,6 @@ from rnnlab.train.config import TrainConfig
 from rnnlab.train.horizon import decay_rate
 from rnnlab.train.loop import build, evaluate, load_model, sample, stream
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CELLS = ("mingru", "minlstm")
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 EXACT = 1e-12
@@ -119,13 +117,7 @@ def test_hand_maps_equal_derived_maps(cell):
 def test_measurement_matches_autograd(cell, loss, max_lag, burn_in):
     net, _ = network(cell, T=16, B=3, burn_in=burn_in, N=7, D=4, C=5, h0_std=0.5,
                      input_std=1.3)
-    traj = adjoint.forward(net.params, net.x, net.h0, net.y_target, burn_in=burn_in, loss=loss)
-    ref = reference.cell_reference(net.params, net.x, net.h0, net.y_target, burn_in, loss,
-                                   max_lag)[""]
-    fast = adjoint.log_grad_norms(traj, max_lag)
-    measured = ~torch.isnan(ref)
-    assert torch.equal(measured, ~torch.isnan(fast)) and measured.sum() > 0
-    assert log_diff(fast[measured], ref[measured]) < TOL
+    assert_cell_matches_autograd(net, burn_in, loss, max_lag)
 
 
 def test_a_stack_through_the_seam_matches_autograd():
@@ -304,43 +296,10 @@ def test_decay_command_line(tmp_path, decay_in_process, cell):
     assert list(pd.read_parquet(run / "lags.parquet")["lag"]) == list(range(8))
 
 
-@pytest.fixture
-def train_in_process(in_process, monkeypatch, capsys):
-    """``experiments/train.py ARGS`` run in this process through the driver (Hydra's compose and
-    launch included): (exit status, stdout, stderr)."""
-    import sys
-
-    import hydra
-
-    from rnnlab.train.app import APP
-
-    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")
-    def hydra_main(cfg) -> None:
-        in_process.run_job(APP, cfg)
-
-    def run(*argv):
-        monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-        in_process._state.clear()
-        try:
-            status = in_process.main(hydra_main, CONF, APP, argv=list(argv))
-        except SystemExit as done:
-            status = done.code
-        out = capsys.readouterr()
-        return status, out.out, out.err
-
-    return run
-
-
-TINY = ["task=temporal_order", "task.length=10", "model.hidden_size=6", "train.steps=20",
-        "train.eval_every=10", "train.eval_size=40", "train.test_size=40", "train.eval_batch=40",
-        "train.batch_size=8", "train.probe_size=4", "train.lr=0.01", "train.dtype=float64",
-        "train.progress=false"]
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_train_command_line(tmp_path, train_in_process, cell):
     run = tmp_path / cell
-    status, _, err = train_in_process(f"arch={cell}", f"hydra.run.dir={run}", *TINY)
+    status, _, err = train_in_process(f"arch={cell}", f"hydra.run.dir={run}", *TINY_TRAIN)
     assert status == 0, err
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["params"]["cell"] == cell
@@ -397,7 +356,7 @@ def test_bad_decay_input_is_one_line(tmp_path, decay_in_process, overrides, need
 ])
 def test_bad_train_input_is_one_line(tmp_path, train_in_process, overrides, needle):
     run = tmp_path / "run"
-    status, _, err = train_in_process(f"hydra.run.dir={run}", *overrides, *TINY)
+    status, _, err = train_in_process(f"hydra.run.dir={run}", *overrides, *TINY_TRAIN)
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
     assert needle in lines[0], lines[0]

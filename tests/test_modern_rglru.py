@@ -42,11 +42,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Check, assert_checks, log_diff
+from conftest import TINY_TRAIN, Check, assert_cell_matches_autograd, assert_checks, log_diff
 from scipy import integrate
 from scipy.stats import t as student_t
 from test_derived import hand_jacobian
-from test_modern_min import TINY, train_in_process  # noqa: F401 (a fixture)
 
 from rnnlab import theory as th
 from rnnlab.engine import adjoint, cells, reference
@@ -115,13 +114,7 @@ def test_hand_maps_equal_derived_maps(heads):
 def test_measurement_matches_autograd(loss, max_lag, burn_in, heads):
     net, _ = network(T=16, B=3, burn_in=burn_in, N=14, D=4, C=5, heads=heads, h0_std=0.5,
                      input_std=1.3)
-    traj = adjoint.forward(net.params, net.x, net.h0, net.y_target, burn_in=burn_in, loss=loss)
-    ref = reference.cell_reference(net.params, net.x, net.h0, net.y_target, burn_in, loss,
-                                   max_lag)[""]
-    fast = adjoint.log_grad_norms(traj, max_lag)
-    measured = ~torch.isnan(ref)
-    assert torch.equal(measured, ~torch.isnan(fast)) and measured.sum() > 0
-    assert log_diff(fast[measured], ref[measured]) < TOL
+    assert_cell_matches_autograd(net, burn_in, loss, max_lag)
 
 
 def test_a_stack_through_the_seam_matches_autograd():
@@ -303,10 +296,10 @@ def test_decay_command_line(tmp_path, decay_in_process):
     assert list(pd.read_parquet(run / "lags.parquet")["lag"]) == list(range(8))
 
 
-def test_train_command_line(tmp_path, train_in_process):  # noqa: F811 (the imported fixture)
+def test_train_command_line(tmp_path, train_in_process):
     run = tmp_path / "rglru"
     status, _, err = train_in_process("arch=rglru", f"hydra.run.dir={run}", "model.heads=2",
-                                      *TINY)
+                                      *TINY_TRAIN)
     assert status == 0, err
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["params"]["cell"] == "rglru"
@@ -349,10 +342,10 @@ def test_bad_decay_input_is_one_line(tmp_path, decay_in_process, overrides, need
     assert not run.exists()
 
 
-def test_bad_train_input_is_one_line(tmp_path, train_in_process):  # noqa: F811
+def test_bad_train_input_is_one_line(tmp_path, train_in_process):
     run = tmp_path / "run"
     status, _, err = train_in_process(f"hydra.run.dir={run}", "arch=rglru", "model.heads=4",
-                                      *TINY)
+                                      *TINY_TRAIN)
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
     assert "model.heads=4 does not divide model.hidden_size=6" in lines[0], lines[0]

@@ -31,18 +31,17 @@ engine and the training app, float64, measured in the stabiliser-free state (h, 
 """
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Check, assert_checks, log_diff
+from conftest import TINY_TRAIN, Check, assert_cell_matches_autograd, assert_checks
 from scipy.stats import t as student_t
 from test_derived import hand_jacobian
 
 from rnnlab import theory as th
-from rnnlab.engine import adjoint, cells, reference
+from rnnlab.engine import adjoint, cells
 from rnnlab.engine.cells import slstm
 from rnnlab.engine.sensitivity import sensitivity
 from rnnlab.engine.weightgrad import weight_grad_by_lag
@@ -50,7 +49,6 @@ from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
 from rnnlab.train.loop import evaluate, load_model, stream
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 EXACT = 1e-12
 RECURRENT = ("zeros", "uniform")
@@ -157,13 +155,7 @@ def test_weight_gradient_and_sensitivity_equal_the_derived_maps():
 def test_measurement_matches_autograd(recurrent_init, loss, max_lag, burn_in):
     net, _ = network(recurrent_init, T=16, B=3, burn_in=burn_in, N=7, D=4, C=5, h0_std=0.3,
                      input_std=1.3)
-    traj = adjoint.forward(net.params, net.x, net.h0, net.y_target, burn_in=burn_in, loss=loss)
-    ref = reference.cell_reference(net.params, net.x, net.h0, net.y_target, burn_in, loss,
-                                   max_lag)[""]
-    fast = adjoint.log_grad_norms(traj, max_lag)
-    measured = ~torch.isnan(ref)
-    assert torch.equal(measured, ~torch.isnan(fast)) and measured.sum() > 0
-    assert log_diff(fast[measured], ref[measured]) < TOL
+    assert_cell_matches_autograd(net, burn_in, loss, max_lag)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,41 +254,9 @@ def test_decay_command_line(tmp_path, decay_in_process):
     assert list(pd.read_parquet(run / "lags.parquet")["lag"]) == list(range(8))
 
 
-@pytest.fixture
-def train_in_process(in_process, monkeypatch, capsys):
-    """``experiments/train.py ARGS`` run in this process through the driver."""
-    import sys
-
-    import hydra
-
-    from rnnlab.train.app import APP
-
-    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")
-    def hydra_main(cfg) -> None:
-        in_process.run_job(APP, cfg)
-
-    def run(*argv):
-        monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-        in_process._state.clear()
-        try:
-            status = in_process.main(hydra_main, CONF, APP, argv=list(argv))
-        except SystemExit as done:
-            status = done.code
-        out = capsys.readouterr()
-        return status, out.out, out.err
-
-    return run
-
-
-TINY = ["task=temporal_order", "task.length=10", "model.hidden_size=6", "train.steps=20",
-        "train.eval_every=10", "train.eval_size=40", "train.test_size=40", "train.eval_batch=40",
-        "train.batch_size=8", "train.probe_size=4", "train.lr=0.01", "train.dtype=float64",
-        "train.progress=false"]
-
-
 def test_train_command_line(tmp_path, train_in_process):
     run = tmp_path / "slstm"
-    status, _, err = train_in_process("arch=slstm", f"hydra.run.dir={run}", *TINY)
+    status, _, err = train_in_process("arch=slstm", f"hydra.run.dir={run}", *TINY_TRAIN)
     assert status == 0, err
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["params"]["cell"] == "slstm"
