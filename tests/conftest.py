@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from torch import Tensor
 
 torch.set_flush_denormal(True)
 
@@ -157,6 +158,38 @@ TINY_TRAIN = ["task=temporal_order", "task.length=10", "model.hidden_size=6", "t
               "train.eval_every=10", "train.eval_size=40", "train.test_size=40",
               "train.eval_batch=40", "train.batch_size=8", "train.probe_size=4", "train.lr=0.01",
               "train.dtype=float64", "train.progress=false"]
+
+
+def assert_refused(status: int, err: str, run: Path, needle: str) -> None:
+    """A command line refused as the driver promises: exit 2, one line on stderr starting
+    "rnnlab: error: " and naming ``needle``, and no run directory."""
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
+    assert needle in lines[0], lines[0]
+    assert not run.exists()
+
+
+def assert_stack_matches_autograd(low, high, x: Tensor, y: Tensor, sizes: tuple) -> None:
+    """Two registered one-layer cells stacked (``low`` feeds ``high``; each a drawn ``params``
+    with its ``cell``) through the engine's seam: every pair's ln ||dL_t/ds_k|| equals the
+    per-target autograd loop through the two reference steps, to 1e-10 in log10."""
+    from rnnlab.engine import adjoint, cells, reference
+    from rnnlab.engine.cells.stack import run_layers
+
+    zeros = [torch.zeros(x.shape[0], n, dtype=torch.float64) for n in sizes]
+    rec = run_layers([(low.cell, (low,)), (high.cell, (high,))], x, [(zeros[0],), (zeros[1],)])
+    fast = adjoint.log_grad_norms(adjoint.trajectory(rec, high, y, "xent"))
+    s_low = cells.get(low.cell).reference_step(low)
+    s_high = cells.get(high.cell).reference_step(high)
+
+    def step(x_t, state):
+        h1 = s_low(x_t, state[:1])[0]
+        return h1, s_high(h1, state[1:])[0]
+
+    ref = reference.autograd_log_grad_norms(step, tuple(zeros), x, high, y, 0, "xent")[""]
+    measured = ~torch.isnan(ref)
+    assert torch.equal(measured, ~torch.isnan(fast))
+    assert log_diff(fast[measured], ref[measured]) < 1e-10 * math.log(10)
 
 
 def assert_cell_matches_autograd(net, burn_in: int, loss: str, max_lag) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import log_diff, make
+from conftest import assert_refused, log_diff, make
 
 from rnnlab.checks import ConfigError
 from rnnlab.engine import adjoint, reference
@@ -165,10 +165,7 @@ def test_bad_lru_input_is_one_line_before_any_directory(tmp_path, decay_in_proce
                                                         needle):
     run = tmp_path / "run"
     status, _, err = decay_in_process(f"hydra.run.dir={run}", *overrides, *SMALL)
-    lines = err.strip().splitlines()
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
-    assert needle in lines[0], lines[0]
-    assert not run.exists()
+    assert_refused(status, err, run, needle)
 
 
 def test_lru_keys_default_and_stay_out_of_other_cells():

@@ -42,15 +42,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_TRAIN, Check, assert_cell_matches_autograd, assert_checks, log_diff
+from conftest import (
+    TINY_TRAIN,
+    Check,
+    assert_cell_matches_autograd,
+    assert_checks,
+    assert_refused,
+    assert_stack_matches_autograd,
+)
 from scipy import integrate
 from scipy.stats import t as student_t
 from test_derived import hand_jacobian
 
 from rnnlab import theory as th
-from rnnlab.engine import adjoint, cells, reference
+from rnnlab.engine import adjoint, cells
 from rnnlab.engine.cells import rglru
-from rnnlab.engine.cells.stack import run_layers
 from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
 from rnnlab.train.config import TrainConfig
@@ -121,22 +127,8 @@ def test_a_stack_through_the_seam_matches_autograd():
     """Two RG-LRU layers: the input cotangents carry the gradient down."""
     low, _ = network(T=12, B=2, burn_in=0, N=4, D=3, seed=3)
     high, _ = network(T=12, B=2, burn_in=0, N=6, D=4, C=3, seed=4, heads=2)
-    x, y = low.x, high.y_target
-    zeros = [torch.zeros(2, n, dtype=torch.float64) for n in (4, 6)]
-    rec = run_layers([("rglru", (low.params,)), ("rglru", (high.params,))], x,
-                     [(zeros[0],), (zeros[1],)])
-    fast = adjoint.log_grad_norms(adjoint.trajectory(rec, high.params, y, "xent"))
-    s_low, s_high = rglru.reference_step(low.params), rglru.reference_step(high.params)
-
-    def step(x_t, state):
-        h1 = s_low(x_t, state[:1])[0]
-        return h1, s_high(h1, state[1:])[0]
-
-    ref = reference.autograd_log_grad_norms(step, tuple(zeros), x, high.params, y, 0,
-                                            "xent")[""]
-    measured = ~torch.isnan(ref)
-    assert torch.equal(measured, ~torch.isnan(fast))
-    assert log_diff(fast[measured], ref[measured]) < TOL
+    assert_stack_matches_autograd(low.params, high.params, low.x, high.y_target,
+                                  (4, 6))
 
 
 def test_jacobian_norm_is_the_slowest_units_product():
@@ -336,17 +328,11 @@ def test_train_command_line(tmp_path, train_in_process):
 def test_bad_decay_input_is_one_line(tmp_path, decay_in_process, overrides, needle):
     run = tmp_path / "run"
     status, _, err = decay_in_process(f"hydra.run.dir={run}", "model=rglru", *overrides, *SMALL)
-    lines = err.strip().splitlines()
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
-    assert needle in lines[0], lines[0]
-    assert not run.exists()
+    assert_refused(status, err, run, needle)
 
 
 def test_bad_train_input_is_one_line(tmp_path, train_in_process):
     run = tmp_path / "run"
     status, _, err = train_in_process(f"hydra.run.dir={run}", "arch=rglru", "model.heads=4",
                                       *TINY_TRAIN)
-    lines = err.strip().splitlines()
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("rnnlab: error: "), err
-    assert "model.heads=4 does not divide model.hidden_size=6" in lines[0], lines[0]
-    assert not run.exists()
+    assert_refused(status, err, run, "model.heads=4 does not divide model.hidden_size=6")

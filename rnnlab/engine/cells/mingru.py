@@ -262,6 +262,7 @@ def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> MinGRU
     return MinGRU(input_size, hidden_size, dtype)
 
 
+# what a cell whose gates see the input only cannot be measured under (minGRU, minLSTM, RG-LRU)
 REFUSES = (("weight_grad", True, "its gates see the input only: there is no recurrent "
             "matrix W to split by lag"),
            ("sensitivity", True, "its gates see the input only: there is no recurrent matrix "

@@ -56,7 +56,7 @@ from torch.nn import functional as F
 from ... import theory as th
 from ...checks import ConfigError, flag, integer
 from . import Cell, register
-from .mingru import DiagonalLayer, numpy_rows, sequential_scan, shifted
+from .mingru import REFUSES, DiagonalLayer, numpy_rows, sequential_scan, shifted
 
 C = 8.0  # the exponent scale c of a_t = a_0^(c r_t) (the authors' constant)
 A0_MIN, A0_MAX = 0.9, 0.999  # the ring of a_0 at init (the authors' min_rad, max_rad)
@@ -295,11 +295,6 @@ def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> RGLRU:
     keys = {k: v if model.get(k) is None else model[k] for k, v in DEFAULTS.items()}
     return RGLRU(input_size, hidden_size, **keys, dtype=dtype)
 
-
-REFUSES = (("weight_grad", True, "its gates see the input only: there is no recurrent "
-            "matrix W to split by lag"),
-           ("sensitivity", True, "its gates see the input only: there is no recurrent matrix "
-            "W whose sensitivity it measures"))
 
 CELL = register(Cell(
     name="rglru", params=RGLRUParams, layer_forward=layer_forward,
