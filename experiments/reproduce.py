@@ -1,6 +1,6 @@
 """Reproduce the figures of docs/theory.md ("reproduced figures") and compare each with theory.
 
-    python experiments/reproduce.py                  # every figure (~36 min on one core)
+    python experiments/reproduce.py                  # every figure (about 2 h on one core)
     python experiments/reproduce.py lyapunov walls   # some of them
     python experiments/reproduce.py --quick          # small sizes, for tests and a first look
     python experiments/reproduce.py --redraw [names] # the committed figures again from their
