@@ -25,6 +25,8 @@ from test_lstm_state import memory_path_checks
 from test_lyapunov import forward_backward_checks, newman_checks, quenched_checks
 from test_memory_theory import closed_form_checks
 from test_model import gain_checks
+from test_modern_mamba import channel_checks as mamba_channel_checks
+from test_modern_mamba import diag_rate_checks as mamba_rate_checks
 from test_modern_min import diag_rate_checks
 from test_sensitivity import lru_memory_checks
 from test_tasks import BASELINE_CASES, baseline_checks
@@ -74,6 +76,10 @@ CASES: dict = {
     "test_lstm_state.py::test_h_only_misses_the_memory_path": (memory_path_checks, 1),
     **{f"test_modern_min.py::test_theory_rate_matches_the_measured_long_lag_rate[{c}]":
        (lambda seed, c=c: diag_rate_checks(c, seed), 0) for c in ("mingru", "minlstm")},
+    "test_modern_mamba.py::test_theory_rate_matches_the_measured_long_lag_rate":
+        (mamba_rate_checks, 0),
+    "test_modern_mamba.py::test_every_channels_mean_delta_matches_the_quadrature":
+        (mamba_channel_checks, 0),
 }
 
 
