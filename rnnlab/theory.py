@@ -482,3 +482,19 @@ def rglru_log_keep(log_a0, s, mean=0.0, c: float = 8.0):
     z, w = _gauss_grid(float(np.max(s)) ** 2)
     out = c * log_a0 * (_sigmoid(mean[..., None] + s[..., None] * z) @ w)
     return float(out) if out.ndim == 0 else out
+
+
+def mamba_log_keep(A, mean, s):
+    """E[ln a] = A E[softplus(r)], r ~ N(mean, s^2): the mean log step factor of a Mamba S6
+    state entry (Gu and Dao 2023; ln a_t[d, n] = Delta_t[d] A[d, n] with Delta_t =
+    softplus(pre_t), dh_t/dh_{t-1} = diag(a_t)), nats per step. ``A`` (N, d_state), ``mean`` and
+    ``s`` (>= 0, finite) per channel (N,): Delta's pre-activation b_dt[d] + (W_dt W_x^dt W_u)[d] .
+    x_t at x_t ~ N(0, sigma_x^2 I) has mean b_dt[d] and s = sigma_x ||(W_dt W_x^dt W_u)[d]||.
+    Returns (N, d_state); the trapezoidal rule in z as ``mingru_log_keep``."""
+    A = np.asarray(A, dtype=float)
+    mean, s = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(s, dtype=float))
+    if s.size == 0:
+        return np.zeros(A.shape)
+    z, w = _gauss_grid(float(np.max(s)) ** 2)
+    delta = np.logaddexp(0.0, mean[..., None] + s[..., None] * z) @ w  # E[softplus], (N,)
+    return A * delta[..., None]

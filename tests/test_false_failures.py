@@ -25,6 +25,8 @@ from test_lstm_state import memory_path_checks
 from test_lyapunov import forward_backward_checks, newman_checks, quenched_checks
 from test_memory_theory import closed_form_checks
 from test_model import gain_checks
+from test_modern_mamba import channel_checks as mamba_channel_checks
+from test_modern_mamba import diag_rate_checks as mamba_rate_checks
 from test_modern_min import diag_rate_checks
 from test_modern_rglru import diag_rate_checks as rglru_diag_rate_checks
 from test_modern_slstm import rate_checks as slstm_rate_checks
@@ -80,6 +82,10 @@ CASES: dict = {
         (lambda seed: rglru_diag_rate_checks(seed)[0], 0),
     "test_modern_slstm.py::test_theory_rate_matches_the_measured_long_lag_rate":
         (slstm_rate_checks, 0),
+    "test_modern_mamba.py::test_theory_rate_matches_the_measured_long_lag_rate":
+        (mamba_rate_checks, 0),
+    "test_modern_mamba.py::test_every_channels_mean_delta_matches_the_quadrature":
+        (mamba_channel_checks, 0),
 }
 
 

@@ -82,17 +82,25 @@ def forward(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
 def trajectory(recorded: cells.Recorded, readout, y_target: Tensor, loss: str,
                grad: tuple[Tensor, Tensor] | None = None) -> Trajectory:
     """The Trajectory of a recorded cell or stack: g_t = dL_t/ds_t is the readout's (``V``,
-    ``c``) gradient on the top layer's h and zero on every other part of the state. ``grad``:
-    that gradient on the top layer's h already computed, as (direction (T, B, N), ln norm (T, B))
-    (a head module's, ``rnnlab.engine.heads.head_gradient``); the readout is then
-    unused."""
+    ``c``) gradient on the top layer's h and zero on every other part of the state; where the
+    readout reads y_t = f(h_t) (``recorded.output``, Mamba's C_t h_t + D u_t) the gradient on
+    y_t pulled back to h_t. ``grad``: that gradient on the top layer's h already computed, as
+    (direction (T, B, N), ln norm (T, B)) (a head module's, ``rnnlab.engine.heads.head_gradient``;
+    a module's ``features``); the readout is then unused."""
     with torch.no_grad():
         u, s = recorded.u, recorded.log_scale
         if grad is None:
             readout = readout.to(dtype=torch.float64)
             if recorded.offset is not None:  # o_t = V h_t + (c + offset_t)
                 readout = OffsetReadout(readout.V, readout.c + recorded.offset.double())
-            grad = loss_grad_log(readout, u.double(), s, y_target.transpose(0, 1).double(), loss)
+            out, target = recorded.output, y_target.transpose(0, 1).double()
+            if out is None:
+                grad = loss_grad_log(readout, u.double(), s, target, loss)
+            else:  # dL_t/dy_t, then (dy_t/dh_t)^T of its direction, the norm's log carried
+                g_y, ln_y = loss_grad_log(readout, out.y.double(), torch.zeros_like(s), target,
+                                          loss)
+                g_h, ln_pull = unit(out.vjp(g_y))
+                grad = g_h, ln_y + ln_pull
         g_top, g_log_norm = grad
         g_dir = u.new_zeros(u.shape[:2] + (recorded.maps.state_size,))
         g_dir[..., recorded.maps.top] = g_top.to(u.dtype)

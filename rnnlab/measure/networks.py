@@ -47,12 +47,14 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
         weights["V"] = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
         weights["c"] = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
     B, T = data.batch_size, data.seq_len
-    h0 = torch.cat([torch.randn(B, cell.components * N, **f64) * data.h0_std
-                    for _ in cell.state_parts], -1)
+    params = cell.params(**weights)
+    # each state part's width: the params' hidden_size (N; Mamba's N d_state) per component
+    S = cell.components * params.hidden_size
+    h0 = torch.cat([torch.randn(B, S, **f64) * data.h0_std for _ in cell.state_parts], -1)
     x = torch.randn(B, data.burn_in + T, D, **f64) * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
-    return Draw(cell.params(**weights), h0, x, y_target)
+    return Draw(params, h0, x, y_target)
 
 
 def redrawn_weights(model: ModelSpec, data: DataSpec, seed: int, params, device, dtype):

@@ -36,6 +36,7 @@ ARCHS = {a.name: a for a in (
     Arch("minlstm", "minlstm", "linear", "pytorch", "minLSTM (Feng et al. 2024)", "#ffbb78"),
     Arch("rglru", "rglru", "linear", "ring", "RG-LRU (De et al. 2024)", "#98df8a"),
     Arch("slstm", "slstm", "tanh", "xlstm", "sLSTM (Beck et al. 2024)", "#c5b0d5"),
+    Arch("mamba", "mamba", "linear", "mamba", "Mamba S6 (Gu and Dao 2023)", "#c49c94"),
     # W = rho Q at init only (Q Haar-orthogonal, rho = model.spectral_radius, 2 in its YAML):
     # every singular value of W is rho, so for rho > 1 the gradient explodes at init
     Arch("scaled_orthogonal_tanh", "elman", "tanh", "orthogonal", "tanh, W = rho Q at init",

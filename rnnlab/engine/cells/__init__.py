@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...schema import GROUPS
-from .stack import Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
+from .stack import Output, Recorded, Stack, record_layers, run_layers, workspace  # noqa: F401 (the seam's API)
 
 RECURRENT_INITS = ("gaussian", "orthogonal", "identity")
 # where the step Jacobians come from: the cell's hand-written maps, or torch.func on its step
@@ -48,8 +48,11 @@ class Cell:
     of each state part: 2 for a complex state measured as (Re h, Im h)); ``own_readout`` (its
     ``draw`` returns the readout too, so ``params`` exposes ``V`` and ``c`` itself);
     ``readout_offset(p, x)`` a per-step term of the readout, o_t = V s_t + c + offset_t, from the
-    measured inputs x (B, T, D) as (B, T, C) (the LRU's skip D x_t); ``keys`` the ``model.*``
-    keys only this cell takes, with their defaults (null for every other cell), and
+    measured inputs x (B, T, D) as (B, T, C) (the LRU's skip D x_t); ``output(p, x, h)`` what
+    the readout reads when it is not the state, from the measured inputs x (B, T, D) and the
+    top layer's states h (T, B, N), as a ``stack.Output`` (y and the pull-back of its
+    cotangent; Mamba's y_t = C_t h_t + D u_t, so the loss is L_t(V y_t + c)); ``keys`` the
+    ``model.*`` keys only this cell takes, with their defaults (null for every other cell), and
     ``check(model)`` their checks (raising ``ConfigError``); ``refuses``: ``(measure key, value,
     reason)`` settings it cannot be measured under. ``groups``: the names of the recurrent
     parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
@@ -89,6 +92,7 @@ class Cell:
     components: int = 1
     own_readout: bool = False
     readout_offset: Callable | None = None
+    output: Callable | None = None
     keys: dict = field(default_factory=dict)
     check: Callable | None = None
     refuses: tuple = ()
@@ -113,10 +117,14 @@ class Cell:
         if jacobians == "derived":
             from ..derived import record_cell
 
-            return record_cell(self, p, x, h0, burn_in)
-        if self.record is not None:
-            return self.record(p, x, h0, burn_in)
-        return record_layers(self, p, x, h0, burn_in)
+            rec = record_cell(self, p, x, h0, burn_in)
+        elif self.record is not None:
+            rec = self.record(p, x, h0, burn_in)
+        else:
+            rec = record_layers(self, p, x, h0, burn_in)
+        if self.output is not None:  # the readout reads y_t, a function of h_t and x_t
+            rec.output = self.output(p, x[:, burn_in:], rec.u)
+        return rec
 
     @property
     def hand_jacobians(self) -> bool:

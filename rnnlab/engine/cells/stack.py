@@ -19,6 +19,7 @@ GEMM with the stacked recurrent matrix.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -98,13 +99,27 @@ class Recorded:
     for the readout as h_t = exp(log_scale_t) u_t (log_scale (T, B) float64, zero for bounded
     cells), the step Jacobians, and the state (B, S) entering measured step 0, in float64.
     ``offset`` (T, B, C) or None: a per-step term of the readout, o_t = V h_t + c + offset_t (the
-    LRU's skip D x_t, ``Cell.readout_offset``); it moves g_t but no step Jacobian."""
+    LRU's skip D x_t, ``Cell.readout_offset``); it moves g_t but no step Jacobian. ``output``
+    or None: what the readout reads when it is not the top layer's h (``Cell.output``)."""
 
     u: Tensor
     log_scale: Tensor
     maps: Stack
     state_in: Tensor
     offset: Tensor | None = None
+    output: Output | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the readout reads when it is not the top layer's h, but a per-step function of it
+    that is linear at fixed inputs (Mamba's y_t = C_t h_t + D u_t): y (T, B, N_y), the readout's
+    input o_t = V y_t + c, and ``vjp(g)`` the transpose of dy_t/dh_t, mapping cotangents of y
+    (T, B, N_y) to cotangents of the top layer's h (T, B, N). The engine takes dL_t/dy_t from its
+    linear readout and pulls it back: g_t = (dy_t/dh_t)^T dL_t/dy_t."""
+
+    y: Tensor
+    vjp: Callable[[Tensor], Tensor]
 
 
 def run_layers(layers: list, x: Tensor, state0: list, burn_in: int = 0) -> Recorded:
