@@ -1,11 +1,13 @@
 """modern: what came after the vanishing gradient. The long-lag rate of ||dh_t/dh_k|| of the
-recurrences whose gates see the input only (RG-LRU, minGRU, minLSTM, sLSTM's forget path), at
+recurrences whose gates see the input only (RG-LRU, minGRU, minLSTM, sLSTM's forget path, Mamba's
+selective scan S6), at
 their published initialisations, against closed forms from those initialisations; the exact rows
 that make them what they are; and the gradient through the inputs of causal attention, flat in
 the lag, beside a recurrence's.
 
 Sources: De et al. 2024 (RG-LRU, arXiv:2402.19427), Feng et al. 2024 (minGRU, minLSTM,
-arXiv:2410.01201), Beck et al. 2024 (sLSTM, arXiv:2405.04517), Vaswani et al. 2017 (attention);
+arXiv:2410.01201), Beck et al. 2024 (sLSTM, arXiv:2405.04517), Gu & Dao 2023 (Mamba,
+arXiv:2312.00752), Vaswani et al. 2017 (attention);
 docs/cells.md ("modern recurrences") and docs/input-sensitivity.md.
 
 EXPECTED. Every diagonal cell has dh_t/dh_{t-1} = diag(a_t) with 0 < a_t < 1 (sLSTM: the
@@ -15,10 +17,12 @@ closed form in each network's weights at white input x_t ~ N(0, input_std^2 I): 
 pre-activation of unit i is Gaussian, so E[ln a_i] is a one-dimensional Gauss-Hermite quadrature
 (``rnnlab.theory``: ``rglru_log_keep`` from a_0 and the gate; ``mingru_log_keep``,
 ``minlstm_log_keep`` from the gates' pre-activations; sLSTM's ln s(f~) from its forget bias and
-weights; each cell's ``theory`` hook gives ``diag_rate``).
+weights; ``mamba_log_keep``, A E[softplus] from dt's bias and weights and A; each cell's
+``theory`` hook gives ``diag_rate``).
 
 1. Theory rows, one per cell: over 20 networks (N = 16, D = 8, input_std = 1.5, B = 8,
-   T = 1000, the shape of the cells' tests, where the estimator's bias was measured) the mean of
+   T = 1000, the shape of the cells' tests, where the estimator's bias was measured; Mamba: N = 8
+   channels, d_state = 4, input_std = 4, as its test) the mean of
    (measured - closed form) is 0 within t_19 = 3.45 standard errors (from the networks' spread).
    The measured rate is the least-squares slope of the batch mean of ln ||dh_{T-1}/dh_{T-1-l}||_2
    over T/2 <= l <= T, with the norm max_i sum ln a_{i,s} from the recorded factors (row 2 makes
@@ -60,7 +64,11 @@ FIGURE = plot.FIGURE
 PRESETS = {"rglru": dict(activation="linear", init="ring"),
            "mingru": dict(activation="linear", init="pytorch"),
            "minlstm": dict(activation="linear", init="pytorch"),
-           "slstm": dict(activation="tanh", init="xlstm")}
+           "slstm": dict(activation="tanh", init="xlstm"),
+           # the shape of its test (tests/test_modern_mamba.py): with dt in [0.001, 0.1] the
+           # slowest entry (A = -1) leads ||dh_t/dh_k|| only at long lags
+           "mamba": dict(activation="linear", init="mamba", hidden_size=8, d_state=4,
+                         input_std=4.0)}
 SHAPE = dict(hidden_size=16, input_size=8, output_size=2, batch_size=8, input_std=1.5,
              burn_in=0)
 NETWORKS = {"full": 20, "quick": 5}
@@ -78,7 +86,7 @@ def factors(layer) -> torch.Tensor:
 
 
 def network(cell: str, seed: int, T: int):
-    net, model, data = drawn(seed=seed, cell=cell, seq_len=T, **PRESETS[cell], **SHAPE)
+    net, model, data = drawn(seed=seed, cell=cell, seq_len=T, **{**SHAPE, **PRESETS[cell]})
     rec = cells.get(cell).forward(net.params, net.x, net.h0)
     return net, model, data, rec
 
@@ -150,9 +158,10 @@ class Readout(torch.nn.Module):
 
     def forward(self, x):
         state, hs = self.cell.init_state(x.shape[0]), []
+        output = getattr(self.cell, "output", None)  # what the readout reads, if not h
         for t in range(x.shape[1]):
             state = self.cell.step(x[:, t], state)
-            hs.append(state[0])
+            hs.append(state[0] if output is None else output(x[:, t], state))
         return self.head(torch.stack(hs, 1))
 
 
