@@ -198,6 +198,16 @@ class RunSpec:
                               f"{self.model.hidden_size} and model.cell={self.model.cell!r}: "
                               f"forward mode over a dense N x N matrix costs O(T B N^4); "
                               f"allowed up to model.hidden_size={MAX_DENSE_N}")
+        schema.check_stack(self.model, cell, self.model.input_size)
+        if schema.stacked(self.model):
+            for key, value in (("weights", "redrawn"), ("lstm_state", "h"),
+                               ("sensitivity", True), ("weight_grad", True)):
+                if getattr(self.measure, key) == value:
+                    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                    raise ConfigError(f"measure.{key}={shown} with {schema.stack_line(self.model)}"
+                                      ": a stack is measured through its derived step "
+                                      "Jacobians, one fixed network's whole state; use "
+                                      "model.layers=1, model.norm=none, model.residual=false")
         if self.measure.lstm_state == "h" and len(cell.state_parts) == 1:
             raise ConfigError(f"measure.lstm_state='h' with model.cell={self.model.cell!r}: "
                               f"this cell's state is {cell.state_parts[0]} alone, with nothing "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..engine import adjoint, cells, redrawn
+from ..engine import adjoint, cells, redrawn, stacks
 from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
@@ -61,7 +61,9 @@ def measure(spec: RunSpec) -> Measurement:
     net = draw(m, d, spec.seed)
     p = net.params.to(device, dtype)
     x, h0, y = (t.to(device, dtype) for t in (net.x, net.h0, net.y_target))
-    if ms.weights == "redrawn":
+    if isinstance(p, stacks.StackParams):  # every layer's state, derived maps (or plain: cell)
+        traj = stacks.trajectory(p, x, h0, y, d.burn_in, m.loss, ms.jacobians)
+    elif ms.weights == "redrawn":
         weights_at = redrawn_weights(m, d, spec.seed, p, device, dtype)
         with torch.no_grad():
             recorded = redrawn.record(cells.get(m.cell), weights_at, x, h0, d.burn_in)
@@ -104,7 +106,8 @@ def measure(spec: RunSpec) -> Measurement:
         tensors = {**net.params.tensors(), "h0": traj.h0, "x": net.x[:, d.burn_in:],
                    "y_target": net.y_target}
         parts = cells.get(m.cell).state_parts
-        if len(parts) > 1 and traj.h0.shape[1] == len(parts) * m.hidden_size:
+        if len(parts) > 1 and traj.h0.shape[1] == len(parts) * m.hidden_size \
+                and not stacks.is_stacked(m):
             # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
             N = m.hidden_size
             for i, name in enumerate(parts):
@@ -137,6 +140,8 @@ def predict(params, spec: RunSpec) -> dict:
     """What theory says for this run: the cell's own ``theory`` (nats per step; docs/theory.md),
     empty for a cell without one."""
     cell = cells.get(spec.model.cell)
+    if isinstance(params, stacks.StackParams):  # a cell's theory is that of one layer alone
+        return {}
     return {} if cell.theory is None else cell.theory(params, spec.model, spec.data)
 
 
