@@ -92,6 +92,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "input_gain": Key(float, 1.0, apps=DECAY),
         "bias_std": Key(float, 0.0, apps=DECAY),
         "gate_bias": Key(float, 0.0, signed=True, apps=DECAY),
+        # model=attention only: W_Q ~ N(0, query_gain^2 / D); 0 makes every weight 1 / (t + 1)
+        "query_gain": Key(float, 1.0, apps=DECAY),
         "loss": Key(str, "mse", apps=DECAY),
         "orthogonal": Key(bool, False, apps=TRAIN),
         # a stack of the cell (rnnlab.engine.stacks): its depth, each layer's pre-norm, and
@@ -130,6 +132,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         # the step Jacobians: the cell's hand-derived ones (its derived ones where it has none),
         # or derived by torch.func from the cell's step
         "jacobians": Key(str, "cell", choices=("cell", "derived")),
+        # the gradient measured: state, dL_t/dh_k through the state; input, dy_t/dx_k of the
+        # network's outputs and do^l_t/dx_k of every layer (rnnlab.input_sensitivity)
+        "target": Key(str, "state", choices=("state", "input")),
     },
     "task": {
         "name": Key(str, "adding_pascanu"),

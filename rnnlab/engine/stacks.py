@@ -94,10 +94,11 @@ class StackedStep:
             i += len(sz)
         return out
 
-    def _layer_out(self, l: int, u: Tensor, s: tuple, below: Tensor) -> Tensor:
+    def _layer_out(self, l: int, u: Tensor, s: tuple, below: Tensor) -> tuple[Tensor, Tensor]:
+        """(o^l, y^l) of layer l from its input u^l, its new state and y^{l-1}."""
         out = self.outputs[l]
         o = s[0] if out is None else out(u, s)
-        return o + below if self.residual[l] else o
+        return o, (o + below if self.residual[l] else o)
 
     def __call__(self, x_t: Tensor, state: tuple) -> tuple:
         """s_t = f(x_t, s_{t-1}) on the state tuple of every layer's parts."""
@@ -106,21 +107,21 @@ class StackedStep:
             u = self.norms[l](y)
             s = tuple(self.steps[l](u, s))
             new.extend(s)
-            y = self._layer_out(l, u, s, y)
+            y = self._layer_out(l, u, s, y)[1]
         return tuple(new)
 
-    def layer_outputs(self, x_t: Tensor, state: tuple) -> list[Tensor]:
-        """y^1_t .. y^L_t from the step's input x_t and the new state s_t."""
-        y, ys = x_t, []
+    def layer_outputs(self, x_t: Tensor, state: tuple) -> list[tuple[Tensor, Tensor]]:
+        """(o^l_t, y^l_t) for l = 1..L from the step's input x_t and the new state s_t."""
+        y, out = x_t, []
         for l, s in enumerate(self._split(state)):
             u = self.norms[l](y)
-            y = self._layer_out(l, u, s, y)
-            ys.append(y)
-        return ys
+            o, y = self._layer_out(l, u, s, y)
+            out.append((o, y))
+        return out
 
     def top(self, x_t: Tensor, state: tuple) -> Tensor:
         """y^L_t, what the readout reads, from x_t and the new state s_t."""
-        return self.layer_outputs(x_t, state)[-1]
+        return self.layer_outputs(x_t, state)[-1][1]
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,81 @@ def trajectory(p: StackParams, x: Tensor, h0: Tensor, y_target: Tensor, burn_in:
                                  y_target, loss)
     return adjoint.Trajectory(rec.u, rec.log_scale, g_dir.to(rec.u.dtype), g_ln,
                               rec.state_in.double(), rec.maps)
+
+
+def as_stack(p) -> StackParams:
+    """A one-layer network's params as a stack of one plain layer (the same step and readout)."""
+    if isinstance(p, StackParams):
+        return p
+    return StackParams(p.cell, (p,), p.V, p.c, "none", (False,))
+
+
+class Network(nn.Module):
+    """A drawn network as a sequence model for ``rnnlab.input_sensitivity``: x (B, T, D) of the
+    measured steps -> (B, T, .) from the state entering them, ``state0`` (every layer's parts).
+    ``layer`` None: the readout's logits o_t = V y^L_t + c (+ the cell's readout offset of a
+    one-layer network, the LRU's D x_t), before the softmax; ``layer`` l (1-based): the layer's
+    own output o^l_t (h^l, or the cell's output; without the residual it adds)."""
+
+    def __init__(self, p: StackParams, state0: tuple, layer: int | None = None):
+        super().__init__()
+        self.p, self.state0, self.layer = p, tuple(state0), layer
+        self.f = p.step()
+        cell = cells.get(p.cell)
+        self.offset = cell.readout_offset if len(p.layers) == 1 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        state, out = self.state0, []
+        for t in range(x.shape[1]):
+            state = self.f(x[:, t], state)
+            if self.layer is None:
+                out.append(self.f.top(x[:, t], state))
+            else:
+                out.append(self.f.layer_outputs(x[:, t], state)[self.layer - 1][0])
+        y = torch.stack(out, 1)
+        if self.layer is not None:
+            return y
+        y = y @ self.p.V.T + self.p.c
+        if self.offset is not None:
+            y = y + self.offset(self.p.layers[0], x)
+        return y
+
+
+def entering_state(p: StackParams, x: Tensor, h0: Tensor, burn_in: int) -> tuple:
+    """The state tuple entering measured step 0: h0 (B, S) split into every layer's parts and
+    run through the ``burn_in`` unmeasured steps of x."""
+    sizes = tuple(n for s in p.state_sizes() for n in s)
+    state = tuple(torch.split(h0, sizes, -1))
+    f = p.step()
+    with torch.no_grad():
+        for t in range(burn_in):
+            state = f(x[:, t], state)
+    return state
+
+
+@dataclass
+class InputMaps:
+    """``input_maps``: the output's ``rnnlab.engine.input_sensitivity.InputSensitivity`` and one
+    per layer (o^l), layer 1 first."""
+
+    output: object
+    layers: list
+
+
+def input_maps(p, x: Tensor, h0: Tensor, burn_in: int = 0, **fit) -> InputMaps:
+    """||dy_t/dx_k|| of the network's logits and the depth x time map ||do^l_t/dx_k|| of every
+    layer, for every pair k <= t of the measured steps (x (B, burn_in + T, D), h0 (B, S)), by
+    ``rnnlab.input_sensitivity`` on ``Network`` (exact batched vector-Jacobian products); ``fit``
+    its fit keys (``fit_min_lag``, ``fit_max_lag``, ``neutral_tol``)."""
+    from .input_sensitivity import input_sensitivity
+
+    p = as_stack(p)
+    state0 = entering_state(p, x, h0, burn_in)
+    xm = x[:, burn_in:]
+    out = input_sensitivity(Network(p, state0), xm, **fit)
+    layers = [input_sensitivity(Network(p, state0, l), xm, **fit)
+              for l in range(1, len(p.layers) + 1)]
+    return InputMaps(out, layers)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..engine import cells, stacks
+from ..engine import attention, cells, stacks
 from ..engine.redrawn import step_seed
 from .config import DataSpec, ModelSpec
 
@@ -41,6 +41,8 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     g = torch.Generator().manual_seed(seed)
     N, D, C = model.hidden_size, model.input_size, model.output_size
     f64 = dict(generator=g, dtype=torch.float64)
+    if model.cell == attention.NAME:
+        return _draw_attention(model, data, g)
     cell = cells.get(model.cell)
     if stacks.is_stacked(model):
         return _draw_stack(cell, model, data, g)
@@ -77,6 +79,21 @@ def _draw_stack(cell, model: ModelSpec, data: DataSpec, g: torch.Generator) -> D
     p = stacks.StackParams(model.cell, tuple(cell.params(**w, V=V, c=c) for w in layers), V, c,
                            model.norm, residual)
     return Draw(p, h0, x, y_target)
+
+
+def _draw_attention(model: ModelSpec, data: DataSpec, g: torch.Generator) -> Draw:
+    """``model=attention``: the layer's W_Q, W_K, W_V (``CausalSelfAttention``'s own draw,
+    N(0, 1/D) each, from the run's generator; W_Q then times ``model.query_gain``), then x and
+    the targets as for a cell (h0 empty: no state)."""
+    D, C = model.input_size, model.output_size
+    layer = attention.CausalSelfAttention(D, C, generator=g)
+    with torch.no_grad():
+        layer.W_Q.mul_(model.query_gain)
+    B, T = data.batch_size, data.seq_len
+    x = torch.randn(B, T, D, generator=g, dtype=torch.float64) * data.input_std
+    classes = torch.randint(C, (B, T), generator=g)
+    y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
+    return Draw(layer, torch.zeros(B, 0, dtype=torch.float64), x, y_target)
 
 
 def redrawn_weights(model: ModelSpec, data: DataSpec, seed: int, params, device, dtype):
