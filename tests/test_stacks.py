@@ -142,3 +142,29 @@ def test_two_layer_rmsnorm_residual_trains(tmp_path, train_in_process):
         record["initial_decay_rate"], rel=1e-12)
     moved = [(a - b).abs().max().item() for a, b in zip(rnn.parameters(), rnn0.parameters())]
     assert max(moved) > 0
+
+
+@pytest.mark.parametrize("cell,norm", [("gru", "rmsnorm"), ("lstm", "layernorm"),
+                                       ("minimal", "none")])
+def test_training_stack_is_the_measured_stack(cell, norm):
+    """The trained module's trajectory (torch modules, learnt norms at init) equals the
+    measurement's (the cells' reference steps, functional norms) and the autograd reference."""
+    from rnnlab.engine.cells import get
+
+    torch.manual_seed(0)
+    rnn = stacks.stack_module(get(cell), 3, 3, {"activation": "tanh"}, 2, norm, True,
+                              torch.float64)
+    head = torch.nn.Linear(3, 2).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(torch.randint(2, (2, 6)), 2).double()
+    traj = stacks.module_trajectory(rnn, head, x, y, "xent")
+    p = stacks.StackParams(cell, tuple(m.engine_params(head) for m in rnn.layers),
+                           head.weight.detach(), head.bias.detach(), norm, rnn.residual)
+    h0 = torch.zeros(2, traj.shape[2], dtype=torch.float64)
+    a = adjoint.log_grad_norms(traj)
+    b = adjoint.log_grad_norms(stacks.trajectory(p, x, h0, y, 0, "xent"))
+    ref = reference.stack_reference(p, x, h0, y, 0, "xent")
+    ok = ~torch.isnan(ref)
+    assert torch.equal(ok, ~torch.isnan(a)) and torch.equal(ok, ~torch.isnan(b))
+    assert log_diff(a[ok], ref[ok]) < 1e-10 * math.log(10)
+    assert log_diff(b[ok], ref[ok]) < 1e-10 * math.log(10)
