@@ -103,13 +103,17 @@ def test_bad_stack_is_refused(model, measure, needle):
 
 
 @pytest.mark.parametrize("fields,needle", [
-    (dict(init="pascanu_basic_tanh", activation="tanh"), "model.init='pascanu_basic_tanh'"),
-    (dict(regularizer="omega"), "train.regularizer='omega' with model.layers=2"),
+    (dict(layers=2, init="pascanu_basic_tanh", activation="tanh"),
+     "model.init='pascanu_basic_tanh'"),
+    (dict(layers=2, regularizer="omega"), "train.regularizer='omega' with model.layers=2"),
+    (dict(layers=2, cell="lru", activation="linear", init="ring"), "model.layers=2, model.norm"),
+    (dict(residual=True, init="pytorch"), "model.residual=true with model.layers=1 and input "
+                                          "size 2 != model.hidden_size=64"),
 ])
 def test_bad_train_stack_is_refused(fields, needle):
     with pytest.raises(ConfigError) as err:
-        TrainConfig(layers=2, **fields).validate()
-    assert str(err.value).startswith(needle), str(err.value)
+        TrainConfig(**fields).validate()
+    assert str(err.value).startswith(needle) and "\n" not in str(err.value), str(err.value)
 
 
 def test_decay_command_line_refuses_before_compute(tmp_path, decay_in_process):
