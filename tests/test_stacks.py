@@ -151,8 +151,9 @@ def test_two_layer_rmsnorm_residual_trains(tmp_path, train_in_process):
 @pytest.mark.parametrize("cell,norm", [("gru", "rmsnorm"), ("lstm", "layernorm"),
                                        ("minimal", "none")])
 def test_training_stack_is_the_measured_stack(cell, norm):
-    """The trained module's trajectory (torch modules, learnt norms at init) equals the
-    measurement's (the cells' reference steps, functional norms) and the autograd reference."""
+    """The trained module's forward (torch modules, learnt norms at init) is the engine's stacked
+    step, and its trajectory equals the measurement's (the cells' reference steps, functional
+    norms) and the autograd reference."""
     from rnnlab.engine.cells import get
 
     torch.manual_seed(0)
@@ -161,6 +162,14 @@ def test_training_stack_is_the_measured_stack(cell, norm):
     head = torch.nn.Linear(3, 2).double()
     x = torch.randn(2, 6, 3, dtype=torch.float64)
     y = torch.nn.functional.one_hot(torch.randint(2, (2, 6)), 2).double()
+    # the module's own forward (torch's modules and norms) is the engine's stacked step
+    step, state, _ = rnn.engine_step(head, 2)
+    tops = []
+    for t in range(6):
+        state = step(x[:, t], state)
+        tops.append(step.top(x[:, t], state))
+    with torch.no_grad():
+        assert (rnn(x)[0] - torch.stack(tops, 1)).abs().max() < 1e-12
     traj = stacks.module_trajectory(rnn, head, x, y, "xent")
     p = stacks.StackParams(cell, tuple(m.engine_params(head) for m in rnn.layers),
                            head.weight.detach(), head.bias.detach(), norm, rnn.residual)

@@ -362,8 +362,9 @@ class StackModule(nn.Module):
     fused = True
 
     def __init__(self, layers: list[nn.Module], norm: str, residual: bool, input_size: int,
-                 hidden_size: int, state_parts: tuple = ("h",)):
+                 hidden_size: int, state_parts: tuple = ("h",), cell: str | None = None):
         super().__init__()
+        self.cell = cell
         self.layers = nn.ModuleList(layers)
         sizes = [input_size] + [hidden_size] * (len(layers) - 1)
         self.norms = nn.ModuleList([norm_module(norm, n) or nn.Identity() for n in sizes])
@@ -372,14 +373,35 @@ class StackModule(nn.Module):
                               for l in range(len(layers)))
         self.input_size, self.hidden_size = input_size, hidden_size
         self.state_parts = tuple(state_parts) * len(layers)
-        self.counts = [len(m.init_state(1)) for m in layers]
+        self.sizes = tuple(tuple(t.shape[-1] for t in m.init_state(1)) for m in layers)
 
     def _stacked(self) -> StackedStep:
         outs = tuple(m.output if callable(getattr(m, "output", None)) else None
                      for m in self.layers)
-        return StackedStep(tuple(m.step for m in self.layers), outs,
-                           tuple((0,) * c for c in self.counts), tuple(self.norms),
-                           self.residual)
+        return StackedStep(tuple(m.step for m in self.layers), outs, self.sizes,
+                           tuple(self.norms), self.residual)
+
+    def engine_step(self, head: nn.Module, batch_size: int) -> tuple[StackedStep, tuple, tuple]:
+        """(step, state entering step 0, part names) of the engine's view of this stack: each
+        layer's registered cell's ``reference_step`` (and ``reference_output``) of its module's
+        ``engine_params`` on the cell's measured state parts (what a one-layer module is
+        measured through while it learns; torch.func differentiates it where a module's own step
+        cannot, the RG-LRU's bounded square root; the sLSTM's state without its stabiliser m,
+        which is 0 at ``init_state``), with this module's learnt norms. A layer module without
+        ``engine_params`` keeps its own ``step``, ``output`` and state."""
+        state0 = [m.init_state(batch_size) for m in self.layers]
+        if self.cell is None or not all(hasattr(m, "engine_params") for m in self.layers):
+            return self._stacked(), tuple(t for s in state0 for t in s), self.state_parts
+        cell = cells.get(self.cell)
+        k = len(cell.state_parts)
+        params = [m.engine_params(head) for m in self.layers]
+        outs = tuple(None if cell.reference_output is None else cell.reference_output(q)
+                     for q in params)
+        sizes = tuple(tuple(t.shape[-1] for t in s[:k]) for s in state0)
+        step = StackedStep(tuple(cell.reference_step(q) for q in params), outs, sizes,
+                           tuple(self.norms), self.residual)
+        return step, tuple(t for s in state0 for t in s[:k]), tuple(cell.state_parts) * len(
+            self.layers)
 
     def init_state(self, batch_size: int) -> tuple:
         return tuple(t for m in self.layers for t in m.init_state(batch_size))
@@ -408,32 +430,17 @@ class StackModule(nn.Module):
 def module_trajectory(rnn: StackModule, readout: Callable[[Tensor], Tensor], x: Tensor,
                       y_target: Tensor, loss: str) -> adjoint.Trajectory:
     """The engine's Trajectory of a float64 ``StackModule`` from its ``init_state``: step maps
-    derived from its ``step``, g_t = dL_t/ds_t of ``readout`` on y^L on the whole state (what
-    training measures while it learns)."""
-    state0 = rnn.init_state(x.shape[0])
+    derived from its engine step (``StackModule.engine_step``), g_t = dL_t/ds_t of ``readout``
+    on y^L on the whole state (what training measures while it learns)."""
+    head = readout if isinstance(readout, nn.Linear) else nn.Linear(rnn.hidden_size, 1).double()
+    step, state0, parts = rnn.engine_step(head, x.shape[0])
     with torch.no_grad():
-        rec = derived.record(rnn.step, x, tuple(state0), 0, rnn.state_parts)
+        rec = derived.record(step, x, state0, 0, parts)
         layer = rec.maps.layers[0]
         states = torch.cat([layer.prev[1:], layer.f(layer.x[-1], layer.prev[-1])[None]])
-    g_dir, g_ln = state_gradient(_SizedTop(rnn, [t.shape[-1] for t in state0]), readout, x,
-                                 states, y_target, loss)
+    g_dir, g_ln = state_gradient(step, readout, x, states, y_target, loss)
     return adjoint.Trajectory(rec.u, rec.log_scale, g_dir.to(rec.u.dtype), g_ln,
                               rec.state_in.double(), rec.maps)
-
-
-@dataclass(frozen=True)
-class _SizedTop:
-    """A stack module's ``top`` with its state part sizes, as ``state_gradient`` reads it."""
-
-    rnn: StackModule
-    flat_sizes: list
-
-    @property
-    def sizes(self) -> tuple:
-        return (tuple(self.flat_sizes),)
-
-    def top(self, x_t: Tensor, state: tuple) -> Tensor:
-        return self.rnn.top(x_t, state)
 
 
 def stack_module(cell, input_size: int, hidden_size: int, model: dict, layers: int, norm: str,
@@ -442,6 +449,7 @@ def stack_module(cell, input_size: int, hidden_size: int, model: dict, layers: i
     first, then the norms, cast to ``dtype``."""
     mods = [cell.module(input_size if l == 0 else hidden_size, hidden_size, model, dtype)
             for l in range(layers)]
-    rnn = StackModule(mods, norm, residual, input_size, hidden_size, cell.state_parts)
+    rnn = StackModule(mods, norm, residual, input_size, hidden_size, cell.state_parts,
+                      cell.name)
     return rnn if dtype is None else rnn.to(dtype)
 
