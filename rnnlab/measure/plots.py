@@ -85,6 +85,11 @@ def colours(names) -> dict:
     return _fixed_colours(names, PALETTE)
 
 
+# the y label of measure.target=input's ratio ||dy_t/dx_k|| / ||dy_t/dx_t||
+INPUT_RATIO_LABEL = (r"$\log_{10}\,\|\partial y_t/\partial x_k\|_F"
+                     r" / \|\partial y_t/\partial x_t\|_F$")
+
+
 def ratio_label(states: dict) -> str:
     """The y label of gradient ratios for the drawn runs' measured states, ``{cell: state}``
     (``config.measured_state``): of h when every state is h, else of s with each cell's s."""
@@ -226,8 +231,11 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    targets = set(ok["measure.target"].fillna("state")) if "measure.target" in ok else {"state"}
     for ax in axes[:, 0]:
-        ax.set_ylabel(ratio_label(measured_states(ok)))
+        ax.set_ylabel(INPUT_RATIO_LABEL if targets == {"input"} else
+                      ratio_label(measured_states(ok)) if targets == {"state"} else
+                      "log10 gradient ratio (state: dL_t/dh_k; input: dy_t/dx_k)")
     fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
@@ -546,8 +554,7 @@ def single_run_figures(run_dir: Path) -> list[Path]:
     params = record.get("params", {})
     cell = params.get("model.cell", DEFAULT_CELL)
     if target == "input":
-        ax.set_ylabel(r"$\log_{10}\,\|\partial y_t/\partial x_k\|_F"
-                      r" / \|\partial y_t/\partial x_t\|_F$")
+        ax.set_ylabel(INPUT_RATIO_LABEL)
     else:
         ax.set_ylabel(ratio_label({cell: measured_state(cell, params.get("measure.lstm_state")
                                                         or "joint")}))
