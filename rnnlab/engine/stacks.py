@@ -41,18 +41,13 @@ import torch
 from torch import Tensor, nn
 
 from ..schema import GROUPS
+from ..schema import stacked as is_stacked  # noqa: F401 (more than one plain layer)
 from . import adjoint, cells, derived
 from .logspace import unit
 from .model import readout_losses
 
 NORMS = GROUPS["model"]["norm"].choices
 EPS = 1e-5  # the norms' epsilon (torch.nn.LayerNorm's default; RMSNorm set to the same)
-
-
-def is_stacked(model) -> bool:
-    """Whether ``model`` (anything with ``layers``, ``norm``, ``residual``) is more than one
-    plain layer: the stacked path; the one-layer default keeps the cell's own."""
-    return model.layers > 1 or model.norm != "none" or bool(model.residual)
 
 
 def residual_on(layer: int, input_size: int, hidden_size: int, residual: bool) -> bool:

@@ -1,6 +1,8 @@
 """The networks a training run starts from, and the saved model: a cell module from the cell
 registry (``Cell.module``, ``rnnlab.engine.cells``) and a ``torch.nn.Linear`` head on what its
-readout sees (the top layer's h; the LRU block's MLP output).
+readout sees (the top layer's h; the LRU block's MLP output; a stack's y^L: ``model.layers``,
+``model.norm``, ``model.residual`` make a ``rnnlab.engine.stacks.StackModule`` of the cell's
+modules).
 
 The cells' modules are batch first. The Elman cell is ``torch.nn.RNN`` (tanh, relu) or, for the
 logistic units of Pascanu et al. 2013 that ``nn.RNN`` does not offer, ``SigmoidRNN`` with
