@@ -92,8 +92,15 @@ GROUPS: dict[str, dict[str, Key]] = {
         "input_gain": Key(float, 1.0, apps=DECAY),
         "bias_std": Key(float, 0.0, apps=DECAY),
         "gate_bias": Key(float, 0.0, signed=True, apps=DECAY),
+        # model=attention only: W_Q ~ N(0, query_gain^2 / D); 0 makes every weight 1 / (t + 1)
+        "query_gain": Key(float, 1.0, apps=DECAY),
         "loss": Key(str, "mse", apps=DECAY),
         "orthogonal": Key(bool, False, apps=TRAIN),
+        # a stack of the cell (rnnlab.engine.stacks): its depth, each layer's pre-norm, and
+        # whether a layer adds its input to its output
+        "layers": Key(int, 1, low=1),
+        "norm": Key(str, "none", choices=("none", "rmsnorm", "layernorm")),
+        "residual": Key(bool, False),
     },
     "data": {
         "seq_len": Key(int, 100, low=1),
@@ -125,6 +132,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         # the step Jacobians: the cell's hand-derived ones (its derived ones where it has none),
         # or derived by torch.func from the cell's step
         "jacobians": Key(str, "cell", choices=("cell", "derived")),
+        # the gradient measured: state, dL_t/dh_k through the state; input, dy_t/dx_k of the
+        # network's outputs and do^l_t/dx_k of every layer (rnnlab.input_sensitivity)
+        "target": Key(str, "state", choices=("state", "input")),
     },
     "task": {
         "name": Key(str, "adding_pascanu"),
@@ -269,3 +279,33 @@ def check_cell(model, cell, cells: dict, inits: Callable, choose: Callable[[str]
                 raise ConfigError(f"model.{key}={value!r} with model.init={model.init!r}: this "
                                   "init takes no scale key; leave model.spectral_radius and "
                                   f"model.gain null{other}")
+
+
+def stacked(model) -> bool:
+    """Whether ``model`` (with the keys as attributes) is more than one plain layer."""
+    return model.layers > 1 or model.norm != "none" or bool(model.residual)
+
+
+def stack_line(model) -> str:
+    """The stack keys as a command line sets them, for a refusal."""
+    return (f"model.layers={model.layers}, model.norm={model.norm!r}, model.residual="
+            f"{str(bool(model.residual)).lower()}")
+
+
+def check_stack(model, cell, input_size: int) -> None:
+    """The stack keys against the cell and the input size (both apps): a cell that is one
+    block with its own readout (a complex state, the LRU's C and D) cannot be stacked, and a
+    residual needs a layer whose input has its output's size."""
+    if not stacked(model):
+        return
+    if cell.own_readout or cell.components != 1:
+        raise ConfigError(f"{stack_line(model)} with model.cell={cell.name!r}: this cell is "
+                          "one block with its own readout, not a layer whose output is h; "
+                          "a stack takes a cell without its own readout (leave model.layers=1, "
+                          "model.norm=none, model.residual=false)")
+    if model.residual and model.layers == 1 and input_size != model.hidden_size:
+        raise ConfigError(f"model.residual=true with model.layers=1 and input size {input_size}"
+                          f" != model.hidden_size={model.hidden_size}: no layer's input has "
+                          "its output's size, so none can add it; use model.layers >= 2 or an "
+                          "input size equal to model.hidden_size")
+

@@ -23,6 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+NAME = "attention"  # model.cell=attention (model=attention) in the measurement app
+
 
 def sinusoidal(T: int, D: int, dtype=torch.float64, device=None) -> Tensor:
     """The (T, D) sinusoidal positional encoding: pe[t, 2i] = sin(t / 10000^(2i/D)),

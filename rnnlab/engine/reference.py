@@ -136,3 +136,74 @@ def module_reference(rnn: nn.Module, x: Tensor, y_target: Tensor, head: nn.Modul
     y = as_targets(y_target, rnn.batch_first, C, ref)
     return autograd_log_grad_norms(step, state0, x_b, readout, y, 0, loss, max_lag,
                                    c_index=tuple(range(1, 2 * L, 2)) if lstm else ())
+
+
+def stack_norm(name: str, y: Tensor) -> Tensor:
+    """A stack's pre-norm by torch's own functions (weight 1, bias 0, eps 1e-5), independent of
+    ``rnnlab.engine.stacks``'s."""
+    if name == "rmsnorm":
+        return nn.functional.rms_norm(y, y.shape[-1:], eps=1e-5)
+    if name == "layernorm":
+        return nn.functional.layer_norm(y, y.shape[-1:], eps=1e-5)
+    return y
+
+
+def stack_forward(p, x_t: Tensor, states: list[tuple]) -> tuple[list[tuple], list[Tensor]]:
+    """One step of a stack (``rnnlab.engine.stacks.StackParams``) written out: each layer's new
+    state tuple and its output y^l (pre-norm, the cell's ``reference_step``, output h or the
+    cell's ``reference_output``, plus the layer's input where it adds it)."""
+    cell = cells.get(p.cell)
+    y, new, ys = x_t, [], []
+    for l, (q, s) in enumerate(zip(p.layers, states)):
+        u = stack_norm(p.norm, y)
+        s = tuple(cell.reference_step(q)(u, s))
+        o = s[0] if cell.reference_output is None else cell.reference_output(q)(u, s)
+        y = o + y if p.residual[l] else o
+        new.append(s)
+        ys.append(y)
+    return new, ys
+
+
+def stack_reference(p, x: Tensor, h0: Tensor, y_target: Tensor, burn_in: int = 0,
+                    loss: str = "mse") -> Tensor:
+    """ln ||dL_t/ds_k|| (T, T, B) of a stack, s_k every layer's state parts, by one
+    ``torch.autograd.grad`` per target t on ``stack_forward``; L_t the readout (V, c) on y^L_t."""
+    cell = cells.get(p.cell)
+    n = len(cell.state_parts)
+    parts = torch.split(h0, p.hidden_size, -1)
+    states = [tuple(parts[l * n:(l + 1) * n]) for l in range(len(p.layers))]
+    with torch.no_grad():
+        for t in range(burn_in):
+            states, _ = stack_forward(p, x[:, t], states)
+    T, B = y_target.shape[1], x.shape[0]
+    kept, tops = [], []
+    for t in range(burn_in, burn_in + T):
+        states = [tuple(s.detach().requires_grad_() if t == burn_in else s for s in st)
+                  for st in states]
+        states, ys = stack_forward(p, x[:, t], states)
+        states = [tuple(s.clone() for s in st) for st in states]
+        kept.append([s for st in states for s in st])
+        tops.append(stack_forward_top(p, x[:, t], states))
+    out = torch.full((T, T, B), math.nan, dtype=torch.float64)
+    for t in range(T):
+        L_t = readout_losses(p, tops[t], y_target[:, t], loss).sum()
+        flat = [s for k in range(t + 1) for s in kept[k]]
+        grads = torch.autograd.grad(L_t, flat, retain_graph=True, allow_unused=True)
+        m = len(kept[0])
+        for k in range(t + 1):
+            sq = sum((torch.zeros_like(s) if g is None else g).double().pow(2).sum(-1)
+                     for g, s in zip(grads[k * m:(k + 1) * m], kept[k]))
+            out[t, k] = 0.5 * torch.log(sq)
+    return out
+
+
+def stack_forward_top(p, x_t: Tensor, states: list[tuple]) -> Tensor:
+    """y^L_t from x_t and the stack's new states (the outputs re-read from the cloned states,
+    so dL_t/ds_t is the state's total derivative)."""
+    cell = cells.get(p.cell)
+    y = x_t
+    for l, (q, s) in enumerate(zip(p.layers, states)):
+        u = stack_norm(p.norm, y)
+        o = s[0] if cell.reference_output is None else cell.reference_output(q)(u, s)
+        y = o + y if p.residual[l] else o
+    return y

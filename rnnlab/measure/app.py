@@ -21,7 +21,7 @@ import torch
 from ..engine.threads import threads_for as engine_threads
 from ..runs import store
 from ..runs.driver import App
-from .config import DEFAULT_CELL, RunSpec, measured_state, rehash, spec_from_config
+from .config import DEFAULT_CELL, RunSpec, lags_file, measured_state, rehash, spec_from_config
 from .run import Measurement, measure
 
 # experiments/decay.py imports this module once the command line is checked, before torch starts
@@ -30,7 +30,7 @@ from .run import Measurement, measure
 torch.set_flush_denormal(True)
 
 RESULT_FILES = ("lags.parquet", "tensors.npz", "jacobian.parquet", "weight_grad.parquet",
-                "sensitivity.parquet", "run.json")
+                "sensitivity.parquet", "input_lags.parquet", "depth_time.parquet", "run.json")
 
 def threads_for(spec: RunSpec) -> int | None:
     """Torch threads for a run: ``measure.threads`` when set, else the engine's rule for its size
@@ -49,8 +49,11 @@ def _savez(path: Path, arrays: dict) -> None:
 def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
     """lags.parquet, tensors.npz, jacobian.parquet and weight_grad.parquet; returns run.json's
     measurement fields."""
-    store.atomic_write(run_dir / "lags.parquet",
+    store.atomic_write(run_dir / lags_file(spec.measure.target),
                        lambda p: pd.DataFrame(m.lags).to_parquet(p, index=False))
+    if m.depth_time:
+        store.atomic_write(run_dir / "depth_time.parquet",
+                           lambda p: pd.DataFrame(m.depth_time).to_parquet(p, index=False))
     if m.tensors:
         store.atomic_write(run_dir / "tensors.npz", lambda p: _savez(p, m.tensors))
     if m.jacobian:
@@ -62,7 +65,7 @@ def write_measurement(run_dir: Path, spec: RunSpec, m: Measurement) -> dict:
     if m.sensitivity:
         store.atomic_write(run_dir / "sensitivity.parquet",
                            lambda p: pd.DataFrame(m.sensitivity).to_parquet(p, index=False))
-    return {**m.fit, "theory": m.theory, "seconds": m.seconds,
+    return {**m.fit, **m.extra, "theory": m.theory, "seconds": m.seconds,
             "provenance": store.provenance(m.device, spec.measure.dtype)}
 
 
@@ -97,6 +100,8 @@ def describe(record: dict) -> str:
                  for v in (record.get("decay_rate"), record.get("decay_rate_stderr")))
     line = f"decay_rate = {rate:+.6g} +- {err:.2g} nats/step ({record.get('regime')})"
     params = record.get("params", {})
+    if params.get("measure.target") == "input":
+        return f"{line}, gradient through the inputs dy_t/dx_k"
     state = measured_state(params.get("model.cell", DEFAULT_CELL),
                            params.get("measure.lstm_state") or "joint")
     return line if state == "h" else f"{line}, state {state}"

@@ -17,7 +17,7 @@ import torch
 
 from .. import schema
 from ..checks import ConfigError, choice, integer, known_keys
-from ..engine import cells
+from ..engine import attention, cells
 from ..engine.model import ACTIVATIONS, LOSSES
 from ..engine.sensitivity import MAX_DENSE_N
 from ..runs.store import params_hash
@@ -37,6 +37,12 @@ def measured_state(cell: str, lstm_state: str = "joint") -> str:
     if lstm_state == "h":
         return f"{parts[0]} alone ({', '.join(parts[1:])} held fixed)"
     return f"({', '.join(parts)})"
+
+
+def lags_file(target: str | None) -> str:
+    """The lag table of a run: lags.parquet (the state's, ``measure.target=state``, and every
+    run made before the key) or input_lags.parquet (``measure.target=input``)."""
+    return "input_lags.parquet" if target == "input" else "lags.parquet"
 
 
 def init_names() -> tuple[str, ...]:
@@ -84,7 +90,17 @@ class ModelSpec:
 
     def validate(self):
         schema.check_spec(self)
-        choice("model.cell", self.cell, cells.names())
+        if self.cell == attention.NAME:
+            if schema.stacked(self):
+                raise ConfigError(f"{schema.stack_line(self)} with model.cell='attention': the "
+                                  "attention layer is measured alone; leave model.layers=1, "
+                                  "model.norm=none, model.residual=false")
+            return
+        choice("model.cell", self.cell, cells.names() + (attention.NAME,))
+        if self.query_gain != schema.default("model.query_gain"):
+            raise ConfigError(f"model.query_gain={self.query_gain!r} with model.cell="
+                              f"{self.cell!r}: it scales the attention layer's W_Q; use "
+                              "model=attention or model.query_gain=1.0")
         choice("model.activation", self.activation, ACTIVATIONS)
         choice("model.init", self.init, init_names())
         choice("model.loss", self.loss, LOSSES)
@@ -114,6 +130,14 @@ class DataSpec:
 
     def validate(self):
         schema.check_spec(self)
+
+
+# what measure.target=input cannot combine with: the state's own measurements (the Lyapunov
+# QR, jacobian.parquet, the weight gradient by lag, the sensitivity, h alone), the annealed
+# network, the O(T) profile of the last loss and the choice of the state's step maps
+INPUT_REFUSES = (("weights", "redrawn"), ("lyapunov", True), ("jacobian", True),
+                 ("weight_grad", True), ("sensitivity", True), ("lstm_state", "h"),
+                 ("mode", "profile"), ("jacobians", "derived"))
 
 
 @schema.spec(_keys("measure"), "decay")
@@ -149,6 +173,14 @@ class MeasureSpec:
             raise ConfigError("measure.jacobians='derived' with measure.weights='redrawn': the "
                               "redrawn network is built from each step's own weights through "
                               "the cell's hand-written maps; use measure.jacobians=cell")
+        if self.target == "input":
+            for key, value in INPUT_REFUSES:
+                if getattr(self, key) == value:
+                    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                    raise ConfigError(f"measure.target='input' with measure.{key}={shown}: "
+                                      "the input target measures dy_t/dx_k of one fixed "
+                                      "network at every pair by autograd, not the state's "
+                                      "maps; use measure.target=state for it")
         if self.weight_grad and self.mode != "pairs":
             raise ConfigError(f"measure.weight_grad=true with measure.mode={self.mode!r}: the "
                               "weight gradient by lag needs every pair; use measure.mode=pairs")
@@ -186,6 +218,14 @@ class RunSpec:
         self.model.validate()
         self.data.validate()
         self.measure.validate()
+        if self.model.cell == attention.NAME:
+            if self.measure.target != "input":
+                raise ConfigError("measure.target='state' with model.cell='attention': the "
+                                  "attention layer has no state; use measure.target=input")
+            if self.data.burn_in:
+                raise ConfigError(f"data.burn_in={self.data.burn_in} with model.cell="
+                                  "'attention': it has no state to run in; use data.burn_in=0")
+            return self
         cell = cells.get(self.model.cell)
         for key, value, reason in cell.refuses:
             if getattr(self.measure, key) == value:
@@ -198,6 +238,16 @@ class RunSpec:
                               f"{self.model.hidden_size} and model.cell={self.model.cell!r}: "
                               f"forward mode over a dense N x N matrix costs O(T B N^4); "
                               f"allowed up to model.hidden_size={MAX_DENSE_N}")
+        schema.check_stack(self.model, cell, self.model.input_size)
+        if schema.stacked(self.model):
+            for key, value in (("weights", "redrawn"), ("lstm_state", "h"),
+                               ("sensitivity", True), ("weight_grad", True)):
+                if getattr(self.measure, key) == value:
+                    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+                    raise ConfigError(f"measure.{key}={shown} with {schema.stack_line(self.model)}"
+                                      ": a stack is measured through its derived step "
+                                      "Jacobians, one fixed network's whole state; use "
+                                      "model.layers=1, model.norm=none, model.residual=false")
         if self.measure.lstm_state == "h" and len(cell.state_parts) == 1:
             raise ConfigError(f"measure.lstm_state='h' with model.cell={self.model.cell!r}: "
                               f"this cell's state is {cell.state_parts[0]} alone, with nothing "

@@ -3,9 +3,10 @@
 Every random number of a run comes from one CPU ``torch.Generator`` in float64, in a fixed order:
 the cell's weights (its own ``draw``: Elman W, U, b; GRU/LSTM the recurrent weights, the input
 weights, the biases; minimalRNN W, U, W_z, b; the LRU its whole layer with its readout C, D), then
-V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets. It
-is cast and moved afterwards: the same seed gives the same network and data on every device and in
-every dtype.
+V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets; a stack
+(``model.layers`` etc.) draws every layer's weights in turn, layer 1 first, then V, c, every
+layer's h0, x, targets. It is cast and moved afterwards: the same seed gives the same network
+and data on every device and in every dtype.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..engine import cells
+from ..engine import attention, cells, stacks
 from ..engine.redrawn import step_seed
 from .config import DataSpec, ModelSpec
 
@@ -40,7 +41,11 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     g = torch.Generator().manual_seed(seed)
     N, D, C = model.hidden_size, model.input_size, model.output_size
     f64 = dict(generator=g, dtype=torch.float64)
+    if model.cell == attention.NAME:
+        return _draw_attention(model, data, g)
     cell = cells.get(model.cell)
+    if stacks.is_stacked(model):
+        return _draw_stack(cell, model, data, g)
     weights = cell.draw(model, data.seq_len, g)
     if not cell.own_readout:
         # V and c as nn.Linear initialises the tutorial's readout: U(-1/sqrt N, 1/sqrt N).
@@ -55,6 +60,42 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     return Draw(params, h0, x, y_target)
+
+
+def _draw_stack(cell, model: ModelSpec, data: DataSpec, g: torch.Generator) -> Draw:
+    """A stack's draw (``rnnlab.engine.stacks``): every layer's weights (layer 1 first, each by
+    the cell's ``draw``), then V, c on y^L, h0 (every layer's parts side by side), x, targets."""
+    N, C = model.hidden_size, model.output_size
+    f64 = dict(generator=g, dtype=torch.float64)
+    layers = stacks.draw_layers(cell, model, data.seq_len, g)
+    V = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
+    c = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
+    B, T = data.batch_size, data.seq_len
+    h0 = torch.cat([torch.randn(B, N, **f64) * data.h0_std
+                    for _ in range(model.layers) for _ in cell.state_parts], -1)
+    x = torch.randn(B, data.burn_in + T, model.input_size, **f64) * data.input_std
+    classes = torch.randint(C, (B, T), generator=g)
+    y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
+    residual = tuple(stacks.residual_on(l, model.input_size, N, model.residual)
+                     for l in range(1, model.layers + 1))
+    p = stacks.StackParams(model.cell, tuple(cell.params(**w, V=V, c=c) for w in layers), V, c,
+                           model.norm, residual)
+    return Draw(p, h0, x, y_target)
+
+
+def _draw_attention(model: ModelSpec, data: DataSpec, g: torch.Generator) -> Draw:
+    """``model=attention``: the layer's W_Q, W_K, W_V (``CausalSelfAttention``'s own draw,
+    N(0, 1/D) each, from the run's generator; W_Q then times ``model.query_gain``), then x and
+    the targets as for a cell (h0 empty: no state)."""
+    D, C = model.input_size, model.output_size
+    layer = attention.CausalSelfAttention(D, C, generator=g)
+    with torch.no_grad():
+        layer.W_Q.mul_(model.query_gain)
+    B, T = data.batch_size, data.seq_len
+    x = torch.randn(B, T, D, generator=g, dtype=torch.float64) * data.input_std
+    classes = torch.randint(C, (B, T), generator=g)
+    y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
+    return Draw(layer, torch.zeros(B, 0, dtype=torch.float64), x, y_target)
 
 
 def redrawn_weights(model: ModelSpec, data: DataSpec, seed: int, params, device, dtype):

@@ -22,7 +22,7 @@ from ..plotting import CELL_COLOURS, MARKERS, plt, save, sns, weight_grad_figure
 from ..plotting import colours as _fixed_colours
 from ..runs.driver import TRACEBACK_ENV
 from ..runs.store import read_run
-from .config import DEFAULT_CELL, measured_state
+from .config import DEFAULT_CELL, lags_file, measured_state
 
 RATIO_LABEL = r"$\log_{10}\,\|\partial L_t/\partial h_k\| \,/\, \|\partial L_t/\partial h_t\|$"
 # a cell whose state has several parts (the LSTM's (h, c)) is measured in its joint state s, or in
@@ -83,6 +83,11 @@ def cell_names(runs: pd.DataFrame) -> pd.Series:
 
 def colours(names) -> dict:
     return _fixed_colours(names, PALETTE)
+
+
+# the y label of measure.target=input's ratio ||dy_t/dx_k|| / ||dy_t/dx_t||
+INPUT_RATIO_LABEL = (r"$\log_{10}\,\|\partial y_t/\partial x_k\|_F"
+                     r" / \|\partial y_t/\partial x_t\|_F$")
 
 
 def ratio_label(states: dict) -> str:
@@ -226,8 +231,11 @@ def decay_curves_figure(lags: pd.DataFrame, runs: pd.DataFrame, lay: Layout):
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    targets = set(ok["measure.target"].fillna("state")) if "measure.target" in ok else {"state"}
     for ax in axes[:, 0]:
-        ax.set_ylabel(ratio_label(measured_states(ok)))
+        ax.set_ylabel(INPUT_RATIO_LABEL if targets == {"input"} else
+                      ratio_label(measured_states(ok)) if targets == {"state"} else
+                      "log10 gradient ratio (state: dL_t/dh_k; input: dy_t/dx_k)")
     fig.suptitle("Gradient ratio against lag (mean over batch, pairs and seeds)")
     if hue:
         handles = [Line2D([], [], color=colour[v], lw=2, label=f"{v:g}") for v in levels]
@@ -458,15 +466,49 @@ def sweep_figures(sweep_dir: Path, agg) -> SweepFigures:
 # --------------------------------------------------------------------------------------------
 # Single runs
 # --------------------------------------------------------------------------------------------
-def grad_heatmap(log10_grad: np.ndarray, path: Path, title: str = "") -> list[Path]:
-    """log10 ||dL_t/dh_k|| over (t, k): rows t, columns k, the upper triangle empty."""
+def grad_heatmap(log10_grad: np.ndarray, path: Path, title: str = "",
+                 target: str = "state") -> list[Path]:
+    """log10 ||dL_t/dh_k|| (``target`` state) or log10 ||dy_t/dx_k|| (input) over (t, k): rows
+    t, columns k, the upper triangle empty."""
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     im = ax.imshow(np.ma.masked_invalid(log10_grad), origin="upper", cmap="magma",
                    aspect="auto", interpolation="nearest")
-    fig.colorbar(im, ax=ax, label=r"$\log_{10}\|\partial L_t/\partial h_k\|$")
-    ax.set_xlabel("k (hidden state, step)")
-    ax.set_ylabel("t (loss, step)")
+    if target == "input":
+        fig.colorbar(im, ax=ax, label=r"$\log_{10}\|\partial y_t/\partial x_k\|_F$")
+        ax.set_xlabel("k (input, step)")
+        ax.set_ylabel("t (output, step)")
+    else:
+        fig.colorbar(im, ax=ax, label=r"$\log_{10}\|\partial L_t/\partial h_k\|$")
+        ax.set_xlabel("k (hidden state, step)")
+        ax.set_ylabel("t (loss, step)")
     ax.set_title(title, fontsize=9)
+    return save(fig, path)
+
+
+def _stack_title(params: dict) -> str:
+    """The network of a run in a few words: cell, layers, norm, residual."""
+    cell = params.get("model.cell", DEFAULT_CELL)
+    layers = params.get("model.layers") or 1
+    norm = params.get("model.norm") or "none"
+    res = "residual" if params.get("model.residual") else "no residual"
+    return f"{cell}, {layers} layer{'s' if layers != 1 else ''}, norm {norm}, {res}"
+
+
+def depth_time_heatmap(depth: pd.DataFrame, path: Path, title: str = "") -> list[Path]:
+    """The depth x time map: the batch-and-pair mean of log10 ||do^l_t/dx_k||_F per layer l
+    (rows, layer 1 at the bottom) and lag t - k (columns), depth_time.parquet's
+    ``log10_grad_mean``."""
+    grid = depth.pivot(index="layer", columns="lag", values="log10_grad_mean").sort_index()
+    L, K = grid.shape
+    fig, ax = plt.subplots(figsize=(6.0, 1.6 + 0.35 * L))
+    values = np.ma.masked_invalid(grid.to_numpy(dtype=float))
+    im = ax.imshow(values, origin="lower", cmap="magma", aspect="auto", interpolation="nearest",
+                   extent=(grid.columns.min() - 0.5, grid.columns.max() + 0.5, 0.5, L + 0.5))
+    fig.colorbar(im, ax=ax, label=r"$\log_{10}\|\partial o^l_t/\partial x_k\|_F$ (mean)")
+    ax.set_yticks(range(1, L + 1))
+    ax.set_xlabel("lag t - k (steps)")
+    ax.set_ylabel("layer l")
+    ax.set_title(f"depth x time: {title}" if title else "depth x time", fontsize=9)
     return save(fig, path)
 
 
@@ -492,8 +534,9 @@ def single_run_figures(run_dir: Path) -> list[Path]:
     """Lag curve of one run with its fitted line and rate and, with tensors.npz, its (t, k)
     heatmap."""
     run_dir = Path(run_dir)
-    lags = pd.read_parquet(run_dir / "lags.parquet")
     record = read_run(run_dir) or {}
+    target = record.get("params", {}).get("measure.target") or "state"
+    lags = pd.read_parquet(run_dir / lags_file(target))
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     ax.plot(lags["lag"], lags["log10_ratio_mean"], "o", ms=2.5, label="measured (mean)")
     ax.fill_between(lags["lag"], lags["log10_ratio_mean"] - lags["log10_ratio_std"],
@@ -510,14 +553,21 @@ def single_run_figures(run_dir: Path) -> list[Path]:
     ax.set_xlabel("lag t - k (steps)")
     params = record.get("params", {})
     cell = params.get("model.cell", DEFAULT_CELL)
-    ax.set_ylabel(ratio_label({cell: measured_state(cell, params.get("measure.lstm_state")
-                                                    or "joint")}))
+    if target == "input":
+        ax.set_ylabel(INPUT_RATIO_LABEL)
+    else:
+        ax.set_ylabel(ratio_label({cell: measured_state(cell, params.get("measure.lstm_state")
+                                                        or "joint")}))
     ax.legend(fontsize=8)
     paths = save(fig, run_dir / "figures" / "decay_curve")
     npz = run_dir / "tensors.npz"
     if npz.exists():
         with np.load(npz) as t:
-            paths += grad_heatmap(t["log10_grad"], run_dir / "figures" / "grad_heatmap")
+            paths += grad_heatmap(t["log10_grad"], run_dir / "figures" / "grad_heatmap",
+                                  target=target)
+    if (run_dir / "depth_time.parquet").exists():
+        paths += depth_time_heatmap(pd.read_parquet(run_dir / "depth_time.parquet"),
+                                    run_dir / "figures" / "depth_time", _stack_title(params))
     if (run_dir / "weight_grad.parquet").exists():
         paths += weight_grad_figure(pd.read_parquet(run_dir / "weight_grad.parquet"),
                                     run_dir / "figures" / "weight_grad")

@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
-from ..engine import adjoint, cells, redrawn
+from ..engine import adjoint, attention, cells, redrawn, stacks
 from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
@@ -36,6 +37,8 @@ class Measurement:
     jacobian: dict | None = None
     weight_grad: dict | None = None
     sensitivity: list | None = None
+    depth_time: dict | None = None
+    extra: dict = field(default_factory=dict)
 
 
 def device_name(device: torch.device) -> str:
@@ -59,9 +62,13 @@ def measure(spec: RunSpec) -> Measurement:
     device, dtype = ms.torch_device(), ms.torch_dtype()
     start = time.perf_counter()
     net = draw(m, d, spec.seed)
+    if ms.target == "input":
+        return _measure_input(spec, net, device, dtype, start)
     p = net.params.to(device, dtype)
     x, h0, y = (t.to(device, dtype) for t in (net.x, net.h0, net.y_target))
-    if ms.weights == "redrawn":
+    if isinstance(p, stacks.StackParams):  # every layer's state, derived maps (or plain: cell)
+        traj = stacks.trajectory(p, x, h0, y, d.burn_in, m.loss, ms.jacobians)
+    elif ms.weights == "redrawn":
         weights_at = redrawn_weights(m, d, spec.seed, p, device, dtype)
         with torch.no_grad():
             recorded = redrawn.record(cells.get(m.cell), weights_at, x, h0, d.burn_in)
@@ -104,7 +111,8 @@ def measure(spec: RunSpec) -> Measurement:
         tensors = {**net.params.tensors(), "h0": traj.h0, "x": net.x[:, d.burn_in:],
                    "y_target": net.y_target}
         parts = cells.get(m.cell).state_parts
-        if len(parts) > 1 and traj.h0.shape[1] == len(parts) * m.hidden_size:
+        if len(parts) > 1 and traj.h0.shape[1] == len(parts) * m.hidden_size \
+                and not stacks.is_stacked(m):
             # (h, c) side by side in the engine; torch.nn.LSTM takes them apart
             N = m.hidden_size
             for i, name in enumerate(parts):
@@ -117,6 +125,61 @@ def measure(spec: RunSpec) -> Measurement:
         tensors["log10_grad"] = matrix
     return Measurement(lags, fit, device_name(device), seconds, predictions, tensors, jac,
                        wgrad, sens)
+
+
+def _measure_input(spec: RunSpec, net, device, dtype, start: float) -> Measurement:
+    """``measure.target=input``: log10 ||dy_t/dx_k|| of the network's logits y_t = V y^L_t + c
+    (before the softmax: what the network computes, not the loss's saturation) for every pair
+    k <= t, and the depth x time map log10 ||do^l_t/dx_k|| of every layer's output o^l, by
+    ``rnnlab.input_sensitivity`` (``rnnlab.engine.stacks.input_maps``); ``model=attention``:
+    the layer's own output. Lags beyond ``measure.max_lag`` are left out; the rate is the fit
+    of the ln ratio ||dy_t/dx_k|| / ||dy_t/dx_t|| (``rnnlab.engine.fit.fit_decay``)."""
+    m, d, ms = spec.model, spec.data, spec.measure
+    K = ms.max_lag
+    fit_max = ms.fit_max_lag if K is None else min(K, ms.fit_max_lag or K)
+    fit = dict(fit_min_lag=ms.fit_min_lag, fit_max_lag=fit_max, neutral_tol=ms.neutral_tol)
+    x = net.x.to(device, dtype)
+    if m.cell == attention.NAME:
+        from ..engine.input_sensitivity import input_sensitivity
+
+        out, layers = input_sensitivity(net.params.to(device, dtype), x, **fit), []
+    else:
+        maps = stacks.input_maps(net.params.to(device, dtype), x, net.h0.to(device, dtype),
+                                 d.burn_in, **fit)
+        out, layers = maps.output, maps.layers
+
+    def within(frame):
+        return frame if K is None else frame[frame["lag"] <= K]
+
+    def matrix(a):
+        a = np.array(a, dtype=float)
+        if K is not None:
+            T = a.shape[0]
+            a[np.tril(np.ones((T, T), dtype=bool), -K - 1)] = np.nan
+        return a
+
+    lags = within(out.lags).reset_index(drop=True)
+    depth = pd.concat([within(r.lags).assign(layer=l) for l, r in enumerate(layers, 1)],
+                      ignore_index=True) if layers else None
+    if depth is not None:
+        depth = depth[["layer"] + [c for c in depth.columns if c != "layer"]]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    tensors = {}
+    if ms.save_tensors:
+        params = net.params.tensors() if hasattr(net.params, "tensors") else \
+            {k: v for k, v in net.params.state_dict().items()}
+        tensors = {**params, "x": net.x[:, d.burn_in:], "log10_grad": matrix(out.log10_grad)}
+        tensors.update({f"log10_grad_layer{l}": matrix(r.log10_grad)
+                        for l, r in enumerate(layers, 1)})
+        tensors = {k: v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else v
+                   for k, v in tensors.items()}
+    extra = {"layer_decay_rates": [r.decay_rate for r in layers]} if layers else {}
+    return Measurement({c: lags[c].to_numpy() for c in lags.columns}, out.fit,
+                       device_name(device), seconds, {}, tensors,
+                       depth_time=None if depth is None else
+                       {c: depth[c].to_numpy() for c in depth.columns}, extra=extra)
 
 
 def _jacobian_table(traj, spec: RunSpec) -> dict:
@@ -137,6 +200,8 @@ def predict(params, spec: RunSpec) -> dict:
     """What theory says for this run: the cell's own ``theory`` (nats per step; docs/theory.md),
     empty for a cell without one."""
     cell = cells.get(spec.model.cell)
+    if isinstance(params, stacks.StackParams):  # a cell's theory is that of one layer alone
+        return {}
     return {} if cell.theory is None else cell.theory(params, spec.model, spec.data)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ..runs import store
+from .config import lags_file
 
 # CSV floats to 12 significant digits: the same measurement repeated can differ in the last bit or
 # two (summation order), and equal numbers must give equal bytes; 12 digits are far below any
@@ -83,10 +84,11 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
             problems.append(f"failed: {name}: {record.get('error', record.get('status'))}")
             rows.append(row)
             continue
+        table = run_dir / lags_file(params.get("measure.target"))
         try:
-            lags = pd.read_parquet(run_dir / "lags.parquet")
+            lags = pd.read_parquet(table)
         except Exception as err:  # pyarrow raises several types for a corrupt file
-            problems.append(f"unreadable: {run_dir / 'lags.parquet'} ({type(err).__name__})")
+            problems.append(f"unreadable: {table} ({type(err).__name__})")
             rows.append({**row, "status": "unreadable"})
             continue
         rows.append(row)

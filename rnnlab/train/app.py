@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .. import schema
 from ..engine import cells
 from ..plotting import weight_grad_figure
 from ..runs import store
@@ -66,7 +67,7 @@ def write_training(run_dir: Path, cfg: TrainConfig, result) -> dict:
     probe batch, for the initial and the final weights (``stage``)."""
     if result.status == "completed":
         save_model(run_dir / "model.pt", result.rnn, result.head, result.config)
-    if result.status == "completed" and splits_by_lag(cfg.cell):
+    if result.status == "completed" and splits_by_lag(cfg.cell) and not schema.stacked(cfg):
         table = weight_grad_stages(cfg, result)
         store.atomic_write(run_dir / "weight_grad.parquet",
                            lambda p: table.to_parquet(p, index=False))

@@ -132,11 +132,27 @@ class TrainConfig:
             raise ConfigError(f"model.init={self.init!r} is Pascanu's Elman init with {needs} "
                               f"units; allowed with it: model.activation={needs!r}")
         self._validate_scale()
+        schema.check_stack(self, cell, tasks.spec(self.task).input_size)
+        self._validate_stack()
         if self.lyap_k > self.hidden_size:
             raise ConfigError(f"train.lyap_k={self.lyap_k} is not allowed; it must be at most "
                               f"model.hidden_size={self.hidden_size} (0 = off)")
         self._validate_remedies(cell)
         return self
+
+    def _validate_stack(self):
+        """What a stack cannot take: the Elman-only Pascanu inits, an orthogonal W_hh and
+        Omega (each names one matrix W_hh, and Omega reads h as the readout's input)."""
+        if not schema.stacked(self):
+            return
+        for bad, what in ((self.init in PASCANU_INITS, f"model.init={self.init!r}"),
+                          (self.orthogonal, "model.orthogonal=true"),
+                          (self.regularizer == "omega", "train.regularizer='omega'")):
+            if bad:
+                raise ConfigError(f"{what} with {schema.stack_line(self)}: it acts on one "
+                                  "layer's W_hh read by the readout; use model.layers=1, "
+                                  "model.norm=none and model.residual=false, or another "
+                                  "init / remedy")
 
     def _validate_scale(self):
         """A gaussian W takes exactly one of model.spectral_radius and model.gain (no default

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import tasks
-from ..engine import adjoint, cells, derived
+from ..engine import adjoint, cells, derived, stacks
 from ..engine.fit import fit_decay
 from ..engine.heads import Readout
 from ..engine.logspace import unit
@@ -104,6 +104,9 @@ def _trajectory(rnn: nn.Module, head: nn.Linear, x: Tensor, target: Tensor, loss
     step maps of ``rnn.engine_params(head)`` (a user's own cell module: maps derived from its
     ``step``, ``rnnlab.engine.derived``) and g_t of every step."""
     state0 = rnn.init_state(x.shape[0])
+    if isinstance(rnn, stacks.StackModule):  # the readout reads y^L, a function of every layer
+        with torch_threads(threads_for(x.device, x.shape[0], state0[0].shape[-1])):
+            return stacks.module_trajectory(rnn, head, x, target, loss)
     with torch.no_grad(), torch_threads(threads_for(x.device, x.shape[0], state0[0].shape[-1])):
         if hasattr(rnn, "engine_params"):
             p = rnn.engine_params(head)

@@ -1,6 +1,8 @@
 """The networks a training run starts from, and the saved model: a cell module from the cell
 registry (``Cell.module``, ``rnnlab.engine.cells``) and a ``torch.nn.Linear`` head on what its
-readout sees (the top layer's h; the LRU block's MLP output).
+readout sees (the top layer's h; the LRU block's MLP output; a stack's y^L: ``model.layers``,
+``model.norm``, ``model.residual`` make a ``rnnlab.engine.stacks.StackModule`` of the cell's
+modules).
 
 The cells' modules are batch first. The Elman cell is ``torch.nn.RNN`` (tanh, relu) or, for the
 logistic units of Pascanu et al. 2013 that ``nn.RNN`` does not offer, ``SigmoidRNN`` with
@@ -26,13 +28,14 @@ disturbs the caller's random state.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import tasks
-from ..engine import cells
+from ..engine import cells, stacks
 from ..engine.init import recurrent_matrix
 from ..runs.store import atomic_write
 from .config import DTYPES, PASCANU_INITS, RECURRENT_INITS, TrainConfig
@@ -48,14 +51,29 @@ def model_keys(cell: cells.Cell, source) -> dict:
 
 
 def modules(cell: str, input_size: int, hidden_size: int, output_size: int, model: dict,
-            dtype: torch.dtype | None = None):
+            dtype: torch.dtype | None = None, stack: dict | None = None):
     """Bare (rnn, head) from the global torch RNG: the registered cell's module (its own draw,
-    cast to ``dtype``) and ``nn.Linear(hidden_size, output_size)`` drawn after it."""
+    cast to ``dtype``) and ``nn.Linear(hidden_size, output_size)`` drawn after it. ``stack``:
+    ``layers``, ``norm``, ``residual``; a stack (``rnnlab.engine.stacks.is_stacked``) is a
+    ``StackModule`` of the cell's modules, layer 1 drawn first."""
     spec = cells.get(cell)
     if spec.module is None:
         raise ValueError(f"model.cell={cell!r} has no trainable module")
-    rnn = spec.module(input_size, hidden_size, model, dtype)
+    shape = SimpleNamespace(**(stack or {"layers": 1, "norm": "none", "residual": False}))
+    if stacks.is_stacked(shape):
+        rnn = stacks.stack_module(spec, input_size, hidden_size, model, shape.layers, shape.norm,
+                                  shape.residual, dtype)
+    else:
+        rnn = spec.module(input_size, hidden_size, model, dtype)
     return rnn, nn.Linear(hidden_size, output_size)
+
+
+def stack_keys(source) -> dict:
+    """``layers``, ``norm``, ``residual`` of a config object or a saved config dict (a model.pt
+    saved before these keys: one plain layer)."""
+    get = source.get if isinstance(source, dict) else lambda k: getattr(source, k, None)
+    default = {"layers": 1, "norm": "none", "residual": False}
+    return {k: default[k] if get(k) is None else get(k) for k in default}
 
 
 def _pascanu_init(cfg: TrainConfig, rnn, head):
@@ -83,16 +101,21 @@ def build(cfg: TrainConfig):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         rnn, head = modules(cfg.cell, task.input_size, N, task.output_size,
-                            model_keys(cell, cfg), dtype)
+                            model_keys(cell, cfg), dtype, stack_keys(cfg))
     head = head.to(dtype)  # before the draws, so float64 keeps every digit
     with torch.no_grad():
         if cfg.init in PASCANU_INITS:
             _pascanu_init(cfg, rnn, head)
         elif cfg.init in RECURRENT_INITS:
             g = torch.Generator().manual_seed(cfg.seed)
-            # each gate's recurrent block, PyTorch's order
-            rnn.set_recurrent(torch.cat([recurrent_matrix(N, cfg.init, cfg.rho, cfg.gain, g)
-                                         for _ in range(cell.gates)]))
+            # each gate's recurrent block, PyTorch's order (a stack's layers in turn, layer 1
+            # first, from the one generator)
+            draw = lambda: torch.cat([recurrent_matrix(N, cfg.init, cfg.rho, cfg.gain, g)  # noqa: E731
+                                      for _ in range(cell.gates)])
+            if isinstance(rnn, stacks.StackModule):
+                rnn.set_recurrent([draw() for _ in rnn.layers])
+            else:
+                rnn.set_recurrent(draw())
     if cfg.orthogonal:
         keep_orthogonal(rnn)
     return rnn, head
@@ -117,7 +140,8 @@ def load_model(path):
     dtype = next(v.dtype for v in rnn_sd.values() if v.is_floating_point())
     cell = cells.get(cfg["cell"])
     rnn, head = modules(cell.name, cfg["input_size"], cfg["hidden_size"],
-                        head_sd["weight"].shape[0], model_keys(cell, cfg), dtype)
+                        head_sd["weight"].shape[0], model_keys(cell, cfg), dtype,
+                        stack_keys(cfg))
     head = head.to(dtype)
     rnn.load_state_dict(rnn_sd)
     head.load_state_dict(head_sd)

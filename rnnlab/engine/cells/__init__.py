@@ -60,7 +60,9 @@ class Cell:
     (``rnnlab.engine.sensitivity``; default: through its layer's ``recurrent_tangent``);
     ``recurrent``: the field of ``params`` holding the recurrent weight W (every gate block
     stacked), which the derived maps differentiate for the weight gradient and the sensitivity
-    (None: the cell has none).
+    (None: the cell has none). ``reference_output(params)``: a differentiable ``(u_t, state)
+    -> o_t`` (B, N), what one layer of a stack passes up where it is not h (Mamba's S6: C h +
+    D u; ``rnnlab.engine.stacks``); the trainable module's counterpart is its ``output``.
 
     ``module(input_size, hidden_size, model, dtype)``: the cell's trainable ``torch.nn.Module``
     (``model`` a dict of the ``model.*`` keys it reads: ``activation`` and the cell's own
@@ -101,6 +103,7 @@ class Cell:
     recurrent: str | None = "W"
     module: Callable | None = None
     square_w: bool = False
+    reference_output: Callable | None = None
 
     def forward(self, p, x, h0, burn_in: int = 0, jacobians: str = "cell") -> Recorded:
         """Run ``p`` over x (B, burn_in + T, D) from h0 (B, S), recording the measured steps.
