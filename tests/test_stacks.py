@@ -35,15 +35,23 @@ CASES = [
     ("lstm", dict(layers=3, norm="layernorm", residual=True), 0),
     ("minimal", dict(layers=1, norm="rmsnorm", residual=True, input_size=5), 0),
     ("slstm", dict(layers=2, norm="layernorm"), 1),
+    ("mamba", dict(layers=2, norm="rmsnorm", residual=True), 1),
+    ("mamba", dict(layers=2), 0),
+    ("mingru", dict(layers=2, norm="layernorm", residual=True), 0),
+    ("rglru", dict(layers=2), 1),
 ]
+# the cells whose init takes no spectral radius: their published init and nonlinearity
+PRESETS = {"slstm": dict(init="xlstm"), "mingru": dict(init="pytorch", activation="linear"),
+           "rglru": dict(init="ring", activation="linear"),
+           "mamba": dict(init="mamba", activation="linear", d_state=2)}
 
 
 def spec(cell, burn_in=0, **model):
     m = {"cell": cell, "hidden_size": 5, "input_size": 3, "output_size": 4, "spectral_radius": 1.2}
     m.update(model)
-    if cell == "slstm":
+    if cell in PRESETS:
         m.pop("spectral_radius")
-        m.update(init="xlstm")
+        m.update(PRESETS[cell])
     return RunSpec.from_dict({"model": m, "data": {"seq_len": 7, "batch_size": 3,
                                                    "burn_in": burn_in, "h0_std": 0.5},
                               "measure": {"progress": False}}).validate()
@@ -149,7 +157,7 @@ def test_two_layer_rmsnorm_residual_trains(tmp_path, train_in_process):
 
 
 @pytest.mark.parametrize("cell,norm", [("gru", "rmsnorm"), ("lstm", "layernorm"),
-                                       ("minimal", "none")])
+                                       ("minimal", "none"), ("mamba", "rmsnorm")])
 def test_training_stack_is_the_measured_stack(cell, norm):
     """The trained module's forward (torch modules, learnt norms at init) is the engine's stacked
     step, and its trajectory equals the measurement's (the cells' reference steps, functional

@@ -71,15 +71,16 @@ def _draw_stack(cell, model: ModelSpec, data: DataSpec, g: torch.Generator) -> D
     V = (torch.rand(C, N, **f64) * 2 - 1) / math.sqrt(N)
     c = (torch.rand(C, **f64) * 2 - 1) / math.sqrt(N)
     B, T = data.batch_size, data.seq_len
-    h0 = torch.cat([torch.randn(B, N, **f64) * data.h0_std
-                    for _ in range(model.layers) for _ in cell.state_parts], -1)
+    params = tuple(cell.params(**w, V=V, c=c) for w in layers)
+    # a layer's state width is its own (Mamba's S6: N d_state), not the stack's width N
+    h0 = torch.cat([torch.randn(B, cell.components * q.hidden_size, **f64) * data.h0_std
+                    for q in params for _ in cell.state_parts], -1)
     x = torch.randn(B, data.burn_in + T, model.input_size, **f64) * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     residual = tuple(stacks.residual_on(l, model.input_size, N, model.residual)
                      for l in range(1, model.layers + 1))
-    p = stacks.StackParams(model.cell, tuple(cell.params(**w, V=V, c=c) for w in layers), V, c,
-                           model.norm, residual)
+    p = stacks.StackParams(model.cell, params, V, c, model.norm, residual)
     return Draw(p, h0, x, y_target)
 
 

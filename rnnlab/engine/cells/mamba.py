@@ -274,6 +274,15 @@ def reference_step(p: MambaParams):
     return lambda x_t, s: (step(p, x_t, s[0]),)
 
 
+def reference_output(p: MambaParams):
+    """The layer's output y_t = C_t h_t + D u_t (B, N) of the step's input x_t and new state,
+    differentiable: what the next layer of a stack reads (``rnnlab.engine.stacks``)."""
+    def out(x_t: Tensor, s: tuple) -> Tensor:
+        u, _, _, C = project(p, x_t)
+        return read(s[0], u, C, p.D)
+    return out
+
+
 class MambaS6(nn.Module):
     """The trainable S6 layer, batch first, with the official parameter names and init:
     ``in_proj`` = ``nn.Linear(D, N, bias=False)`` (the block's x half), ``x_proj`` =
@@ -364,7 +373,8 @@ CELL = register(Cell(
     name="mamba", params=MambaParams, layer_forward=layer_forward,
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("mamba",),
     scaled_inits=(), theory=theory, reference_step=reference_step, check=check,
-    keys=DEFAULTS, recurrent=None, output=output, module=module,
+    keys=DEFAULTS, recurrent=None, output=output, reference_output=reference_output,
+    module=module,
     refuses=REFUSES + (("weights", "redrawn", "its readout reads y_t = C_t h_t + D u_t through "
                         "the step's own weights, which a redrawn run does not keep"),),
     paper="Gu and Dao 2023 (arXiv:2312.00752)"))
