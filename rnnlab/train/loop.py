@@ -256,7 +256,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     task = tasks.spec(cfg.task)
     rnn, head = build(cfg)
     config = {**asdict(cfg), "input_size": task.input_size, "output_size": task.output_size}
-    return fit(cfg, Network(rnn, head, task), config, measure, cfg.cell, progress)
+    return fit(cfg, Network(rnn, head, task, cfg.truncate), config, measure, cfg.cell, progress)
 
 
 def _default_head(cell: nn.Module, task: tasks.TaskSpec, seed: int) -> nn.Linear:
@@ -307,4 +307,4 @@ def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50
     config = {"cell": name, **{k: v for k, v in asdict(cfg).items() if k not in MODEL_KEYS},
               "hidden_size": sum(sizes), "input_size": spec.input_size,
               "output_size": spec.output_size}
-    return fit(cfg, Network(cell, head, spec), config, measure, name, progress)
+    return fit(cfg, Network(cell, head, spec, cfg.truncate), config, measure, name, progress)
