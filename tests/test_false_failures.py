@@ -30,6 +30,7 @@ from test_sensitivity import lru_memory_checks
 from test_tasks import BASELINE_CASES, baseline_checks
 from test_theory import gaussian_W_checks, isometry_checks
 from test_train import lstm_adding_checks, pascanu_init_checks
+from test_truncation_theory import share_checks
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -74,6 +75,7 @@ CASES: dict = {
     "test_lstm_state.py::test_h_only_misses_the_memory_path": (memory_path_checks, 1),
     **{f"test_modern_min.py::test_theory_rate_matches_the_measured_long_lag_rate[{c}]":
        (lambda seed, c=c: diag_rate_checks(c, seed), 0) for c in ("mingru", "minlstm")},
+    "test_truncation_theory.py::test_monte_carlo_of_the_recurrence": (share_checks, 0),
 }
 
 

@@ -123,3 +123,37 @@ def test_tiny_truncated_training_run(tmp_path, train_in_process):
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["params"]["truncate"] == 4
     assert record["steps_done"] == 20
+
+
+class LinearUnit(torch.nn.Module):
+    """h_t = lambda h_{t-1} + x_t, one unit: the recurrence of docs/theory.md's truncation
+    shares, as a user's cell module."""
+
+    def __init__(self, lam: float):
+        super().__init__()
+        self.lam = torch.nn.Parameter(torch.tensor(lam, dtype=torch.float64))
+
+    def init_state(self, batch_size):
+        return (self.lam.new_zeros(batch_size, 1),)
+
+    def step(self, x_t, state):
+        return (self.lam * state[0] + x_t,)
+
+
+@pytest.mark.parametrize("K, T", [(5, 20), (7, 21), (4, 30)])
+def test_what_a_full_chunk_keeps(K, T):
+    """At the last step of a chunk, truncated BPTT over K steps keeps the Jacobian lags 0..K-1
+    of dh_t/dlambda: sum_j min(j, K) lambda^(j-1) x_{t-j} (rnnlab.theory's residual share is
+    what it leaves out); a step r steps into a chunk keeps min(j, r + 1)."""
+    lam = 0.9
+    x = torch.from_numpy(np.random.RandomState(0).standard_normal((1, T, 1)))
+    cell = LinearUnit(lam)
+    out = truncated_outputs(cell, x, K)
+    j = np.arange(1, T)
+    xs = x[0, :, 0].numpy()
+    for t in (T - 1, T - 2):  # the chunk's last step, and one step before it
+        (g,) = torch.autograd.grad(out[0, t, 0], cell.lam, retain_graph=True)
+        r = t % K
+        lags = j[j <= t]
+        want = (np.minimum(lags, r + 1) * lam ** (lags - 1.0) * xs[t - lags]).sum()
+        assert abs(g.item() - want) <= 1e-12 * max(1.0, abs(want)), (t, g.item(), want)
