@@ -288,8 +288,9 @@ def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50
     readout on h where the task reads it; default ``torch.nn.Linear(N_h, C)`` with torch's
     init from ``seed``. ``settings``: any other training key of
     ``rnnlab.train.config.TrainConfig`` (``MODULE_SETTINGS``: optimizer, batch_size, clip,
-    eval_every, eval_size, test_size, eval_batch, probe_size, dtype, regularizer, reg_weight and
-    the ``floss_*`` keys), each checked as on the command line. ``measure``: the evaluation hook
+    eval_every, eval_size, test_size, eval_batch, probe_size, dtype, regularizer, reg_weight,
+    truncate (truncated backpropagation, ``rnnlab.train.sequence``) and the ``floss_*`` keys),
+    each checked as on the command line. ``measure``: the evaluation hook
     of ``train`` (none by default). Returns the ``TrainResult``; ``config`` records ``cell`` as
     the module's class name."""
     unknown = sorted(set(settings) - set(MODULE_SETTINGS))
