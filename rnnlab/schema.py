@@ -158,6 +158,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         "reg_weight": Key(float, 2.0),  # alpha of Pascanu's RNN.py (state['alpha'] = 2.)
         "progress": Key(bool, True),
         "threads": Key(int, 1, null=True, low=1),
+        # truncated backpropagation: the state detached every K steps (rnnlab.train.sequence);
+        # null: full backpropagation through time
+        "truncate": Key(int, None, null=True, low=1),
     },
     # gradient flossing (train.regularizer=flossing; rnnlab.train.flossing): Engelken 2023's
     # README example, k excepted (his 75 of 80 units)

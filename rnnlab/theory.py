@@ -498,3 +498,73 @@ def mamba_log_keep(A, mean, s):
     z, w = _gauss_grid(float(np.max(s)) ** 2)
     delta = np.logaddexp(0.0, mean[..., None] + s[..., None] * z) @ w  # E[softplus], (N,)
     return A * delta[..., None]
+
+
+# --------------------------------------------------------------------------------------------
+# Truncated backpropagation and the curse of memory: how much of the sensitivity of one real
+# unit h_t = lambda h_{t-1} + x_t (x_t white, unit variance; h_{-1} = 0, so t + 1 inputs) comes
+# from far back. With q = lambda^2, dh_t/dlambda = sum_{j=1..t} j lambda^(j-1) x_{t-j} (input
+# lag j); the cross terms vanish in expectation, so E[(dh_t/dlambda)^2] = sum_j j^2 q^(j-1) and
+# each lag's share adds. Derivation: docs/theory.md ("Truncated backpropagation").
+# --------------------------------------------------------------------------------------------
+def _lag_tail(q, K):
+    """sum_{j >= K} j^2 q^(j-1) = q^(K-1) [K^2/(1-q) + 2 K q/(1-q)^2 + q (1+q)/(1-q)^3]
+    (``(m + K)^2`` summed against q^m over m >= 0), elementwise."""
+    return q ** (K - 1) * (K ** 2 / (1 - q) + 2 * K * q / (1 - q) ** 2
+                           + q * (1 + q) / (1 - q) ** 3)
+
+
+def _truncation_args(lam, K, T):
+    lam = np.asarray(lam, dtype=float)
+    K = np.asarray(K, dtype=float)
+    bad = lam[~(np.abs(lam) < 1)]
+    if bad.size:
+        raise ValueError(f"lambda={float(bad[0])!r} is not allowed; it must be in (-1, 1)")
+    bad = K[(K < 1) | (K != np.round(K))]
+    if bad.size:
+        raise ValueError(f"K={float(bad[0]):g} is not allowed; it must be an integer >= 1")
+    if T is not None and (isinstance(T, bool) or int(T) != T or T < 2):
+        raise ValueError(f"T={T!r} is not allowed; it must be an integer >= 2 or None")
+    return lam ** 2, K
+
+
+def truncation_input_share(lam, K, T: int | None = None):
+    """The share of the sensitivity E[(dh_t/dlambda)^2] of h_t = lambda h_{t-1} + x_t that comes
+    from inputs at lags j >= K (x_{t-j}, j >= K), white unit input, dimensionless in [0, 1]:
+
+        S_in(K) = sum_{j=K..T-1} j^2 q^(j-1) / sum_{j=1..T-1} j^2 q^(j-1),   q = lambda^2,
+
+    at the last step t = T - 1 of a sequence of T steps from h_{-1} = 0; with A(K) = sum_{j>=K}
+    j^2 q^(j-1) in closed form (``_lag_tail``) it is (A(K) - A(T)) / (A(1) - A(T)), 0 for K >= T.
+    ``T=None``: the stationary limit T -> infinity, A(K)/A(1) = q^(K-1) [q (1+q) + 2 K q (1-q)
+    + K^2 (1-q)^2] / (1+q). Elementwise over lambda in (-1, 1) and integer K >= 1."""
+    q, K = _truncation_args(lam, K, T)
+    if T is None:
+        return q ** (K - 1) * (q * (1 + q) + 2 * K * q * (1 - q) + K ** 2 * (1 - q) ** 2) \
+            / (1 + q)
+    total = _lag_tail(q, 1) - _lag_tail(q, T)
+    return np.where(K < T, (_lag_tail(q, np.minimum(K, T)) - _lag_tail(q, T)) / total, 0.0)
+
+
+def truncation_residual_share(lam, K, T: int | None = None):
+    """What truncated backpropagation over K steps leaves out of dh_t/dlambda, as a share of
+    E[(dh_t/dlambda)^2] (h_t = lambda h_{t-1} + x_t, white unit input), dimensionless.
+
+    Backpropagating K steps from t keeps the Jacobian lags l = t - k = 0..K-1 of dh_t/dlambda =
+    sum_{l>=0} lambda^l h_{t-l-1}, i.e. sum_j min(j, K) lambda^(j-1) x_{t-j}; it leaves out
+    R_K = sum_{l>=K} lambda^l h_{t-l-1} = lambda^K dh_{t-K}/dlambda = sum_{j>K} (j - K)
+    lambda^(j-1) x_{t-j}, so
+
+        E[R_K^2] / E[(dh_t/dlambda)^2] = q^K (A(1) - A(T-K)) / (A(1) - A(T)),   q = lambda^2,
+
+    at the last step t = T - 1 of T steps from h_{-1} = 0 (0 for K >= T - 1); ``T=None``: the
+    stationary q^K = lambda^(2K). This is the step at the end of a chunk of truncated BPTT with
+    k1 = k2 = K (``train.truncate=K``); a step r < K - 1 steps into its chunk keeps r + 1 lags
+    and leaves lambda^(2(r+1)). R_K and the kept part are correlated, so the two shares do not
+    add to 1. Elementwise over lambda in (-1, 1) and integer K >= 1."""
+    q, K = _truncation_args(lam, K, T)
+    if T is None:
+        return q ** K
+    kept = np.maximum(T - K, 1)
+    total = _lag_tail(q, 1) - _lag_tail(q, T)
+    return np.where(K < T - 1, q ** K * (_lag_tail(q, 1) - _lag_tail(q, kept)) / total, 0.0)

@@ -34,6 +34,7 @@ from test_sensitivity import lru_memory_checks
 from test_tasks import BASELINE_CASES, baseline_checks
 from test_theory import gaussian_W_checks, isometry_checks
 from test_train import lstm_adding_checks, pascanu_init_checks
+from test_truncation_theory import share_checks
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -86,6 +87,7 @@ CASES: dict = {
         (mamba_rate_checks, 0),
     "test_modern_mamba.py::test_every_channels_mean_delta_matches_the_quadrature":
         (mamba_channel_checks, 0),
+    "test_truncation_theory.py::test_monte_carlo_of_the_recurrence": (share_checks, 0),
 }
 
 

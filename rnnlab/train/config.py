@@ -14,6 +14,7 @@ LRU's block) is drawn by the engine cell's own ``draw``.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .. import schema, tasks
@@ -138,6 +139,7 @@ class TrainConfig:
             raise ConfigError(f"train.lyap_k={self.lyap_k} is not allowed; it must be at most "
                               f"model.hidden_size={self.hidden_size} (0 = off)")
         self._validate_remedies(cell)
+        self._validate_truncate()
         return self
 
     def _validate_stack(self):
@@ -153,6 +155,23 @@ class TrainConfig:
                                   "layer's W_hh read by the readout; use model.layers=1, "
                                   "model.norm=none and model.residual=false, or another "
                                   "init / remedy")
+
+    def _validate_truncate(self):
+        """train.truncate = K: 1 <= K <= the task's sequence length (``sequence_length``), and
+        not with Omega, whose delta_k is the total gradient through every later step."""
+        K = self.truncate
+        if K is None:
+            return
+        steps = sequence_length(self.task, self.length)
+        if K > steps:
+            raise ConfigError(f"train.truncate={K} is not allowed; it must be at most the "
+                              f"task's sequence length, {steps} steps for task={self.task!r} "
+                              f"with task.length={self.length} (null: full backpropagation)")
+        if self.regularizer == "omega":
+            raise ConfigError("train.truncate with train.regularizer='omega' is not allowed: "
+                              "Omega is defined on the total gradient dE/ds_k through every "
+                              "later step, which truncation cuts; allowed with it: "
+                              "train.regularizer in ['none', 'flossing']")
 
     def _validate_scale(self):
         """A gaussian W takes exactly one of model.spectral_radius and model.gain (no default
@@ -212,6 +231,22 @@ class TrainConfig:
         if self.init in ("orthogonal", "identity") and self.spectral_radius is None:
             return 1.0
         return self.spectral_radius
+
+
+# tasks whose generator draws the sequence length l per batch, l in [length, 1.1 length)
+# (Pascanu's addition.py and multiplication.py, rnnlab.tasks): their shortest is task.length
+VARIABLE_LENGTH = ("adding_pascanu", "multiplication_pascanu")
+
+
+def sequence_length(task: str, length: int) -> int:
+    """The steps of the task's shortest sequence at ``task.length`` = ``length``: ``length`` for
+    a task in ``VARIABLE_LENGTH``, otherwise the steps of one sequence drawn by the task's own
+    generator from a throwaway numpy stream (copy: length + 20; delayed_copy and delayed_xor:
+    4 length; temporal_order and adding_le: length). Numpy only: no model is computed."""
+    if task in VARIABLE_LENGTH:
+        return length
+    x, _ = tasks.generate(task, 1, length, np.random.RandomState(0))
+    return int(x.shape[1])
 
 
 def hashed_params(params: dict) -> dict:

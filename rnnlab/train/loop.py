@@ -256,7 +256,7 @@ def train(cfg: TrainConfig, measure: Measure | None = None, progress: bool | Non
     task = tasks.spec(cfg.task)
     rnn, head = build(cfg)
     config = {**asdict(cfg), "input_size": task.input_size, "output_size": task.output_size}
-    return fit(cfg, Network(rnn, head, task), config, measure, cfg.cell, progress)
+    return fit(cfg, Network(rnn, head, task, cfg.truncate), config, measure, cfg.cell, progress)
 
 
 def _default_head(cell: nn.Module, task: tasks.TaskSpec, seed: int) -> nn.Linear:
@@ -288,8 +288,9 @@ def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50
     readout on h where the task reads it; default ``torch.nn.Linear(N_h, C)`` with torch's
     init from ``seed``. ``settings``: any other training key of
     ``rnnlab.train.config.TrainConfig`` (``MODULE_SETTINGS``: optimizer, batch_size, clip,
-    eval_every, eval_size, test_size, eval_batch, probe_size, dtype, regularizer, reg_weight and
-    the ``floss_*`` keys), each checked as on the command line. ``measure``: the evaluation hook
+    eval_every, eval_size, test_size, eval_batch, probe_size, dtype, regularizer, reg_weight,
+    truncate (truncated backpropagation, ``rnnlab.train.sequence``) and the ``floss_*`` keys),
+    each checked as on the command line. ``measure``: the evaluation hook
     of ``train`` (none by default). Returns the ``TrainResult``; ``config`` records ``cell`` as
     the module's class name."""
     unknown = sorted(set(settings) - set(MODULE_SETTINGS))
@@ -307,4 +308,4 @@ def train_module(cell: nn.Module, task: str = "temporal_order", length: int = 50
     config = {"cell": name, **{k: v for k, v in asdict(cfg).items() if k not in MODEL_KEYS},
               "hidden_size": sum(sizes), "input_size": spec.input_size,
               "output_size": spec.output_size}
-    return fit(cfg, Network(cell, head, spec), config, measure, name, progress)
+    return fit(cfg, Network(cell, head, spec, cfg.truncate), config, measure, name, progress)

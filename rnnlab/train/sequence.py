@@ -21,6 +21,17 @@ the rows of its batch independently. Optional, where a cell has them:
 
 The state enters the engine's measurement and the Lyapunov QR as its parts side by side,
 s = (h, c, ...) (B, S).
+
+Truncated backpropagation through time (``train.truncate=K``, ``truncated_outputs``): the
+sequence is cut into chunks of K steps from its start, [0, K), [K, 2K), ... (the last one
+T - K floor((T - 1)/K) steps long), and the state entering each chunk is the previous chunk's
+last state detached: the forward values are those of the whole sequence, and the loss at step t
+sends its gradient back to the first step of t's chunk only. This is truncated BPTT with
+k1 = k2 = K in Sutskever's notation (I. Sutskever 2013, "Training recurrent neural networks",
+PhD thesis, University of Toronto: every k1 steps, backpropagate k2 steps), which is Williams &
+Peng 1990's BPTT(h; h') with h = h' = K (Neural Computation 2(4), 490-501): a loss at step t
+keeps the lags t - k from 0 to t mod K only, not 0 to K - 1 at every t (that would be k1 = 1,
+k2 = K, a backward pass per step).
 """
 from __future__ import annotations
 
@@ -101,18 +112,60 @@ def outputs(module: nn.Module, x: Tensor) -> Tensor:
     return readout_input(module, h, x)
 
 
-def predict(task: tasks.TaskSpec, module: nn.Module, head: nn.Module, x: Tensor) -> Tensor:
-    """The head on what the readout sees where the task reads it (last step, or every step)."""
-    return head(tasks.readout(task, outputs(module, x)))
+def _chunk(module: nn.Module, x: Tensor, state: tuple | None) -> tuple[Tensor, tuple]:
+    """(what the readout sees (B, T, .), the last state as ``step`` reads it) over x (B, T, D)
+    from ``state`` (None: ``init_state``). A torch ``nn.RNN`` / ``GRU`` / ``LSTM`` (the Elman,
+    GRU and LSTM cells' modules) runs its fused kernel from hx = state; every other module its
+    steps (``unroll``): the LRU's closed form starts at h = 0 only, minGRU's and minLSTM's
+    log-space scan needs h_{-1} = 0 (their forward from h0 is their steps), the sLSTM's forward
+    from h0 restarts c, n, m, so the steps are the one path exact for every cell."""
+    if isinstance(module, nn.RNNBase):
+        if state is None:
+            out, last = module(x)
+        elif isinstance(module, nn.LSTM):
+            out, last = module(x, (state[0][None], state[1][None]))
+        else:
+            out, last = module(x, state[0][None])
+        return out, tuple(t[0] for t in last) if isinstance(last, tuple) else (last[0],)
+    states = unroll(module, x, state)
+    h = torch.stack([s[0] for s in states], 1)
+    return readout_input(module, h, x), tuple(states[-1])
+
+
+def truncated_outputs(module: nn.Module, x: Tensor, truncate: int) -> Tensor:
+    """``outputs`` under truncated backpropagation through time with K = ``truncate`` steps
+    (the module docstring: chunks of K steps from the start, the state detached between them,
+    k1 = k2 = K). The values equal ``outputs``' (to rounding where a chunk runs steps instead of
+    a fused kernel); only the gradient is cut. K >= T is ``outputs`` itself."""
+    T = x.shape[1]
+    if truncate >= T:
+        return outputs(module, x)
+    state, out = None, []
+    for start in range(0, T, truncate):
+        if state is not None:  # the cut: no gradient flows into the previous chunk
+            state = tuple(t.detach() for t in state)
+        piece, state = _chunk(module, x[:, start:start + truncate], state)
+        out.append(piece)
+    return torch.cat(out, 1)
+
+
+def predict(task: tasks.TaskSpec, module: nn.Module, head: nn.Module, x: Tensor,
+            truncate: int | None = None) -> Tensor:
+    """The head on what the readout sees where the task reads it (last step, or every step);
+    ``truncate`` = K cuts the gradient every K steps (``truncated_outputs``), None: full BPTT."""
+    seen = outputs(module, x) if truncate is None else truncated_outputs(module, x, truncate)
+    return head(tasks.readout(task, seen))
 
 
 @dataclass
 class Network:
-    """What a training run trains: a cell module, the head and the task."""
+    """What a training run trains: a cell module, the head and the task; ``truncate``: the
+    truncation K of its gradient (``train.truncate``; None: full backpropagation)."""
 
     rnn: nn.Module
     head: nn.Module
     task: tasks.TaskSpec
+    truncate: int | None = None
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -120,8 +173,9 @@ class Network:
 
     def backward(self, x: Tensor, y: Tensor) -> Tensor:
         """The task loss E of the batch (x, y), detached, with every parameter's ``.grad`` set
-        to dE/dtheta (none when E is not finite)."""
-        loss = tasks.loss(self.task, predict(self.task, self.rnn, self.head, x), y)
+        to dE/dtheta (none when E is not finite), truncated every ``truncate`` steps when set."""
+        loss = tasks.loss(self.task, predict(self.task, self.rnn, self.head, x, self.truncate),
+                          y)
         if torch.isfinite(loss):
             loss.backward()
         return loss.detach()
