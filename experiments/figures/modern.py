@@ -36,6 +36,12 @@ weights; ``mamba_log_keep``, A E[softplus] from dt's bias and weights and A; eac
    log10 ||dy_t/dx_k|| = log10 (||W_V||_F / (t + 1)) for every k <= t within 1e-12.
 3. The picture: a recurrence's ||dy_t/dx_k|| (a one-layer cell with a linear readout, measured
    by ``rnnlab.input_sensitivity``) decays as exp(rate (t - k)); attention's is flat.
+4. Findings, never judged: the depth x time map of 8-layer stacks at init (``model.layers=8``;
+   N = D = 16, input_std = 1, T = 30, 4 sequences, 3 networks; Mamba with d_state = 4), plain,
+   with rmsnorm, with the residual, and with both (``rnnlab.engine.stacks``, pre-norm): log10
+   ||do^l_t/dx_k|| of each layer's output o^l. Two numbers per stack, mean over networks with
+   its standard error: how much the gradient through the inputs falls by DEPTH (layer 8 minus
+   layer 1 at lag 0, decades) and by LAG (lag 20 minus lag 0 at layer 8, decades).
 
 Quick mode: 5 networks at T = 300 (the theory rows are then a smoke test). Run alone:
 ``python experiments/figures/modern.py [--quick]``.
@@ -55,7 +61,7 @@ from tqdm import tqdm
 
 from experiments.figures.common import drawn, is_quick, row, standalone, stderr, t_multiple
 from experiments.figures.plots import modern as plot
-from rnnlab.engine import adjoint, cells
+from rnnlab.engine import adjoint, cells, stacks
 from rnnlab.engine.attention import CausalSelfAttention
 from rnnlab.engine.input_sensitivity import input_sensitivity
 
@@ -77,6 +83,19 @@ EXACT_LAGS = 50
 EXACT_TOL = 1e-12
 CURVE_LAGS = 60  # lags of the input-sensitivity panel
 INPUT_SHAPE = dict(B=4, D=8, N=16, C=4)
+# the depth x time map: 8-layer stacks of every cell (and the GRU, the classic gated cell)
+DEPTH_CELLS = {**{c: {k: v for k, v in p.items() if k in ("activation", "init")}
+                  for c, p in PRESETS.items()},
+               "gru": dict(activation="tanh", init="pytorch")}
+DEPTH_CELLS["mamba"]["d_state"] = 4
+VARIANTS = {"plain": dict(norm="none", residual=False),
+            "rmsnorm": dict(norm="rmsnorm", residual=False),
+            "residual": dict(norm="none", residual=True),
+            "rmsnorm + residual": dict(norm="rmsnorm", residual=True)}
+DEPTH = dict(layers=8, hidden_size=16, input_size=16, output_size=4, seq_len=30, batch_size=4,
+             burn_in=0, input_std=1.0)
+DEPTH_NETWORKS = {"full": 3, "quick": 1}
+DEPTH_LAG = 20
 
 
 def factors(layer) -> torch.Tensor:
@@ -179,10 +198,37 @@ def input_curves(T: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def depth_time(mode: str) -> pd.DataFrame:
+    """Per cell, variant, network, layer and lag: the mean over pairs and sequences of
+    log10 ||do^l_t/dx_k|| (``stacks.input_maps``)."""
+    frames = []
+    points = [(c, v, s) for c in DEPTH_CELLS for v in VARIANTS
+              for s in range(DEPTH_NETWORKS[mode])]
+    for cell, variant, seed in tqdm(points, desc=f"{FIGURE}: depth x time", mininterval=2.0):
+        net, _, d = drawn(seed=seed, cell=cell, **DEPTH, **DEPTH_CELLS[cell], **VARIANTS[variant])
+        maps = stacks.input_maps(net.params, net.x, net.h0, d.burn_in)
+        for l, m in enumerate(maps.layers, 1):
+            frames.append(m.lags[["lag", "log10_grad_mean"]].assign(
+                cell=cell, variant=variant, seed=seed, layer=l))
+    return pd.concat(frames, ignore_index=True)
+
+
+def depth_falls(depth: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, variant and network: the fall by depth (layer L minus layer 1 at lag 0) and by
+    lag (lag DEPTH_LAG minus lag 0 at layer L), decades."""
+    L, rows = DEPTH["layers"], []
+    for (cell, variant, seed), g in depth.groupby(["cell", "variant", "seed"], sort=False):
+        at = g.set_index(["layer", "lag"])["log10_grad_mean"]
+        rows.append(dict(cell=cell, variant=variant, seed=seed,
+                         by_depth=at[(L, 0)] - at[(1, 0)],
+                         by_lag=at[(L, DEPTH_LAG)] - at[(L, 0)]))
+    return pd.DataFrame(rows)
+
+
 def measure(mode: str) -> dict:
     is_quick(mode)
     flat, flat_lags = attention_flat(CURVE_LAGS)
-    return {"rates": init_rates(mode),
+    return {"rates": init_rates(mode), "depth": depth_time(mode),
             "exact": {**{f"diag:{c}": exact_diagonal(c) for c in PRESETS if c != "slstm"},
                       "slstm_zero": slstm_zero_block(), "attention_flat": flat},
             "inputs": pd.concat([input_curves(CURVE_LAGS),
@@ -222,13 +268,29 @@ def rows(measured: dict) -> list[dict]:
     out.append(row(FIGURE, "attention, W_Q = 0: max |log10 ||dy_t/dx_k|| - log10(||W_V||_F / "
                    "(t + 1))| over k <= t", 0.0, exact["attention_flat"], EXACT_TOL,
                    kind="exact", basis="uniform weights 1/(t + 1): float64 rounding"))
+    L = DEPTH["layers"]
+    for (cell, variant), g in depth_falls(measured["depth"]).groupby(["cell", "variant"],
+                                                                      sort=False):
+        n = len(g)
+        for key, what in (("by_depth", f"by depth: layer {L} minus layer 1 at lag 0"),
+                          ("by_lag", f"by lag: lag {DEPTH_LAG} minus lag 0 at layer {L}")):
+            v = g[key].to_numpy()
+            out.append(row(FIGURE, f"{cell}, {L} layers, {variant}: log10 ||do^l_t/dx_k|| falls "
+                           f"{what} (decades)", 0.0, float(v.mean()), float("nan"),
+                           kind="finding", seeds=n,
+                           spread=v.std(ddof=1) if n > 1 else None,
+                           basis="a finding at init (N = D = 16, T = 30), not judged; "
+                           f"mean over {n} networks"
+                           + (f", SE {stderr(v):.3f}" if n > 1 else "")))
     return out
 
 
 def tables(measured: dict) -> dict:
     """modern_rates.csv (per cell and network: slope, closed form), modern_curves.csv (the batch
     mean of ln ||dh_(T-1)/dh_(T-1-l)||_2 against l, mean over networks, and the closed-form line),
-    modern_inputs.csv (lag tables of ||dy_t/dx_k||: attention and one-layer cells)."""
+    modern_inputs.csv (lag tables of ||dy_t/dx_k||: attention and one-layer cells), modern_depth.csv
+    (log10 ||do^l_t/dx_k|| per cell, variant, layer and lag, mean over networks) and
+    modern_depth_falls.csv (per network: the falls by depth and by lag)."""
     rates = measured["rates"]
     curves = []
     for cell, g in rates.groupby("cell", sort=False):
@@ -239,9 +301,13 @@ def tables(measured: dict) -> dict:
         curves.append(pd.DataFrame({"cell": cell, "lag": lag, "ln_norm": curve.mean(0),
                                     "ln_norm_std": curve.std(0, ddof=1),
                                     "closed_form": g.theory.mean() * lag}))
+    depth = measured["depth"]
+    mean = depth.groupby(["cell", "variant", "layer", "lag"], sort=False)["log10_grad_mean"]
     return {"modern_rates.csv": rates.drop(columns="curve"),
             "modern_curves.csv": pd.concat(curves, ignore_index=True),
-            "modern_inputs.csv": measured["inputs"]}
+            "modern_inputs.csv": measured["inputs"],
+            "modern_depth.csv": mean.mean().reset_index(),
+            "modern_depth_falls.csv": depth_falls(depth)}
 
 
 def main(argv=None) -> int:
