@@ -84,19 +84,20 @@ def check(traj: Trajectory, tile: int = TILE) -> None:
 
 
 def unit_factors(traj: Trajectory) -> tuple[Tensor, Tensor]:
-    """(ln|a| (B, T, U), g_dir^2 per unit (B, T, U)), float64, batch first: each unit's factor
-    at each step and its share of the unit cotangent g_dir_t (the LRU: Re^2 + Im^2, and ln
-    |lambda_j| at every step)."""
+    """(ln|a|, ln g_dir^2) per unit, each (T, B, U): each unit's factor at each step (-inf for
+    an exact zero) and its share of the unit cotangent g_dir_t (-inf where it is 0), in the
+    measurement's dtype (float64 for the LRU: Re^2 + Im^2 of g_dir_t's two coordinates, and
+    ln |lambda_j| at every step)."""
     check(traj)
     layer = traj.maps.layers[0]
     T, B, _ = traj.shape
-    g = traj.g_dir.transpose(0, 1).double()
+    g = traj.g_dir
     if isinstance(layer, LRULayer):
         n = layer.n
-        r2 = layer.a.double() ** 2 + layer.b.double() ** 2
-        log_a = (0.5 * torch.log(r2)).expand(B, T, n).clone()
-        return log_a, g[..., :n].square() + g[..., n:].square()
-    return torch.log(layer.a.transpose(0, 1).abs().double()).contiguous(), g.square()
+        log_r = 0.5 * torch.log(layer.a.double() ** 2 + layer.b.double() ** 2)
+        g2 = g[..., :n].double().square() + g[..., n:].double().square()
+        return log_r.expand(T, B, n), torch.log(g2)
+    return torch.log(layer.a.abs()), torch.log(g.abs()).mul_(2)
 
 
 def _threshold(dtype: torch.dtype, units: int) -> float:
@@ -106,25 +107,56 @@ def _threshold(dtype: torch.dtype, units: int) -> float:
     return units * info.tiny / info.eps
 
 
-def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype) -> Tensor:
+class Scratch:
+    """Buffers reused from block to block (by name, grown as needed): a fresh temporary of tens
+    of megabytes costs its page faults every time, more than the arithmetic on it."""
+
+    def __init__(self, device):
+        self.device, self.buffers = device, {}
+
+    def __call__(self, name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
+        n = math.prod(shape)
+        buf = self.buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype:
+            buf = self.buffers[name] = torch.empty(n, dtype=dtype, device=self.device)
+        return buf[:n].view(shape)
+
+
+def factors(arg: Tensor, dtype: torch.dtype, scratch: Scratch, name: str):
+    """(exp(arg - M) in ``dtype``, M, M = -inf) with M = max over the last axis of ``arg``
+    (X, n, U) float64, taken as 0 where every entry is -inf (no unit reaches that step);
+    ``arg`` is shifted in place. Every factor is in [0, 1]. In float32 the shifted argument is
+    rounded before its exponential: a relative error of |arg| eps_32 on terms within e^-20 of
+    their block's largest, which are what the sums are made of."""
+    top = arg.amax(-1, keepdim=True)
+    none = top == -math.inf
+    top.masked_fill_(none, 0.0)
+    arg.sub_(top)
+    e = scratch(name, arg.shape, dtype)
+    if dtype == torch.float64:
+        torch.exp(arg, out=e)
+    else:
+        e.copy_(arg).exp_()
+    return e, top, none
+
+
+def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype, scratch: Scratch | None = None,
+             col_factors: tuple | None = None) -> Tensor:
     """ln sum_i exp(row[x, t, i] + col[x, k, i]) for row (X, nt, U) and col (X, nk, U) float64
     (-inf allowed: a unit that does not reach the pair), as (X, nt, nk) float64: the shifted
     product in ``dtype`` (module docstring), its small sums again in float64 and, where still
     below range, by a log-sum-exp over units. -inf exactly where every term is 0. ``row`` and
-    ``col`` are overwritten (with their shifted values)."""
-    m = row.amax(-1, keepdim=True)
-    n = col.amax(-1, keepdim=True)
-    dead = (m == -math.inf) | (n == -math.inf).transpose(1, 2)  # no unit reaches the pair
-    m.masked_fill_(m == -math.inf, 0.0)
-    n.masked_fill_(n == -math.inf, 0.0)
-    row, col = row.sub_(m), col.sub_(n)  # every exp(.) in [0, 1] from here on
-    # the exponentials and the product in the measurement's dtype
-    u = row.exp() if dtype == torch.float64 else row.to(dtype).exp_()
-    v = col.exp() if dtype == torch.float64 else col.to(dtype).exp_()
-    S = torch.bmm(u, v.transpose(1, 2))
-    del u, v
-    out = torch.log(S.double()).add_(m).add_(n.transpose(1, 2))
-    U = row.shape[-1]
+    ``col`` are overwritten with their shifted values; ``col_factors``: ``factors`` of ``col``
+    already taken (then ``col`` is the shifted one). With ``scratch`` the result lives in its
+    buffers until the next call."""
+    scratch = scratch or Scratch(row.device)
+    (X, nt, U), nk = row.shape, col.shape[1]
+    u, m, row_none = factors(row, dtype, scratch, "u")
+    v, n, col_none = col_factors or factors(col, dtype, scratch, "v")
+    dead = row_none | col_none.transpose(1, 2)  # no unit reaches the pair
+    S = torch.bmm(u, v.transpose(1, 2), out=scratch("S", (X, nt, nk), dtype))
+    out = scratch("out", (X, nt, nk), torch.float64)
+    out.copy_(S).log_().add_(m).add_(n.transpose(1, 2))
     low = (S < _threshold(dtype, U)).logical_and_(dead.logical_not())
     if dtype != torch.float64 and low.any():  # again in float64, the blocks that need it
         x = low.flatten(1).any(1).nonzero().squeeze(1)
@@ -156,35 +188,38 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
     l <= min(T - 1 - k, max_lag) (entries beyond are undefined); NaN where g_t = 0, as the
     sweep gives. R is valid until the next tile is asked for."""
     check(traj, tile)
-    log_a, g_sq = unit_factors(traj)
-    B, T, U = log_a.shape
+    log_a, log_g2 = unit_factors(traj)
+    T, B, U = log_a.shape
     dtype, dev = traj.g_dir.dtype, log_a.device
     K = T - 1 if max_lag is None else min(max_lag, T - 1)
     L = K + 1
     b = _tile_size(T, K, tile)
     Tp = -(-T // b) * b
+    # batch first and padded to whole tiles: no decay and no target there (a padded row
+    # reaches nothing, so it costs no fallback)
+    P = torch.empty((B, Tp, U), dtype=torch.float64, device=dev)
+    P[:, :T] = log_a.transpose(0, 1)
     zero = log_a == -math.inf
     Z = None
     if zero.any():  # exact zero factors: prefix counts, and ln 1 in the sums
         Z = torch.empty((B, Tp, U), dtype=torch.int32, device=dev)
-        torch.cumsum(zero, 1, dtype=torch.int32, out=Z[:, :T])
+        Z[:, :T] = torch.cumsum(zero, 0, dtype=torch.int32).transpose(0, 1)
         Z[:, T:] = Z[:, T - 1:T]
-        log_a.masked_fill_(zero, 0.0)
-    del zero
-    # padding to whole tiles: no decay and no target (a padded row reaches nothing, so it
-    # costs no fallback)
-    P = torch.empty((B, Tp, U), dtype=torch.float64, device=dev)
-    torch.cumsum(log_a, 1, out=P[:, :T])
+        P[:, :T].masked_fill_(zero.transpose(0, 1), 0.0)
+    del zero, log_a
     P[:, :T].mul_(2)
+    for t in range(1, T):  # the prefix sums: T vector adds (torch.cumsum along a middle axis
+        P[:, t] += P[:, t - 1]  # is several times slower), summed in the same order
     P[:, T:] = P[:, T - 1:T]
-    del log_a
     rows = torch.full((B, Tp, U), -math.inf, dtype=torch.float64, device=dev)
-    rows[:, :T] = torch.log(g_sq, out=g_sq).add_(P[:, :T])  # ln g_t^2 + P_t, before the shift
-    del g_sq
+    rows[:, :T] = log_g2.transpose(0, 1)
+    rows[:, :T] += P[:, :T]  # ln g_t^2 + P_t, before the shift
+    del log_g2
     has_g = (traj.g_dir.abs().amax(-1) > 0).T  # (B, T): the sweep's NaN rows where g_t = 0
     has_g = torch.cat([has_g, has_g.new_zeros(B, L + b)], 1)
     R = torch.empty((b + L - 1, b, B), dtype=torch.float64, device=dev)
     view = R.as_strided((b, L, B), ((b + 1) * B, b * B, 1))  # [j, l] = R[j + l, j]
+    scratch = Scratch(dev)
 
     for k0 in range(Tp - b, -1, -b):
         k1 = k0 + b
@@ -195,14 +230,15 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
             nb = b // (2 * s)
             Pv = P[:, k0:k1].view(B, nb, 2, s, U)
             c = Pv[:, :, 0, s - 1:s]
-            col = c - Pv[:, :, 0]
-            row = rows[:, k0:k1].view(B, nb, 2, s, U)[:, :, 1] - c
+            col = torch.sub(c, Pv[:, :, 0], out=scratch("col", (B, nb, s, U), torch.float64))
+            row = torch.sub(rows[:, k0:k1].view(B, nb, 2, s, U)[:, :, 1], c,
+                            out=scratch("row", (B, nb, s, U), torch.float64))
             if Z is not None:
                 Zv = Z[:, k0:k1].view(B, nb, 2, s, U)
                 zc = Zv[:, :, 0, s - 1:s]
                 col.masked_fill_(Zv[:, :, 0] != zc, -math.inf)  # a zero in (k, c]
                 row.masked_fill_(Zv[:, :, 1] != zc, -math.inf)  # a zero in (c, t]
-            v = log_sums(row.reshape(B * nb, s, U), col.reshape(B * nb, s, U), dtype)
+            v = log_sums(row.view(B * nb, s, U), col.view(B * nb, s, U), dtype, scratch)
             blocks = R[:b].view(nb, 2, s, nb, 2, s, B).diagonal(dim1=0, dim2=3)
             blocks[1, :, 0] = v.view(B, nb, s, s).permute(2, 3, 0, 1)
             s //= 2
@@ -210,16 +246,19 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
         top = min(T, k1 + K)
         if top > k1:
             c = P[:, k1 - 1:k1]
-            col = c - P[:, k0:k1]
+            col = torch.sub(c, P[:, k0:k1], out=scratch("col_tile", (B, b, U), torch.float64))
             if Z is not None:
                 zc = Z[:, k1 - 1:k1]
                 col.masked_fill_(Z[:, k0:k1] != zc, -math.inf)
+            col_factors = factors(col, dtype, scratch, "v_tile")  # one for every row chunk
             for t0 in range(k1, top, ROWS):
                 t1 = min(top, t0 + ROWS)
-                row = rows[:, t0:t1] - c
+                row = torch.sub(rows[:, t0:t1], c,
+                                out=scratch("row", (B, t1 - t0, U), torch.float64))
                 if Z is not None:
                     row.masked_fill_(Z[:, t0:t1] != zc, -math.inf)
-                R[t0 - k0:t1 - k0] = log_sums(row, col.clone(), dtype).permute(1, 2, 0)
+                R[t0 - k0:t1 - k0] = log_sums(row, col, dtype, scratch,
+                                              col_factors).permute(1, 2, 0)
         R.mul_(0.5)  # ln ||.||^2 -> ln ||.||
         R[:b].diagonal(dim1=0, dim2=1).fill_(0.0)  # lag 0: ||g_t|| / ||g_t||
         R.masked_fill_(~has_g[:, k0:k0 + b + L - 1].T.unsqueeze(1), math.nan)
