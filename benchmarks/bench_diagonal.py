@@ -20,10 +20,11 @@ draw``, D = N inputs, 10 classes, mse loss). Columns, each for every pair k <= t
   all T targets is estimated as T x their mean cost (the line says so); with T <= that count
   every target is run.
 
-The ratios compare whole measurements, forward included: (forward + dense) / (forward + fast)
-and naive / (forward + fast). Times are the CPU seconds of this process with one thread on CPU
-(other jobs on a shared machine do not lengthen them; ``--threads`` > 1 gives wall time), wall
-seconds after a synchronize on CUDA (TF32 off). One run of each, no repeat: the shapes are long.
+The ratios compare whole measurements, forward included ((forward + dense) / (forward + fast),
+naive / (forward + fast)), and the pairs alone (dense / fast, naive's backward passes / fast).
+Times are the CPU seconds of this process with one thread on CPU (other jobs on a shared machine
+do not lengthen them; ``--threads`` > 1 gives wall time), wall seconds after a synchronize on
+CUDA (TF32 off). One run of each, no repeat: the shapes are long.
 With ``--quick`` the three are also checked against each other (the ln ratios of every pair,
 float64, to 1e-8).
 """
@@ -167,22 +168,24 @@ def row(args, torch, dtype_name: str, device) -> tuple[str, str | None]:
         targets = sorted({min(T - 1, int((j + 0.5) * T / n)) for j in range(n)})
         fwd, per_target, norms = naive(torch, p, x, h0, y, targets, clock)
         got["naive"] = fwd + per_target * T
+        got["naive pairs"] = per_target * T
         if len(targets) < T:
             note = (f"naive ({dtype_name}): {len(targets)} of {T} targets timed (evenly "
                     f"spread), {per_target:.3f} s each; total = its forward {fwd:.2f} s + "
                     f"{T} x that")
     quick_check = check(traj, norms) if args.quick and dtype_name == "float64" \
         else None
-    base = got["forward"] + got.get("fast", math.nan)
     cells_ = [f"{dtype_name:>7} {N:>5} {B:>3} {T:>5}", f"{got['forward']:>9.2f}"]
     for m in ("fast", "dense", "naive"):
         cells_.append(f"{got[m]:>10.2f}" if m in got else f"{'-':>10}")
-    for m in ("dense", "naive"):
-        if m in got and "fast" in got:
-            total = got[m] + (got["forward"] if m == "dense" else 0.0)
-            cells_.append(f"{total / base:>11.1f}x")
-        else:
-            cells_.append(f"{'-':>12}")
+    # whole measurements (the forward in each), then the pairs alone (no forward in any)
+    whole = {m: got[m] + got["forward"] for m in ("fast", "dense") if m in got}
+    whole["naive"] = got.get("naive", math.nan)
+    pairs = {m: got.get(m, math.nan) for m in ("fast", "dense")}
+    pairs["naive"] = got.get("naive pairs", math.nan)
+    for times in (whole, pairs):
+        cells_.append(" ".join(f"{times.get(m, math.nan) / times.get('fast', math.nan):>9.1f}x"
+                               for m in ("dense", "naive")))
     return " | ".join(cells_), note or quick_check
 
 
@@ -205,8 +208,11 @@ def main(argv=None) -> int:
         else "wall seconds"
     print(f"device: {name}; {args.threads} torch thread(s); cell {args.cell}; torch "
           f"{torch.__version__}; load average {os.getloadavg()[0]:.1f}; times: {clock}")
+    ratios = " ".join(f"{r:>10}" for r in ("dense/fast", "naive/fast"))
     head = (f"{'dtype':>7} {'N':>5} {'B':>3} {'T':>5} | {'forward s':>9} | {'fast s':>10} | "
-            f"{'dense s':>10} | {'naive s':>10} | {'dense/fast':>12} | {'naive/fast':>12}")
+            f"{'dense s':>10} | {'naive s':>10} | {ratios} | {ratios}")
+    print(f"{'':>{len(head) - 2 * len(ratios) - 3}}{'whole (forward in)':^{len(ratios)}} | "
+          f"{'pairs alone':^{len(ratios)}}")
     print(head)
     print("-" * len(head), flush=True)
     notes = []
@@ -217,8 +223,9 @@ def main(argv=None) -> int:
             notes.append(note)
     for note in notes:
         print(note)
-    print(f"ratios: whole measurements, forward included; load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"ratios: whole = each measurement with its forward (fast and dense: forward + "
+          f"pairs; naive: its own forward under autograd + every target's backward); pairs "
+          f"alone = without any forward; load average {os.getloadavg()[0]:.1f}")
     return 0
 
 
