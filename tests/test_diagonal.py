@@ -85,8 +85,11 @@ def test_every_ratio_and_the_lag_table_equal_the_sweep(monkeypatch, cell, keys, 
     assert diagonal.applies(traj)
     fast, dense = both(traj, max_lag)
     assert torch.isfinite(dense).sum() > 0 and rel_diff(fast, dense) < EXACT
+    assert rel_diff(diagonal.log_grad_norms(traj, max_lag),  # ln ||dL_t/ds_k|| itself
+                    adjoint.log_grad_norms(traj, max_lag)) < EXACT
     for tile in (8, diagonal.TILE):  # 70 steps: 9 tiles of 8 (the last padded), or one
-        fast_p = diagonal.pair_profile(traj, max_lag, keep_matrix=True, tile=tile)
+        fast_p = diagonal.pair_profile(traj, max_lag, keep_matrix=True, tile=tile,
+                                       progress=tile == 8)
         dense_p = adjoint.pair_profile(traj, max_lag, keep_matrix=True)
         fast_t, dense_t = lag_table(fast_p), lag_table(dense_p)
         assert fast_t.keys() == dense_t.keys()
