@@ -38,7 +38,11 @@ still that small are recomputed as ln sum_i exp(row_{t,i} + col_{k,i}) by a log-
 units, which is finite wherever one term is. An exact zero factor (a gate saturated to 1 in
 float32) is counted apart: unit i reaches (t, k) only if no a_{s,i} = 0 for k < s <= t, which
 splits at c like the sums (prefix counts of zeros equal at t, c and k), so a pair's ln ratio is
--inf exactly where every unit meets a zero factor, as in the sweep.
+-inf exactly where every unit meets a zero factor, as in the sweep. (The sweep renormalises
+its cotangents and so can flush a unit that has fallen below the dtype's range relative to the
+others to an exact zero, for good; in float32 under strong decay that unit can dominate later,
+where the sweep reads -inf or too little. The sums here keep every unit: tests/test_diagonal.py
+checks that case against the float64 sweep on the float32 run's own factors.)
 
 Cost: B U T^2 flops in GEMMs (the triangle, or its band t - k <= max_lag), about
 (T / tile + log2 tile) B T U exponentials, and two (B, T, U) float64 arrays (the prefix sums and
