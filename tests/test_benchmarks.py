@@ -20,6 +20,7 @@ TIMEOUT = 300
 # script -> (arguments of its quick run, files it writes under the tmp dir, what its table shows)
 SMOKE = {  # the longest first: its six commands run one after another
     "bench_cli.py": (["--quick"], [], r"\| one measurement \(N = 8, T = 10\) \| \d+\.\d+ \|"),
+    "bench_diagonal.py": (["--quick"], [], r"fast = dense = naive to \d\.\de[-+]\d+ \(ln norm"),
     "bench_gradients.py": (["--quick"], [], r"(?m)^\s+elman\s+16\s+2\s+20 \|.*x \|.*% \|"),
     "bench_threads.py": (["--quick"], [], r"\| 16 \| 4 \| 40 \| 1024 \| \d+\.\d+ s \|"),
     "bench_train.py": (["--quick"], [], r"(?m)^T=10\s+\d+\.\d"),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine import adjoint, attention, cells, redrawn, stacks
+from ..engine import adjoint, attention, cells, diagonal, redrawn, stacks
 from ..engine.cells import lstm
 from ..engine.fit import fit_decay, lag_table
 from ..engine.lyapunov import frame_transient, lyapunov_from_maps
@@ -84,8 +84,15 @@ def measure(spec: RunSpec) -> Measurement:
     matrix = ln_last = wgrad = None
     if ms.mode == "pairs":
         wg = WeightGradStats(traj, ms.max_lag) if ms.weight_grad else None
-        profile = adjoint.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
-                                         progress=ms.progress, also=wg)
+        # a diagonal step Jacobian (one layer of minGRU, minLSTM, RG-LRU, S6 or the LRU, with
+        # the cell's own maps and fixed weights): the same table from prefix sums of ln|a|,
+        # without the sweep; anything else (a stack, derived or redrawn maps) is swept
+        if wg is None and diagonal.applies(traj):
+            profile = diagonal.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
+                                            progress=ms.progress)
+        else:
+            profile = adjoint.pair_profile(traj, ms.max_lag, keep_matrix=ms.save_tensors,
+                                           progress=ms.progress, also=wg)
         wgrad = wg.result() if wg is not None else None
         lags, matrix = lag_table(profile), profile.log10_grad
         fit = fit_decay(profile.lag, profile.ln_ratio, ms.fit_min_lag, ms.fit_max_lag,
