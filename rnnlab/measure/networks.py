@@ -3,7 +3,10 @@
 Every random number of a run comes from one CPU ``torch.Generator`` in float64, in a fixed order:
 the cell's weights (its own ``draw``: Elman W, U, b; GRU/LSTM the recurrent weights, the input
 weights, the biases; minimalRNN W, U, W_z, b; the LRU its whole layer with its readout C, D), then
-V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets. It
+V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets. The inputs x
+are i.i.d. N(0, input_std^2) or, with ``data.autocorr`` = rho != 0, the stationary AR(1)
+sequence made from the same noise (``rnnlab.engine.inputs.ar1``; unit variance before the
+scale input_std, lag-one correlation rho per input coordinate and sequence). It
 is cast and moved afterwards: the same seed gives the same network and data on every device and in
 every dtype.
 """
@@ -16,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..engine import cells
+from ..engine.inputs import ar1
 from ..engine.redrawn import step_seed
 from .config import DataSpec, ModelSpec
 
@@ -49,7 +53,8 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     B, T = data.batch_size, data.seq_len
     h0 = torch.cat([torch.randn(B, cell.components * N, **f64) * data.h0_std
                     for _ in cell.state_parts], -1)
-    x = torch.randn(B, data.burn_in + T, D, **f64) * data.input_std
+    # the noise is drawn alike for every data.autocorr (rho = 0 is the noise itself, bit for bit)
+    x = ar1(torch.randn(B, data.burn_in + T, D, **f64), data.autocorr) * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     return Draw(cell.params(**weights), h0, x, y_target)
