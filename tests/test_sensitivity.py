@@ -169,7 +169,7 @@ def lru_memory_checks(lam, gamma, seed, rho=0.0):
     units) times ``rnnlab.theory``'s closed forms (r is lambda here; ``gamma`` "none" is
     model.normalize=false, else model.gamma; the gamma group's E[(dh/dgamma)^2] = E[h^2] /
     gamma^2 is the raw state's variance). Standard error: 8 independent calls (independent
-    inputs from ``rnnlab.engine.inputs.ar1``, 8 sequences each) as batch means, each over
+    inputs from ``rnnlab.engine.inputs.ar1``, 16 sequences each) as batch means, each over
     150 c steps after a 30 c burn-in from h0 = 0, c = max(1/(1 - lambda), 1/(1 - rho)); the
     closed form must lie within 4 SE (a t with 7 degrees of freedom exceeds 4 with probability
     0.005), and the SE below 5% of it. ``seed`` seeds the inputs (the network is seed 5's)."""
@@ -186,8 +186,8 @@ def lru_memory_checks(lam, gamma, seed, rho=0.0):
     g = torch.Generator().manual_seed(seed)
     calls = []
     for _ in range(8):
-        x = ar1(torch.randn(8, burn + T, 3, generator=g, dtype=torch.float64), rho)
-        calls.append({r["parameter"]: r for r in sensitivity(p, x, torch.zeros(8, 8), burn)})
+        x = ar1(torch.randn(16, burn + T, 3, generator=g, dtype=torch.float64), rho)
+        calls.append({r["parameter"]: r for r in sensitivity(p, x, torch.zeros(16, 8), burn)})
     expected = {("r", "mean_sq_derivative"): th.memory_sensitivity(lam, "lambda", gamma, rho),
                 ("nu", "mean_sq_derivative"): th.memory_sensitivity(lam, "nu", gamma, rho),
                 ("r", "mean_sq_state"): th.memory_state_variance(lam, gamma, rho)}
