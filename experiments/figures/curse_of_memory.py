@@ -262,20 +262,26 @@ def rows(measured: pd.DataFrame) -> list[dict]:
     return out
 
 
+# the closed forms drawn: (gamma, parameter); the raw unit in nu is not
+DRAWN = [("none", "lambda"), ("param", "lambda"), ("param", "nu"), ("tied", "lambda"),
+         ("tied", "nu")]
+FLOAT_FORMATS = {"curse_of_memory_theory.csv": "%.8g"}
+
+
 def tables(measured: pd.DataFrame) -> dict:
-    """curse_of_memory.csv (every network), curse_of_memory_theory.csv (per variant, parameter
-    (lambda, nu) and rho of RHO_LINES the closed forms E[(dh/dp)^2] and E[h^2] at 400 lambda
-    with memories 1.5 to 2 10^4), curse_of_memory_ratio.csv (the diagonal unit's (1 + l^2)/(1 -
-    l^2)^2 at 200 memories from 1.5 to 10^3.1) and curse_of_memory_settings.csv (N, the
-    networks per point, the error bars' multiple, DENSE_N, DENSE_SEEDS)."""
-    lam = 1 - 1 / np.logspace(np.log10(1.5), np.log10(2e4), 400)
+    """curse_of_memory.csv (every network), curse_of_memory_theory.csv (per drawn variant and
+    parameter, DRAWN, and rho of RHO_LINES the closed forms E[(dh/dp)^2] and E[h^2] at 150
+    lambda with memories 1.5 to 2 10^4, 8 significant digits), curse_of_memory_ratio.csv (the
+    diagonal unit's (1 + l^2)/(1 - l^2)^2 at 200 memories from 1.5 to 10^3.1) and
+    curse_of_memory_settings.csv (N, the networks per point, the error bars' multiple,
+    DENSE_N, DENSE_SEEDS)."""
+    lam = 1 - 1 / np.logspace(np.log10(1.5), np.log10(2e4), 150)
     closed = pd.concat([pd.DataFrame({"gamma": g, "parameter": param, "rho": rho, "lam": lam,
                                       "memory": 1 / (1 - lam),
                                       "sensitivity": theory.memory_sensitivity(lam, param, g,
                                                                                rho),
                                       "state": theory.memory_state_variance(lam, g, rho)})
-                        for g in VARIANTS for param in theory.SENSITIVITY_PARAMS
-                        for rho in RHO_LINES], ignore_index=True)
+                        for g, param in DRAWN for rho in RHO_LINES], ignore_index=True)
     m = np.logspace(np.log10(1.5), 3.1, 200)
     ratio = pd.DataFrame({"memory": m, "diagonal_ratio": diagonal_ratio(m)})
     diag = measured[measured.part == "diagonal"]

@@ -128,6 +128,6 @@ def draw(tables: dict, out_dir: Path) -> Path:
     right.title.set_fontsize(9)
     right.legend(fontsize=7)
     path = out_dir / "curse_of_memory.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
