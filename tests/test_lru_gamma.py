@@ -8,8 +8,9 @@ Checks: the key defaults to param on the LRU and stays null elsewhere; the refus
 training block ``LRUBlock`` with ``tied`` holds no gamma parameter, its gamma is sqrt(1 -
 |lambda|^2) to 1e-15 and autograd reaches nu through it (d out / d nu differs from param's by
 exactly the path through gamma, checked against a finite difference), and a tied model.pt
-reloads; param's block is the block as it was (gamma_log trained). The sensitivity of both
-against autograd: tests/test_sensitivity.py; its closed forms: tests/test_memory_theory.py.
+reloads; param's block is the block as it was (gamma_log trained), and a run at param keeps the
+configuration hash it had before the key (both apps) while tied hashes apart. The sensitivity of
+both against autograd: tests/test_sensitivity.py; its closed forms: tests/test_memory_theory.py.
 """
 import math
 
@@ -106,3 +107,23 @@ def test_tied_state_dict_reloads():
     x = torch.randn(2, 4, 3, dtype=torch.float64)
     assert torch.equal(again(x)[0], m(x)[0])
     assert "gamma=tied" in repr(m) and not math.isnan(m.gamma.sum().item())
+
+
+def test_param_keeps_earlier_hashes_and_tied_has_its_own():
+    """model.gamma joined the LRU after runs of it were stored (Cell.keys_since): at param a
+    run's hash is the one it had without the key (both apps); tied hashes differently."""
+    from rnnlab.measure.config import hashed_params
+    from rnnlab.runs.store import params_hash
+    from rnnlab.train.app import config_hash, params
+
+    spec = RunSpec(model=ModelSpec(**LRU)).validate()
+    flat = spec.flat()
+    before = {k: v for k, v in flat.items() if k != "model.gamma"}  # a run.json of then
+    assert spec.config_hash() == params_hash(hashed_params(before))
+    tied = RunSpec(model=ModelSpec(**LRU, gamma="tied")).validate()
+    assert tied.config_hash() != spec.config_hash()
+    train = TrainConfig(**TRAIN, **LRU).validate()
+    stored = {k: v for k, v in params(train).items() if k != "gamma"}
+    from rnnlab.train.config import hashed_params as train_hashed
+    assert config_hash(train) == params_hash(train_hashed(stored))
+    assert config_hash(TrainConfig(**TRAIN, **LRU, gamma="tied").validate()) != config_hash(train)

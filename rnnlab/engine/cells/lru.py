@@ -411,6 +411,7 @@ CELL = register(Cell(
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("ring",),
     scaled_inits=(), record=record, theory=theory, reference_step=reference_step,
     components=2, own_readout=True, readout_offset=readout_offset, keys=DEFAULTS,
+    keys_since=("gamma",),  # param, the default, is the training block as it was
     # gamma: reported only where gamma is a parameter (model.gamma=param, model.normalize=true)
     check=check, groups=("r", "theta", "nu", "gamma"), sensitivity=sensitivity, module=module,
     refuses=(("weights", "redrawn", "the LRU's lambda is one fixed diagonal"),
