@@ -49,6 +49,14 @@ def real(key: str, value) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed; it must be a finite number")
 
 
+def correlation(key: str, value) -> None:
+    """A correlation strictly between -1 and 1 (a stationary AR(1) coefficient)."""
+    real(key, value)
+    if not -1 < value < 1:
+        raise ConfigError(f"{key}={value!r} is not allowed; it must lie in (-1, 1) (a "
+                          "stationary autocorrelation)")
+
+
 def flag(key: str, value) -> None:
     """A boolean."""
     if not isinstance(value, bool):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from . import checks
 from .checks import ConfigError, choice, flag, integer, known_keys, number, real, suggest
 
 DECAY, TRAIN = ("decay",), ("train",)
@@ -33,9 +34,10 @@ BOTH = DECAY + TRAIN
 class Key:
     """One configuration key. ``kind``: int, float, bool or str; ``default``, or per app in
     ``defaults`` (``{"train": ...}``); ``null``: None allowed. Fixed ranges: an int is >= ``low``;
-    a float is finite and >= 0, > 0 with ``positive``, of either sign with ``signed``; a str is
-    one of ``choices`` when they are fixed (a registry's names are checked by the app). ``apps``:
-    the apps that take it; ``by_cell``: a cell's own key (``Cell.keys``), checked by the cell."""
+    a float is finite and >= 0, > 0 with ``positive``, of either sign with ``signed``, in
+    (-1, 1) with ``correlation``; a str is one of ``choices`` when they are fixed (a registry's
+    names are checked by the app). ``apps``: the apps that take it; ``by_cell``: a cell's own
+    key (``Cell.keys``), checked by the cell."""
 
     kind: type
     default: object = None
@@ -47,6 +49,7 @@ class Key:
     apps: tuple = BOTH
     defaults: tuple = ()  # ((app, default), ...): where an app's default differs
     by_cell: bool = False
+    correlation: bool = False  # a float strictly inside (-1, 1)
 
     def default_for(self, app: str):
         return dict(self.defaults).get(app, self.default)
@@ -64,7 +67,9 @@ class Key:
         elif self.kind is int:
             integer(key, value, self.low)
         elif self.kind is float:
-            if self.signed:
+            if self.correlation:
+                checks.correlation(key, value)
+            elif self.signed:
                 real(key, value)
             else:
                 number(key, value, positive=self.positive, optional=self.null)
@@ -108,6 +113,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "input_std": Key(float, 1.0),
         "burn_in": Key(int, 0),
         "h0_std": Key(float, 0.0),
+        # x_t = rho x_{t-1} + sqrt(1 - rho^2) eps_t, stationary (rnnlab.engine.inputs.ar1)
+        "autocorr": Key(float, 0.0, correlation=True),
     },
     "measure": {
         "max_lag": Key(int, None, null=True),

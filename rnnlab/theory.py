@@ -11,7 +11,8 @@ All rates are natural logs per time step. Notation follows docs/theory.md:
 * Newman 1986 (CMP 103:121): Lyapunov spectrum of products of i.i.d. Gaussian matrices.
 * Pennington, Schoenholz, Ganguli 2017 (arXiv:1711.04735): dynamical isometry.
 * Zucchet & Orvieto 2024 (arXiv:2405.21064): the curse of memory, the sensitivity of a linear
-  unit's state to its recurrent parameter (plain, normalised, and in the LRU's nu).
+  unit's state to its recurrent parameter (raw, normalised with gamma its own parameter or tied
+  to lambda, and in the LRU's nu), for white and AR(1)-correlated input.
 
 Gaussian expectations ``E_z[f(sqrt(q) z)]`` of the smooth activations (tanh, sigmoid) use the
 trapezoidal rule in z; relu and linear use their closed forms (relu's step derivative makes
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from .checks import choice
+from .checks import choice, correlation
 from .engine.model import GAMMA
 
 
@@ -353,39 +354,82 @@ def minimal_chi(sigma_w: float, mu_b: float, R: float = 1.0, sigma_v: float = 1.
 
 # --------------------------------------------------------------------------------------------
 # The curse of memory (Zucchet & Orvieto 2024, arXiv:2405.21064; the LRU of Orvieto et al. 2023,
-# arXiv:2303.06349). One real unit h_t = lambda h_{t-1} + g(lambda) x_t, x_t white with unit
-# variance, stationary; g = 1 (plain) or sqrt(1 - lambda^2) (normalised); derivatives taken with
-# respect to lambda itself or to nu, lambda = exp(-exp(nu)). Derivation: docs/theory.md.
+# arXiv:2303.06349). One real unit h_t = lambda h_{t-1} + g x_t in its stationary state, x_t a
+# stationary AR(1) input of unit variance and lag-one correlation rho (E[x_t x_{t-j}] =
+# rho^|j|; rho = 0 is white noise). The normaliser g: 1 (``gamma="none"``, raw), sqrt(1 -
+# lambda^2) held as its own parameter and not differentiated when lambda moves (``"param"``:
+# the LRU of Orvieto et al. and Zucchet & Orvieto's code), or sqrt(1 - lambda^2) differentiated
+# through lambda (``"tied"``: their code's ``L2``). Derivatives with respect to lambda itself or
+# to nu, lambda = exp(-exp(nu)). Derivation: docs/theory.md; the raw forms under AR(1) input
+# agree with the notebook figures/1D-case.ipynb of Zucchet & Orvieto's code (``h2``,
+# ``dh_dlamb``), derived here independently.
 # --------------------------------------------------------------------------------------------
 SENSITIVITY_PARAMS = ("lambda", "nu")
+GAMMAS = ("none", "param", "tied")
 
 
-def memory_state_variance(lam, normalize: bool = False):
-    """E[h^2]: 1 / (1 - lambda^2) (plain), 1 (normalised)."""
-    lam = np.asarray(lam, dtype=float)
-    return np.ones_like(lam) if normalize else 1 / (1 - lam ** 2)
+def _memory_args(lam, gamma: str, rho: float):
+    choice("gamma", gamma, GAMMAS)
+    correlation("rho", rho)
+    return np.asarray(lam, dtype=float)
 
 
-def memory_sensitivity(lam, param: str = "lambda", normalize: bool = False):
-    """E[(dh_t/dp)^2] in the stationary state, p = lambda or nu (lambda = exp(-exp(nu))):
+def memory_state_variance(lam, gamma: str = "none", rho: float = 0.0):
+    """E[h^2] of the stationary unit (section comment above), for 0 < lambda < 1:
 
-        plain, d/dlambda:       (1 + lambda^2) / (1 - lambda^2)^3
-        normalised, d/dlambda:  1 / (1 - lambda^2)^2
-        plain, d/dnu:           lambda^2 ln^2 lambda (1 + lambda^2) / (1 - lambda^2)^3
-        normalised, d/dnu:      lambda^2 ln^2 lambda / (1 - lambda^2)^2
+        raw (gamma = "none"):        (1 + lambda rho) / ((1 - lambda^2)(1 - lambda rho))
+        normalised (param, tied):    (1 + lambda rho) / (1 - lambda rho)
 
-    (d lambda / d nu = lambda ln lambda.) For 0 < lambda < 1."""
+    (white input: 1 / (1 - lambda^2) and 1). The normalised state's variance is 1 only for white
+    input: it tends to (1 + rho)/(1 - rho) as lambda -> 1."""
+    lam = _memory_args(lam, gamma, rho)
+    normalised = (1 + lam * rho) / (1 - lam * rho)
+    return normalised if gamma != "none" else normalised / (1 - lam ** 2)
+
+
+def memory_sensitivity(lam, param: str = "lambda", gamma: str = "none", rho: float = 0.0):
+    """E[(dh_t/dp)^2] in the stationary state, p = lambda or nu (lambda = exp(-exp(nu)),
+    dlambda/dnu = lambda ln lambda), for 0 < lambda < 1 and AR(1) input of correlation rho:
+
+        raw, d/dlambda:    S(lambda, rho) = [(1 + lambda^2)(1 - lambda^2 rho^2)
+                                             + 2 lambda rho (1 - lambda^2)]
+                                            / [(1 - lambda^2)^3 (1 - lambda rho)^2]
+        param, d/dlambda:  (1 - lambda^2) S(lambda, rho)
+        tied, d/dlambda:   (1 + lambda rho) / [(1 - lambda^2)^2 (1 - lambda rho)]
+        d/dnu:             lambda^2 ln^2(lambda) times the d/dlambda form
+
+    White input (rho = 0): raw (1 + lambda^2)/(1 - lambda^2)^3, param (1 + lambda^2)/(1 -
+    lambda^2)^2, tied 1/(1 - lambda^2)^2. S is the notebook's ``dh_dlamb`` of Zucchet &
+    Orvieto's code (figures/1D-case.ipynb); ``param`` is their Fig. 2's normalised curve."""
     choice("param", param, SENSITIVITY_PARAMS)
-    lam = np.asarray(lam, dtype=float)
-    out = 1 / (1 - lam ** 2) ** 2 if normalize else (1 + lam ** 2) / (1 - lam ** 2) ** 3
+    lam = _memory_args(lam, gamma, rho)
+    l2, lr = lam ** 2, lam * rho
+    if gamma == "tied":
+        out = (1 + lr) / ((1 - l2) ** 2 * (1 - lr))
+    else:
+        out = ((1 + l2) * (1 - lr ** 2) + 2 * lr * (1 - l2)) / ((1 - l2) ** 3 * (1 - lr) ** 2)
+        if gamma == "param":
+            out = out * (1 - l2)
     return out * (lam * np.log(lam)) ** 2 if param == "nu" else out
 
 
-def memory_sensitivity_limit(param: str = "lambda", normalize: bool = False) -> tuple:
-    """(a, p): E[(dh/dparam)^2] ~ a m^p as lambda -> 1, with the memory m = 1 / (1 - lambda):
-    plain lambda (1/4, 3), normalised lambda (1/4, 2), plain nu (1/4, 1), normalised nu (1/4, 0)."""
+def memory_sensitivity_limit(param: str = "lambda", gamma: str = "none",
+                             rho: float = 0.0) -> tuple:
+    """(a, p): E[(dh/dparam)^2] ~ a m^p as lambda -> 1 at fixed rho, with the memory
+    m = 1 / (1 - lambda) and kappa = (1 + rho)/(1 - rho) (1 for white input):
+
+        raw:    d/dlambda kappa m^3 / 4,   d/dnu kappa m / 4
+        param:  d/dlambda kappa m^2 / 2,   d/dnu kappa / 2
+        tied:   d/dlambda kappa m^2 / 4,   d/dnu kappa / 4
+
+    (1 - lambda^2 ~ 2/m, ln lambda ~ -1/m.) Under nu, the param and tied normalisers both leave
+    a bounded sensitivity, but their limits differ by a factor 2; kappa -> infinity as rho -> 1:
+    correlated input brings the curse back."""
     choice("param", param, SENSITIVITY_PARAMS)
-    return 0.25, (2 if normalize else 3) - (2 if param == "nu" else 0)
+    _memory_args(0.5, gamma, rho)
+    kappa = (1 + rho) / (1 - rho)
+    a = {"none": 0.25, "param": 0.5, "tied": 0.25}[gamma] * kappa
+    return a, (3 if gamma == "none" else 2) - (2 if param == "nu" else 0)
 
 
 # --------------------------------------------------------------------------------------------

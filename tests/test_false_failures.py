@@ -30,7 +30,7 @@ from test_modern_mamba import diag_rate_checks as mamba_rate_checks
 from test_modern_min import diag_rate_checks
 from test_modern_rglru import diag_rate_checks as rglru_diag_rate_checks
 from test_modern_slstm import rate_checks as slstm_rate_checks
-from test_sensitivity import lru_memory_checks
+from test_sensitivity import MEMORY_CASES, lru_memory_checks
 from test_tasks import BASELINE_CASES, baseline_checks
 from test_theory import gaussian_W_checks, isometry_checks
 from test_train import lstm_adding_checks, pascanu_init_checks
@@ -58,12 +58,17 @@ CASES: dict = {
     "test_fit.py::test_stderr_covers_seed_spread_chaotic": (chaotic_seed_checks, 0),
     **{f"test_fit.py::test_stderr_covers_trajectory_spread[{s}]":
        (lambda seed, s=s: trajectory_checks(s, seed), 0) for s in (0.5, 1.2, 2.0)},
-    **{f"test_memory_theory.py::test_closed_forms_match_simulation[{n}-{p}-{lam}]":
-       (lambda seed, lam=lam, p=p, n=n: closed_form_checks(lam, p, n, seed), 0)
-       for n in (False, True) for p in ("lambda", "nu") for lam in (0.5, 0.9, 0.99)},
-    **{f"test_sensitivity.py::test_lru_sensitivity_follows_the_curse_of_memory[{n}-{lam}]":
-       (lambda seed, lam=lam, n=n: lru_memory_checks(lam, n, seed), 0)
-       for n in (False, True) for lam in (0.5, 0.9)},
+    **{f"test_memory_theory.py::test_closed_forms_match_simulation[{g}-{p}-{lam}]":
+       (lambda seed, lam=lam, p=p, g=g: closed_form_checks(lam, p, g, seed), 0)
+       for g in ("none", "param", "tied") for p in ("lambda", "nu") for lam in (0.5, 0.9, 0.99)},
+    **{f"test_memory_theory.py::test_closed_forms_match_simulation_with_correlated_input"
+       f"[{rho}-{g}-{lam}]":
+       (lambda seed, lam=lam, g=g, rho=rho: closed_form_checks(lam, "lambda", g, seed, rho), 0)
+       for rho in (0.9, 0.99) for g in ("none", "param", "tied") for lam in (0.5, 0.9, 0.99)},
+    **{f"test_sensitivity.py::test_lru_sensitivity_follows_the_curse_of_memory"
+       f"[{lam}-{g}-{rho}]":
+       (lambda seed, lam=lam, g=g, rho=rho: lru_memory_checks(lam, g, seed, rho), 0)
+       for lam, g, rho in MEMORY_CASES},
     **{f"test_tasks.py::test_no_memory_predictor_meets_the_baseline[{name}-{length}]":
        (lambda seed, name=name, length=length: baseline_checks(name, length, seed), 11)
        for name, length in BASELINE_CASES},

@@ -4,13 +4,15 @@
 The reference differentiates the whole run (burn-in included) with ``torch.autograd.functional
 .jacobian`` with respect to the parameter group, through a step written independently of the
 engine's maps: the cell's ``reference_step`` (Elman, minimalRNN; the LRU's complex arithmetic,
-with gamma = sqrt(1 - r^2) recomputed from r when normalised) or ``torch.nn.GRUCell`` /
+with gamma = sqrt(1 - r^2) recomputed from r under model.gamma=tied, held under param, whose
+gamma group differentiates gamma itself) or ``torch.nn.GRUCell`` /
 ``LSTMCell`` through ``torch.func.functional_call`` with W_hh as the differentiated input. For a
 matrix block it takes ||ds_t/dW_block||_F^2 / N, for the LRU each unit's |dh_j/dp_j|^2 (and checks
 that dh_j/dp_k = 0 for j != k), averaged over measured steps, batch (and units). Agreement:
 1e-10 relative, float64. Also: a real-lambda LRU's measured mean squares follow the
-curse-of-memory closed forms of ``rnnlab.theory`` (lambda = 0.5, 0.9, plain and normalised, in r
-and nu; within 4 batch-means standard errors); the command line writes sensitivity.parquet with
+curse-of-memory closed forms of ``rnnlab.theory`` (lambda = 0.5, 0.9, raw and normalised with
+gamma a parameter or tied, in r and nu, white and AR(1) input (rho = 0.9); within 4 batch-means
+standard errors); the command line writes sensitivity.parquet with
 the documented columns; the settings that cannot give it are one-line errors.
 
 The curse-of-memory check is a function of a seed, re-run over 20 seeds by
@@ -88,15 +90,18 @@ def lru_states(p, x, h0, **changed):
     return run_states(lru.reference_step(replace(p, **changed)), (h0,), x, BURN_IN)
 
 
-@pytest.mark.parametrize("normalize", [True, False])
-def test_lru_matches_autograd(normalize):
+@pytest.mark.parametrize("normalize,gamma", [(True, "param"), (True, "tied"), (False, "param")])
+@pytest.mark.parametrize("autocorr", [0.0, 0.8])
+def test_lru_matches_autograd(normalize, gamma, autocorr):
     net, p, _ = make(seed=2, cell="lru", activation="linear", init="ring", hidden_size=4,
                      input_size=3, output_size=2, batch_size=2, seq_len=8, burn_in=BURN_IN,
-                     h0_std=0.4, r_min=0.6, r_max=0.95, max_phase=2.0, normalize=normalize)
+                     h0_std=0.4, r_min=0.6, r_max=0.95, max_phase=2.0, normalize=normalize,
+                     gamma=gamma, autocorr=autocorr)
     N = p.hidden_size
+    tied = gamma == "tied"
 
-    def gamma_of(r):
-        return torch.sqrt(1 - r * r) if normalize else p.gamma
+    def gamma_of(r):  # param: gamma its own parameter, held at its drawn value when r moves
+        return torch.sqrt(1 - r * r) if tied else p.gamma
 
     def nu_of(r):
         return torch.log(-torch.log(r))
@@ -108,8 +113,10 @@ def test_lru_matches_autograd(normalize):
         "nu": (p.nu, lambda nu: lru_states(p, x, h0, nu=nu,
                                            gamma=gamma_of(torch.exp(-torch.exp(nu))))),
     }
+    if normalize and not tied:
+        by["gamma"] = (p.gamma, lambda g: lru_states(p, x, h0, gamma=g))
     rows = {r["parameter"]: r for r in sensitivity(p, x, h0, BURN_IN)}
-    assert list(rows) == ["r", "theta", "nu"]
+    assert list(rows) == list(by)
     states = lru_states(p, x, h0)
     for name, (value, f) in by.items():
         jac = torch.autograd.functional.jacobian(f, value)  # (T, B, 2N, N)
@@ -126,14 +133,18 @@ SMALL = ["model.hidden_size=4", "model.input_size=2", "model.output_size=3", "da
          "data.batch_size=2", "measure.progress=false", "measure.device=cpu"]
 
 
-def test_command_line_writes_sensitivity_parquet(tmp_path, decay_in_process):
+@pytest.mark.parametrize("gamma,groups", [(None, ["r", "theta", "nu", "gamma"]),
+                                          ("tied", ["r", "theta", "nu"])])
+def test_command_line_writes_sensitivity_parquet(tmp_path, decay_in_process, gamma, groups):
+    """The default model.gamma=param has a gamma group; tied has none (gamma is no parameter)."""
     run = tmp_path / "lru"
     status, _, err = decay_in_process("model=lru", f"hydra.run.dir={run}",
-                                      "measure.sensitivity=true", "data.burn_in=2", *SMALL)
+                                      "measure.sensitivity=true", "data.burn_in=2", *SMALL,
+                                      *([f"model.gamma={gamma}"] if gamma else []))
     assert status == 0, err
     table = pd.read_parquet(run / "sensitivity.parquet")
     assert list(table.columns) == ["parameter", "mean_sq_derivative", "mean_sq_state"]
-    assert list(table["parameter"]) == ["r", "theta", "nu"]
+    assert list(table["parameter"]) == groups
     assert table[["mean_sq_derivative", "mean_sq_state"]].map(math.isfinite).all().all()
 
 
@@ -151,29 +162,38 @@ def test_impossible_sensitivity_is_one_line(tmp_path, decay_in_process, override
     assert not run.exists()
 
 
-def lru_memory_checks(lam, normalize, seed):
+def lru_memory_checks(lam, gamma, seed, rho=0.0):
     """A real-lambda LRU (r_min = r_max = lambda, max_phase = 0) is N pairs of real units, each
-    driven by white noise of variance ||B_j||^2 / 2 per part; its measured mean squares must be
-    ||B_j||^2 (averaged over units) times ``rnnlab.theory``'s closed forms (r is lambda here).
-    Standard error: 8 independent calls (independent inputs, 4 sequences each) as batch means,
-    each over 300 / (1 - lambda) steps after a 30 / (1 - lambda) burn-in from h0 = 0; the closed
-    form must lie within 4 SE (a t with 7 degrees of freedom exceeds 4 with probability 0.005),
-    and the SE below 5% of it. ``seed`` seeds the inputs (the network is seed 5's)."""
+    driven by an input of variance ||B_j||^2 / 2 per part (a sum of independent AR(1) inputs of
+    correlation rho is one, rescaled); its measured mean squares must be ||B_j||^2 (averaged over
+    units) times ``rnnlab.theory``'s closed forms (r is lambda here; ``gamma`` "none" is
+    model.normalize=false, else model.gamma; the gamma group's E[(dh/dgamma)^2] = E[h^2] /
+    gamma^2 is the raw state's variance). Standard error: 8 independent calls (independent
+    inputs from ``rnnlab.engine.inputs.ar1``, 16 sequences each) as batch means, each over
+    150 c steps after a 30 c burn-in from h0 = 0, c = max(1/(1 - lambda), 1/(1 - rho)); the
+    closed form must lie within 4 SE (a t with 7 degrees of freedom exceeds 4 with probability
+    0.005), and the SE below 5% of it. ``seed`` seeds the inputs (the network is seed 5's)."""
     from rnnlab import theory as th
+    from rnnlab.engine.inputs import ar1
 
-    burn, T = math.ceil(30 / (1 - lam)), math.ceil(300 / (1 - lam))
+    c = max(1 / (1 - lam), 1 / (1 - rho))
+    burn, T = math.ceil(30 * c), math.ceil(150 * c)
     _, p, _ = make(seed=5, cell="lru", activation="linear", init="ring", hidden_size=4,
                    input_size=3, output_size=2, batch_size=2, seq_len=2, r_min=lam, r_max=lam,
-                   max_phase=0.0, normalize=normalize)
+                   max_phase=0.0, normalize=gamma != "none",
+                   gamma="tied" if gamma == "tied" else "param")
     B_sq = ((p.B_re ** 2).sum(1) + (p.B_im ** 2).sum(1)).mean().item()
     g = torch.Generator().manual_seed(seed)
     calls = []
     for _ in range(8):
-        x = torch.randn(4, burn + T, 3, generator=g, dtype=torch.float64)
-        calls.append({r["parameter"]: r for r in sensitivity(p, x, torch.zeros(4, 8), burn)})
-    expected = {("r", "mean_sq_derivative"): th.memory_sensitivity(lam, "lambda", normalize),
-                ("nu", "mean_sq_derivative"): th.memory_sensitivity(lam, "nu", normalize),
-                ("r", "mean_sq_state"): th.memory_state_variance(lam, normalize)}
+        x = ar1(torch.randn(16, burn + T, 3, generator=g, dtype=torch.float64), rho)
+        calls.append({r["parameter"]: r for r in sensitivity(p, x, torch.zeros(16, 8), burn)})
+    expected = {("r", "mean_sq_derivative"): th.memory_sensitivity(lam, "lambda", gamma, rho),
+                ("nu", "mean_sq_derivative"): th.memory_sensitivity(lam, "nu", gamma, rho),
+                ("r", "mean_sq_state"): th.memory_state_variance(lam, gamma, rho)}
+    if gamma == "param":
+        expected["gamma", "mean_sq_derivative"] = th.memory_state_variance(lam, "none", rho)
+    assert ("gamma" in calls[0]) == (gamma == "param")
     checks = [Check("theta's derivative (phase 0: no rotation)",
                     max(abs(c["theta"]["mean_sq_derivative"]) for c in calls), 0.0)]
     for (name, column), closed in expected.items():
@@ -185,7 +205,12 @@ def lru_memory_checks(lam, normalize, seed):
     return checks
 
 
-@pytest.mark.parametrize("lam", [0.5, 0.9])
-@pytest.mark.parametrize("normalize", [False, True])
-def test_lru_sensitivity_follows_the_curse_of_memory(lam, normalize):
-    assert_checks(lru_memory_checks(lam, normalize, seed=0))
+# (lambda, gamma, rho): white input at two memories, correlated input at the longer one for
+# both normalisers (the raw unit under AR(1) input: tests/test_memory_theory.py)
+MEMORY_CASES = [(lam, gamma, 0.0) for lam in (0.5, 0.9) for gamma in ("none", "param", "tied")] \
+    + [(0.9, gamma, 0.9) for gamma in ("param", "tied")]
+
+
+@pytest.mark.parametrize("lam,gamma,rho", MEMORY_CASES)
+def test_lru_sensitivity_follows_the_curse_of_memory(lam, gamma, rho):
+    assert_checks(lru_memory_checks(lam, gamma, seed=0, rho=rho))

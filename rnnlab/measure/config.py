@@ -282,9 +282,13 @@ HASH_BASE = frozenset((
 
 def hashed_params(flat: dict) -> dict:
     """The part of a flat configuration that the hash covers: display and scheduling keys out,
-    keys newer than HASH_BASE out while at their default. Works on the ``params`` of run.json
-    too, so runs stored under an earlier hash recipe are recognised by what they computed."""
+    keys newer than HASH_BASE out while at their default (a cell's own key added since its runs,
+    ``Cell.keys_since``, at the cell's default). Works on the ``params`` of run.json too, so runs
+    stored under an earlier hash recipe are recognised by what they computed."""
     defaults = RunSpec().flat()
+    cell = cells.CELLS.get(flat.get("model.cell"))
+    for k in (cell.keys_since if cell else ()):
+        defaults[f"model.{k}"] = cell.keys[k]
     return {k: v for k, v in flat.items()
             if k not in UNHASHED and (k in HASH_BASE or k not in defaults or v != defaults[k])}
 

@@ -5,8 +5,11 @@ the cell's weights (its own ``draw``: Elman W, U, b; GRU/LSTM the recurrent weig
 weights, the biases; minimalRNN W, U, W_z, b; the LRU its whole layer with its readout C, D), then
 V, c (unless the cell drew its own readout), h0 (and c0 for the LSTM), x, targets; a stack
 (``model.layers`` etc.) draws every layer's weights in turn, layer 1 first, then V, c, every
-layer's h0, x, targets. It is cast and moved afterwards: the same seed gives the same network
-and data on every device and in every dtype.
+layer's h0, x, targets. The inputs x are i.i.d. N(0, input_std^2) or, with ``data.autocorr`` =
+rho != 0, the stationary AR(1) sequence made from the same noise (``rnnlab.engine.inputs.ar1``;
+unit variance before the scale input_std, lag-one correlation rho per input coordinate and
+sequence). It is cast and moved afterwards: the same seed gives the same network and data on
+every device and in every dtype.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..engine import attention, cells, stacks
+from ..engine.inputs import ar1
 from ..engine.redrawn import step_seed
 from .config import DataSpec, ModelSpec
 
@@ -56,7 +60,8 @@ def draw(model: ModelSpec, data: DataSpec, seed: int) -> Draw:
     # each state part's width: the params' hidden_size (N; Mamba's N d_state) per component
     S = cell.components * params.hidden_size
     h0 = torch.cat([torch.randn(B, S, **f64) * data.h0_std for _ in cell.state_parts], -1)
-    x = torch.randn(B, data.burn_in + T, D, **f64) * data.input_std
+    # the noise is drawn alike for every data.autocorr (rho = 0 is the noise itself, bit for bit)
+    x = ar1(torch.randn(B, data.burn_in + T, D, **f64), data.autocorr) * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     return Draw(params, h0, x, y_target)
@@ -75,7 +80,8 @@ def _draw_stack(cell, model: ModelSpec, data: DataSpec, g: torch.Generator) -> D
     # a layer's state width is its own (Mamba's S6: N d_state), not the stack's width N
     h0 = torch.cat([torch.randn(B, cell.components * q.hidden_size, **f64) * data.h0_std
                     for q in params for _ in cell.state_parts], -1)
-    x = torch.randn(B, data.burn_in + T, model.input_size, **f64) * data.input_std
+    x = ar1(torch.randn(B, data.burn_in + T, model.input_size, **f64), data.autocorr) \
+        * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     residual = tuple(stacks.residual_on(l, model.input_size, N, model.residual)
@@ -93,7 +99,8 @@ def _draw_attention(model: ModelSpec, data: DataSpec, g: torch.Generator) -> Dra
     with torch.no_grad():
         layer.W_Q.mul_(model.query_gain)
     B, T = data.batch_size, data.seq_len
-    x = torch.randn(B, T, D, generator=g, dtype=torch.float64) * data.input_std
+    x = ar1(torch.randn(B, T, D, generator=g, dtype=torch.float64), data.autocorr) \
+        * data.input_std
     classes = torch.randint(C, (B, T), generator=g)
     y_target = torch.nn.functional.one_hot(classes, C).to(torch.float64)
     return Draw(layer, torch.zeros(B, 0, dtype=torch.float64), x, y_target)

@@ -251,8 +251,12 @@ def sequence_length(task: str, length: int) -> int:
 
 def hashed_params(params: dict) -> dict:
     """The part of a run's flat configuration that its hash covers: the HASH_BASE fields, and
-    every later field that differs from its default."""
+    every later field that differs from its default (a cell's own key added since its runs,
+    ``Cell.keys_since``, from the cell's default)."""
     defaults = {f: TrainConfig.__dataclass_fields__[f].default for f in TrainConfig.KEYS}
+    cell = cells.CELLS.get(params.get("cell"))
+    for k in (cell.keys_since if cell else ()):
+        defaults[k] = cell.keys[k]
     return {k: v for k, v in params.items() if k in HASH_BASE or v != defaults.get(k)}
 
 

@@ -35,7 +35,7 @@ GROUP = ["task", "arch", "optimizer", "lr", "clip_label"]
 # clip_label: clip; the LRU's ring keys, named in arch when not arch=lru's)
 # or that only tell runs apart (seed) or are the x axis (length)
 _FOLDED = ("task", "cell", "activation", "init", "orthogonal", "clip", "seed", "length",
-           "optimizer", "lr", "r_min", "r_max", "max_phase", "normalize")
+           "optimizer", "lr", "r_min", "r_max", "max_phase", "normalize", "gamma")
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _FOLDED)
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 

@@ -53,7 +53,10 @@ class Cell:
     top layer's states h (T, B, N), as a ``stack.Output`` (y and the pull-back of its
     cotangent; Mamba's y_t = C_t h_t + D u_t, so the loss is L_t(V y_t + c)); ``keys`` the
     ``model.*`` keys only this cell takes, with their defaults (null for every other cell), and
-    ``check(model)`` their checks (raising ``ConfigError``); ``refuses``: ``(measure key, value,
+    ``check(model)`` their checks (raising ``ConfigError``); ``keys_since``: those of its keys
+    added after runs of the cell were stored, each left out of a run's configuration hash while
+    it holds its default (which must reproduce the cell as it was), so those runs keep their
+    hash; ``refuses``: ``(measure key, value,
     reason)`` settings it cannot be measured under. ``groups``: the names of the recurrent
     parameter groups ``measure.sensitivity`` reports (the gate blocks of W_hh in order; default
     one matrix W); ``sensitivity(p, x, h0, burn_in)`` the cell's own forward-mode sensitivity
@@ -97,6 +100,7 @@ class Cell:
     output: Callable | None = None
     keys: dict = field(default_factory=dict)
     check: Callable | None = None
+    keys_since: tuple = ()
     refuses: tuple = ()
     groups: tuple = ("W",)
     sensitivity: Callable | None = None

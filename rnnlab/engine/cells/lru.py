@@ -16,7 +16,10 @@ g_t = dL_t/ds_t but no step Jacobian (``Recorded.offset``).
 Initial weights (the paper's ring init, section 3.3 and its appendix code), from the run's
 generator in this order: |lambda_j|^2 ~ U[r_min^2, r_max^2] (uniform in area on the ring),
 phase_j ~ U[0, max_phase]; nu_j = ln(-ln |lambda_j|), theta_j = ln phase_j (-inf at phase 0,
-exp(-inf) = 0); gamma_j = sqrt(1 - |lambda_j|^2) with ``model.normalize`` else 1; B's real and
+exp(-inf) = 0); gamma_j = sqrt(1 - |lambda_j|^2) with ``model.normalize`` else 1 (with
+``model.gamma=param``, the default, gamma is then a parameter of its own, not differentiated when
+lambda moves: Orvieto et al.'s LRU and Zucchet & Orvieto's code; ``tied`` differentiates
+gamma = sqrt(1 - |lambda|^2) through |lambda|: their code's ``L2``); B's real and
 imaginary parts ~ N(0, sigma_u^2 / (2D)) (sigma_u = ``model.input_gain``, 1 in the paper); C's
 ~ N(0, 1/N) each; D ~ N(0, 1/D) (the paper's D is a diagonal ~ N(0, 1) for input size = output
 size; here it is a C x D matrix at the scale of a Glorot-style readout).
@@ -30,12 +33,16 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
-from ...checks import ConfigError, flag, number
+from ...checks import ConfigError, choice, flag, number
 from . import Cell, register
 from .stack import Recorded, Stack
 
 # the model.* keys only the LRU takes, and their defaults (conf/model/lru.yaml holds the same)
-DEFAULTS = {"r_min": 0.9, "r_max": 0.999, "max_phase": 2 * math.pi, "normalize": True}
+DEFAULTS = {"r_min": 0.9, "r_max": 0.999, "max_phase": 2 * math.pi, "normalize": True,
+            "gamma": "param"}
+# model.gamma: gamma its own parameter (param), or sqrt(1 - |lambda|^2) differentiated through
+# |lambda| (tied); what the sensitivity differentiates and, in training, what is trained
+GAMMAS = ("param", "tied")
 TENSORS = ("nu", "theta", "gamma", "B_re", "B_im", "C_re", "C_im", "D")
 
 
@@ -54,7 +61,8 @@ class LRUParams:
     C_re: Tensor
     C_im: Tensor
     D: Tensor
-    normalize: bool = True  # gamma = sqrt(1 - |lambda|^2) as a function of |lambda| (sensitivity)
+    normalize: bool = True  # gamma = sqrt(1 - |lambda|^2) at the draw (else 1)
+    tied: bool = False  # model.gamma=tied: gamma a function of |lambda| (the sensitivity's d/dr)
     cell = "lru"
 
     @property
@@ -170,11 +178,13 @@ def draw(model, T: int, g: torch.Generator) -> dict:
     C_im = torch.randn(C, N, **f64) / math.sqrt(N)
     D_skip = torch.randn(C, D, **f64) / math.sqrt(D)
     return dict(nu=nu, theta=theta, gamma=gamma, B_re=B_re, B_im=B_im, C_re=C_re, C_im=C_im,
-                D=D_skip, normalize=model.normalize)
+                D=D_skip, normalize=model.normalize,
+                tied=getattr(model, "gamma", "param") == "tied")
 
 
 def check(model) -> None:
-    """0 < r_min <= r_max < 1, max_phase >= 0, normalize a bool; no bias (the LRU has none)."""
+    """0 < r_min <= r_max < 1, max_phase >= 0, normalize a bool, gamma in ``GAMMAS`` (tied only
+    with normalize); no bias (the LRU has none)."""
     for key in ("r_min", "r_max"):
         v = getattr(model, key)
         number(f"model.{key}", v, positive=True)
@@ -186,6 +196,11 @@ def check(model) -> None:
                           "needs 0 < r_min <= r_max < 1")
     number("model.max_phase", model.max_phase)
     flag("model.normalize", model.normalize)
+    choice("model.gamma", model.gamma, GAMMAS)
+    if model.gamma == "tied" and not model.normalize:
+        raise ConfigError("model.gamma='tied' with model.normalize=false: tied differentiates "
+                          "gamma = sqrt(1 - |lambda|^2), which normalize=false replaces by 1; "
+                          "use model.normalize=true or model.gamma=param")
     bias_std = getattr(model, "bias_std", 0)  # a training run's model has no such key
     if bias_std != 0:
         raise ConfigError(f"model.bias_std={bias_std!r} with model.cell='lru': the LRU has "
@@ -205,34 +220,44 @@ def sensitivity(p: LRUParams, x: Tensor, h0: Tensor, burn_in: int = 0) -> list[d
     for the columns). Per unit, with lambda = r e^(i phase), phase = exp(theta):
 
         d/dr:     tau_t = lambda tau_{t-1} + e^(i phase) h_{t-1} + gamma'(r) (B x_t),
-                  gamma'(r) = -r / sqrt(1 - r^2) with ``normalize``, else 0
+                  gamma'(r) = -r / sqrt(1 - r^2) with ``model.gamma=tied``, else 0 (``param``:
+                  gamma is its own parameter and stays put when r moves; gamma = 1 without
+                  ``normalize``)
         d/dtheta: tau_t = lambda tau_{t-1} + i phase lambda h_{t-1}
         d/dnu:    dh/dnu = (dr/dnu) dh/dr = r ln r dh/dr   (r = exp(-exp(nu)))
+        d/dgamma: tau_t = lambda tau_{t-1} + B x_t   (= h_t / gamma from h0 = 0): the group
+                  ``gamma``, only where gamma is a parameter (``param`` with ``normalize``)
 
     each tau = 0 at the start of the run (burn-in included); |tau|^2 is the squared modulus
     (Re^2 + Im^2 of the unit's two state coordinates)."""
     N = p.hidden_size
     r, phase = p.modulus, torch.exp(p.theta)
     lam, rot = torch.polar(r, phase), torch.polar(torch.ones_like(r), phase)
-    dgamma = -r / torch.sqrt(1 - r * r) if p.normalize else torch.zeros_like(r)
+    tied = p.normalize and p.tied
+    dgamma = -r / torch.sqrt(1 - r * r) if tied else torch.zeros_like(r)
     u = torch.complex(x @ p.B_re.T, x @ p.B_im.T)  # (B, T_all, N)
     h = torch.complex(h0[:, :N], h0[:, N:])
-    tau_r, tau_theta = torch.zeros_like(h), torch.zeros_like(h)
+    tau_r, tau_theta, tau_gamma = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
     sq_r = torch.zeros(N, dtype=torch.float64, device=h.device)
-    sq_theta, sq_h = torch.zeros_like(sq_r), torch.zeros_like(sq_r)
+    sq_theta, sq_h, sq_gamma = (torch.zeros_like(sq_r) for _ in range(3))
     for t in range(x.shape[1]):
         tau_r = lam * tau_r + rot * h + dgamma * u[:, t]
         tau_theta = lam * tau_theta + 1j * phase * lam * h
+        tau_gamma = lam * tau_gamma + u[:, t]
         h = lam * h + p.gamma * u[:, t]
         if t >= burn_in:
             sq_r += (tau_r.abs() ** 2).double().sum(0)
             sq_theta += (tau_theta.abs() ** 2).double().sum(0)
+            sq_gamma += (tau_gamma.abs() ** 2).double().sum(0)
             sq_h += (h.abs() ** 2).double().sum(0)
     n = x.shape[0] * (x.shape[1] - burn_in) * N  # values averaged: batch x steps x units
     dr_dnu = (r * torch.log(r)).double()
     state = sq_h.sum().item() / n
+    groups = [("r", sq_r), ("theta", sq_theta), ("nu", dr_dnu ** 2 * sq_r)]
+    if p.normalize and not p.tied:
+        groups.append(("gamma", sq_gamma))
     return [{"parameter": name, "mean_sq_derivative": v.sum().item() / n, "mean_sq_state": state}
-            for name, v in (("r", sq_r), ("theta", sq_theta), ("nu", dr_dnu ** 2 * sq_r))]
+            for name, v in groups]
 
 
 def reference_step(p: LRUParams):
@@ -257,11 +282,13 @@ class LRUBlock(nn.Module):
         h_t = lambda * h_{t-1} + gamma * (B x_t),   y_t = Re(C h_t) + D x_t,
         out_t = GELU(W y_t + b)                     (the MLP, H -> H; H = N)
 
-    with lambda = exp(-exp(nu) + i exp(theta)), gamma = exp(gamma_log). Trained parameters:
-    nu, theta, gamma_log (with ``normalize``; else a buffer, gamma = 1), B_re, B_im, C_re,
-    C_im, D and the MLP's W, b; the exponential parametrisation keeps |lambda| < 1 for every
-    nu. Init: this cell's ``draw`` (the ring) from a generator seeded by torch's global RNG, in
-    float64, cast once to ``dtype``; the MLP keeps torch's default init.
+    with lambda = exp(-exp(nu) + i exp(theta)), gamma = exp(gamma_log) (``gamma="param"``) or
+    sqrt(1 - |lambda|^2) recomputed from nu at every call (``gamma="tied"``). Trained
+    parameters: nu, theta, gamma_log (with ``normalize`` and ``param``; a buffer, gamma = 1,
+    without ``normalize``; none with ``tied``), B_re, B_im, C_re, C_im, D and the MLP's W, b;
+    the exponential parametrisation keeps |lambda| < 1 for every nu. Init: this cell's ``draw``
+    (the ring) from a generator seeded by torch's global RNG, in float64, cast once to
+    ``dtype``; the MLP keeps torch's default init.
 
     As a cell module: state (s,) with s = (Re h, Im h) (B, 2N), the engine's measured state;
     ``step`` the recurrence in that real form; the readout sees ``features(s, x)`` = out_t,
@@ -271,18 +298,21 @@ class LRUBlock(nn.Module):
     h_{-1} = 0, differentiable, and far faster on a CPU than T small steps.
 
     model.pt holds this module's ``state_dict`` (the names above, ``mlp.weight``,
-    ``mlp.bias``) with the ring keys in ``config``: ``LRUBlock(D, N, **{k: config[k] for k in
-    DEFAULTS})`` then ``load_state_dict``.
+    ``mlp.bias``; no ``gamma_log`` with ``tied``) with the ring keys in ``config``:
+    ``LRUBlock(D, N, **{k: config[k] for k in DEFAULTS})`` then ``load_state_dict``.
     """
 
     fused = True
 
     def __init__(self, input_size: int, hidden_size: int, r_min: float, r_max: float,
-                 max_phase: float, normalize: bool, dtype: torch.dtype | None = None):
+                 max_phase: float, normalize: bool, gamma: str = "param",
+                 dtype: torch.dtype | None = None):
         super().__init__()
+        choice("model.gamma", gamma, GAMMAS)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
         self.normalize = normalize
+        self.tied = normalize and gamma == "tied"
         N = hidden_size
         # the ring draw from a generator seeded by torch's global RNG (the caller seeds it, as
         # for every torch.nn module), in float64 and cast once to ``dtype`` (default: torch's),
@@ -296,7 +326,9 @@ class LRUBlock(nn.Module):
         for name in ("nu", "theta", "B_re", "B_im", "C_re", "C_im", "D"):
             setattr(self, name, nn.Parameter(w[name].to(f32)))
         gamma_log = torch.log(w["gamma"]).to(f32)
-        if normalize:
+        if self.tied:  # gamma recomputed from nu (the ``gamma`` property): nothing to hold
+            pass
+        elif normalize:
             self.gamma_log = nn.Parameter(gamma_log)
         else:  # gamma = 1 fixed: the unnormalised LRU of the paper's ablation
             self.register_buffer("gamma_log", gamma_log)
@@ -309,6 +341,9 @@ class LRUBlock(nn.Module):
 
     @property
     def gamma(self) -> Tensor:
+        """exp(gamma_log), or with ``tied`` sqrt(1 - |lambda|^2) = sqrt(1 - exp(-2 exp(nu)))."""
+        if self.tied:
+            return torch.sqrt(-torch.expm1(-2 * torch.exp(self.nu)))
         return torch.exp(self.gamma_log)
 
     def init_state(self, batch_size: int) -> tuple[Tensor]:
@@ -356,12 +391,13 @@ class LRUBlock(nn.Module):
         readout before the MLP; ``head`` acts after the MLP and is not part of them)."""
         t = {k: getattr(self, k).detach().clone()
              for k in ("nu", "theta", "B_re", "B_im", "C_re", "C_im", "D")}
-        return LRUParams(gamma=self.gamma.detach().clone(), normalize=bool(self.normalize), **t)
+        return LRUParams(gamma=self.gamma.detach().clone(), normalize=bool(self.normalize),
+                         tied=self.tied, **t)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, r_min={self.r_min}, "
                 f"r_max={self.r_max}, max_phase={self.max_phase:.4g}, "
-                f"normalize={self.normalize}")
+                f"normalize={self.normalize}, gamma={'tied' if self.tied else 'param'}")
 
 
 def module(input_size: int, hidden_size: int, model: dict, dtype=None) -> LRUBlock:
@@ -375,7 +411,9 @@ CELL = register(Cell(
     layer_weights=lambda p: (p,), draw=draw, activations=("linear",), inits=("ring",),
     scaled_inits=(), record=record, theory=theory, reference_step=reference_step,
     components=2, own_readout=True, readout_offset=readout_offset, keys=DEFAULTS,
-    check=check, groups=("r", "theta", "nu"), sensitivity=sensitivity, module=module,
+    keys_since=("gamma",),  # param, the default, is the training block as it was
+    # gamma: reported only where gamma is a parameter (model.gamma=param, model.normalize=true)
+    check=check, groups=("r", "theta", "nu", "gamma"), sensitivity=sensitivity, module=module,
     refuses=(("weights", "redrawn", "the LRU's lambda is one fixed diagonal"),
              ("weight_grad", True, "the LRU has no recurrent matrix W to split by lag")),
     paper="Orvieto et al. 2023 (arXiv:2303.06349)"))
