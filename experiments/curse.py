@@ -5,6 +5,7 @@ arXiv:2405.21064, Fig. 4; their figures/linear_system_adam_lr.ipynb, hessian_ana
     python experiments/curse.py                 # 5 seeds x 10 000 steps -> results/curse/
     python experiments/curse.py --quick         # seconds, into results/curse-quick/
     python experiments/curse.py --seeds 3 --steps 2000 --out /tmp/curse
+    python experiments/curse.py --redraw        # rows.csv and the figures again from the tables
 
 Effective learning rate. A dense linear teacher (10 units, eigenvalue magnitudes in [0.99, 1),
 T = 300, Gaussian inputs) and four students of 64 units (rnnlab.train.teacher): dense (A, B, C,
@@ -196,20 +197,22 @@ def rows(final: pd.DataFrame, hess: pd.DataFrame) -> list[dict]:
                                f"ELR(A) >= {DECADES:g} in every seed; per-seed differences "
                                + ", ".join(f"{v:.2f}" for v in d)))
     dense = top_pr(hess, "dense")
+    prs = {"dense": dense, **{student: top_pr(hess, student) for student in DIAGONALS}}
+    for name, v in prs.items():
+        n = len(v)
+        out.append(row(FIGURE, f"Hessian at the optimum (hidden-4 teacher, T = {T}): mean "
+                       f"participation ratio of the top {TOP} eigenvectors, {name}",
+                       float(dense.mean()), float(v.mean()), float("nan"), kind="finding",
+                       seeds=n, spread=float(v.std(ddof=1)) if n > 1 else None,
+                       basis="expected column: the dense model's mean; PR(v) = "
+                       "(sum v^2)^2 / sum v^4 over the 25 coordinates; shown, judged by the "
+                       "sign rows"))
     for student in DIAGONALS:
-        diag = top_pr(hess, student)
-        n = len(diag)
-        for name, v in (("dense", dense), (student, diag)):
-            out.append(row(FIGURE, f"Hessian at the optimum (hidden-4 teacher, T = {T}): mean "
-                           f"participation ratio of the top {TOP} eigenvectors, {name}"
-                           + ("" if name == "dense" else " (vs dense)"),
-                           float(dense.mean()), float(v.mean()), float("nan"), kind="finding",
-                           seeds=n, spread=float(v.std(ddof=1)) if n > 1 else None,
-                           basis="expected column: the dense model's mean; PR(v) = "
-                           "(sum v^2)^2 / sum v^4 over the 25 coordinates"))
+        diag = prs[student]
         out.append(row(FIGURE, f"seeds where the {student} student's top-{TOP} Hessian "
                        "eigenvectors are not more concentrated than the dense one's (mean PR "
-                       "not lower)", 0, float((diag >= dense).sum()), 0, kind="sign", seeds=n,
+                       "not lower)", 0, float((diag >= dense).sum()), 0, kind="sign",
+                       seeds=len(diag),
                        basis="stated before the run: lower mean PR in every seed; per seed "
                        "(diagonal, dense) " + ", ".join(f"({a:.2f}, {b:.2f})" for a, b in
                                                         zip(diag, dense))))
@@ -263,10 +266,12 @@ def draw_hessian(matrix: pd.DataFrame, vectors: pd.DataFrame, hess: pd.DataFrame
                                                    values="value").to_numpy()
         axes[1, c].imshow(v, cmap="PRGn", vmin=-1, vmax=1, aspect="auto")
         axes[1, c].set_xticks(starts, labels[starts], rotation=90, fontsize=7)
-        axes[1, c].set_ylabel("top eigenvectors", fontsize=8)
+        axes[1, c].set_yticks(range(0, 10, 3), [str(k + 1) for k in range(0, 10, 3)])
+        axes[1, c].set_ylabel("eigenvector rank", fontsize=8)
+        axes[1, c].set_title("top 10 eigenvectors' entries (colour -1 to 1)", fontsize=8)
         h = hess[(hess.student == name) & (hess.seed == 0)]
         axes[2, c].semilogy(h["rank"], h.eigenvalue.clip(lower=1e-10), "o-", ms=3)
-        axes[2, c].set(xlabel="eigenvalue rank", ylabel="eigenvalue")
+        axes[2, c].set(xlabel="eigenvalue rank", ylabel="eigenvalue (clipped at 1e-10)")
         pr = h.participation_ratio.to_numpy()[:TOP]
         axes[2, c].set_title("PR of the top 4: " + ", ".join(f"{p:.1f}" for p in pr),
                              fontsize=8)
@@ -289,6 +294,35 @@ def run(seeds: int, steps: int, every: int) -> dict:
             "rows.csv": summary}
 
 
+TABLES = ("effective_lr.csv", "effective_lr_final.csv", "effective_lr_recurrent.csv",
+          "effective_lr_entries.csv", "hessian.csv", "hessian_matrix.csv",
+          "hessian_vectors.csv")
+
+
+def draw(frames: dict, out: Path) -> list[Path]:
+    """The three figures: the entries (their Fig. 4 left), the Hessians (Fig. 4 right) and
+    the summary (the reproduction figure's draw step, experiments/figures/plots)."""
+    return [draw_entries(frames["effective_lr_entries.csv"], out),
+            draw_hessian(frames["hessian_matrix.csv"], frames["hessian_vectors.csv"],
+                         frames["hessian.csv"], out),
+            summary_plot.draw({k: frames[k] for k in summary_plot.TABLES}, out)]
+
+
+def redraw(out: Path) -> int:
+    """rows.csv and the figures again from the tables in ``out`` (nothing measured)."""
+    absent = [name for name in TABLES if not (out / name).is_file()]
+    if absent:
+        say(f"--redraw: {out / absent[0]} is missing; make it with python experiments/curse.py "
+            f"--out {out}")
+        return 2
+    frames = {name: pd.read_csv(out / name) for name in TABLES}
+    table = pd.DataFrame(rows(frames["effective_lr_final.csv"], frames["hessian.csv"]))
+    table.to_csv(out / "rows.csv", index=False)
+    for path in draw(frames, out):
+        print(f"redrawn {path}")
+    return 0
+
+
 def check(args) -> str:
     """The first thing wrong with the command line ('' if nothing)."""
     for name in ("seeds", "steps", "every"):
@@ -299,6 +333,10 @@ def check(args) -> str:
         return f"--seeds {args.seeds}: the rows need a spread over seeds, at least 2"
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         return f"--out {args.out}: exists and is not a folder"
+    if args.redraw and (args.quick or any(getattr(args, k) is not None
+                                          for k in ("seeds", "steps", "every"))):
+        return "--redraw draws from the tables in --out; it takes no --quick, --seeds, " \
+               "--steps or --every"
     return ""
 
 
@@ -312,11 +350,15 @@ def main(argv=None) -> int:
                     help="Adam steps per student (default 10000, the paper's; quick 150)")
     ap.add_argument("--every", type=int, default=None,
                     help="record every this many steps (default 100, their epoch; quick 50)")
+    ap.add_argument("--redraw", action="store_true",
+                    help="rows.csv and the figures again from --out's tables, no training")
     args = ap.parse_args(argv)
     problem = check(args)
     if problem:
         say(problem)
         return 2
+    if args.redraw:
+        return redraw(args.out or ROOT / "results" / "curse")
     size = dict(QUICK if args.quick else FULL)
     size.update({k: getattr(args, k) for k in size if getattr(args, k) is not None})
     out = args.out or ROOT / "results" / ("curse-quick" if args.quick else "curse")
@@ -326,10 +368,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         frame.to_csv(out / name, index=False)
-    draw_entries(frames["effective_lr_entries.csv"], out)
-    draw_hessian(frames["hessian_matrix.csv"], frames["hessian_vectors.csv"],
-                 frames["hessian.csv"], out)
-    summary_plot.draw({k: frames[k] for k in summary_plot.TABLES}, out)
+    draw(frames, out)
     info = dict(size, T=T, hidden=HIDDEN, teacher_hidden=TEACHER_HIDDEN, nu_0=NU_0,
                 batch=BATCH, lr=LR, hessian_batch=HESSIAN_BATCH, top=TOP,
                 wall_s=round(time.perf_counter() - wall, 1),

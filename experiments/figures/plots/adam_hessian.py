@@ -17,6 +17,8 @@ from rnnlab.plotting import plt
 
 FIGURE = "adam-hessian"
 TABLES = ("effective_lr_final.csv", "effective_lr_recurrent.csv", "hessian.csv")
+RANKS = 10  # the eigenvectors whose participation ratio is drawn (their figure shows 10)
+FLOOR = 1e-10  # eigenvalues at or below rounding (the flat directions) are drawn at this floor
 COLOURS = {"dense": "C3", "diagonal": "C0", "diagonal-polar": "C2", "lru": "C1"}
 
 
@@ -45,7 +47,7 @@ def draw(tables: dict, out_dir: Path) -> Path:
            title=f"end of training ({steps} steps), mean +- SD over {final.seed.nunique()} "
            "seeds")
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
     ax = axes[1]
     for (name, group), c in curve.groupby(["student", "group"], sort=False):
         m = c.groupby("step").lr_unit.apply(lambda v: np.log10(v).mean())
@@ -58,17 +60,19 @@ def draw(tables: dict, out_dir: Path) -> Path:
     ax.legend(fontsize=7)
     for name, h in hess.groupby("student", sort=False):
         s = h.groupby("rank")
-        w = s.eigenvalue.apply(lambda v: np.log10(np.clip(v, 1e-10, None)).mean())
+        w = s.eigenvalue.apply(lambda v: np.log10(np.clip(v, FLOOR, None)).mean())
         axes[2].plot(w.index, w.to_numpy(), "o-", ms=3, color=COLOURS.get(name, "k"),
                      label=name)
-        pr = s.participation_ratio
+        pr = h[h["rank"] <= RANKS].groupby("rank").participation_ratio
         axes[3].errorbar(pr.mean().index, pr.mean(), yerr=pr.std(ddof=1), fmt="o-", ms=3,
                          capsize=2, color=COLOURS.get(name, "k"), label=name)
     n = hess.seed.nunique()
-    axes[2].set(xlabel="eigenvalue rank", ylabel="log10 eigenvalue (mean over seeds)",
+    axes[2].set(xlabel="eigenvalue rank",
+                ylabel=f"log10 eigenvalue (mean over seeds; clipped at {FLOOR:g})",
                 title=f"Hessian at the optimum, hidden-4 teacher ({n} seeds)")
     axes[3].set(xlabel="eigenvalue rank", ylabel="participation ratio (sum v^2)^2 / sum v^4",
-                title="how many coordinates each eigenvector occupies (mean +- SD)")
+                title=f"how many of the 25 coordinates each of the top {RANKS} eigenvectors "
+                "occupies (mean +- SD)")
     for ax in axes[2:]:
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
