@@ -63,7 +63,7 @@ FIGURES = {"lag-decay": "lag_decay", "rate-vs-gain": "rate_vs_gain",
            "critical-line": "critical_line", "lyapunov": "lyapunov", "isometry": "isometry",
            "bifurcation": "bifurcation", "walls": "walls", "gate-timescales": "gate_timescales",
            "minimalrnn": "minimalrnn", "trainability": "trainability", "remedies": "remedies",
-           "curse-of-memory": "curse_of_memory"}
+           "curse-of-memory": "curse_of_memory", "adam-hessian": "adam_hessian"}
 
 
 def figure_module(name: str):
