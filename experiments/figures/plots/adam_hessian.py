@@ -71,8 +71,7 @@ def draw(tables: dict, out_dir: Path) -> Path:
                 ylabel=f"log10 eigenvalue (mean over seeds; clipped at {FLOOR:g})",
                 title=f"Hessian at the optimum, hidden-4 teacher ({n} seeds)")
     axes[3].set(xlabel="eigenvalue rank", ylabel="participation ratio (sum v^2)^2 / sum v^4",
-                title=f"how many of the 25 coordinates each of the top {RANKS} eigenvectors "
-                "occupies (mean +- SD)")
+                title=f"coordinates (of 25) each top-{RANKS} eigenvector occupies, mean +- SD")
     for ax in axes[2:]:
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
