@@ -28,6 +28,7 @@ from rnnlab.train import adam_lr
 from rnnlab.train import hessian as hs
 from rnnlab.train import teacher as ts
 
+
 def adam_after(grads, lr=1e-2, betas=(0.9, 0.999), eps=1e-8):
     p = torch.nn.Parameter(torch.zeros(len(grads[0]), dtype=torch.float64))
     opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps)
@@ -59,11 +60,13 @@ def test_unit_gradient_update_by_hand_and_by_stepping():
     assert torch.allclose(q.detach() - before, u, rtol=1e-10, atol=1e-15)
     assert int(opt.state[p]["step"]) == len(grads)  # reading it changed nothing
     scale = [lr / (math.sqrt(w / (1 - b2 ** len(grads))) + eps) for w in v]
-    assert torch.allclose(adam_lr.step_size(opt)[p], torch.tensor(scale, dtype=torch.float64), rtol=1e-12)
+    assert torch.allclose(adam_lr.step_size(opt)[p], torch.tensor(scale, dtype=torch.float64),
+                          rtol=1e-12)
 
 
 def test_statistic_and_refusals():
-    u = torch.tensor([-1e-3, -1e-5, 2.0], dtype=torch.float64)  # the positive one counts as 0 (+ the 1e-8 floor)
+    # the positive entry counts as 0 (plus the 1e-8 floor)
+    u = torch.tensor([-1e-3, -1e-5, 2.0], dtype=torch.float64)
     expected = 10 ** ((math.log10(1e-3 + 1e-8) + math.log10(1e-5 + 1e-8) + math.log10(1e-8)) / 3)
     assert adam_lr.statistic(u) == pytest.approx(expected, rel=1e-12)
     p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
@@ -107,7 +110,8 @@ def test_participation_ratio_on_known_vectors():
     V[2, 0] = 1.0
     V[:4, 1] = 0.5
     V[:, 2] = 7.0  # spread evenly over all 6, any scale
-    assert torch.allclose(hs.participation_ratio(V), torch.tensor([1.0, 4.0, 6.0], dtype=torch.float64))
+    assert torch.allclose(hs.participation_ratio(V),
+                          torch.tensor([1.0, 4.0, 6.0], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name", list(ts.STUDENTS))
