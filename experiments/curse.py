@@ -63,7 +63,12 @@ from rnnlab.train.adam_lr import step_size, unit_gradient_update
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = summary_plot.FIGURE
-STUDENTS = ("dense", "diagonal", "diagonal-polar", "lru")
+STUDENTS = {  # name: (class, keywords): the students of their Fig. 4, and the polar form
+    "dense": (ts.DenseStudent, {}),
+    "diagonal": (ts.DiagonalStudent, dict(parametrisation="cartesian")),
+    "diagonal-polar": (ts.DiagonalStudent, dict(parametrisation="polar")),
+    "lru": (ts.DiagonalStudent, dict(parametrisation="exp", gamma=True)),
+}
 HESSIAN_STUDENTS = ("dense", "diagonal", "diagonal-polar")
 DIAGONALS = ("diagonal", "diagonal-polar")
 FULL = dict(seeds=5, steps=5_000, every=100)  # sized to the 2-core machine: README
@@ -84,7 +89,8 @@ def effective_lr(seeds: int, steps: int, every: int):
         for seed in range(seeds):
             teacher = ts.Teacher.draw(TEACHER_HIDDEN, NU_0, seed=seed)
             for name in STUDENTS:
-                net = ts.student(name, HIDDEN, seed=1000 + seed)
+                cls, kw = STUDENTS[name]
+                net = cls(HIDDEN, seed=1000 + seed, **kw)
                 rec, opt = ts.train(net, teacher, steps, T=T, batch_size=BATCH, lr=LR,
                                     seed=2000 + seed, every=every, progress=bar.update)
                 records += [dict(r, student=name, seed=seed) for r in rec]
@@ -120,7 +126,7 @@ def hessians(seeds: int):
         x, y = teacher.sample(HESSIAN_BATCH, T, torch.Generator().manual_seed(1000 + seed))
         for name in HESSIAN_STUDENTS:
             net = (ts.DenseStudent.from_teacher(teacher) if name == "dense" else
-                   ts.DiagonalStudent.from_teacher(teacher, ts.STUDENTS[name][1]
+                   ts.DiagonalStudent.from_teacher(teacher, STUDENTS[name][1]
                                                    ["parametrisation"]))
             with torch.no_grad():
                 at_optimum = float(ts.loss(net(x), y))

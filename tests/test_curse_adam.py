@@ -114,9 +114,10 @@ def test_participation_ratio_on_known_vectors():
                           torch.tensor([1.0, 4.0, 6.0], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("name", list(ts.STUDENTS))
+@pytest.mark.parametrize("name", list(curse.STUDENTS))
 def test_fft_forward_is_the_recurrence(name):
-    net = ts.student(name, 5, seed=3)
+    cls, kw = curse.STUDENTS[name]
+    net = cls(5, seed=3, **kw)
     x, y = tiny_data(ts.Teacher.draw(4, 0.9, seed=1), T=40)
     fast, slow = net(x), net.recurrence(x)
     assert torch.allclose(fast, slow, atol=float(1e-10 * slow.detach().abs().max()))

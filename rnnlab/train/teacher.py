@@ -324,22 +324,6 @@ class DiagonalStudent(torch.nn.Module):
         return torch.stack(out, 1)
 
 
-STUDENTS = {  # name: (class, keywords): the students of their Fig. 4
-    "dense": (DenseStudent, {}),
-    "diagonal": (DiagonalStudent, dict(parametrisation="cartesian")),
-    "diagonal-polar": (DiagonalStudent, dict(parametrisation="polar")),
-    "lru": (DiagonalStudent, dict(parametrisation="exp", gamma=True)),
-}
-
-
-def student(name: str, hidden_size: int = 64, seed: int = 0) -> torch.nn.Module:
-    """One of STUDENTS, drawn from ``seed``."""
-    if name not in STUDENTS:
-        raise ConfigError(f"student={name!r}; allowed: {', '.join(STUDENTS)}")
-    cls, kw = STUDENTS[name]
-    return cls(hidden_size, seed=seed, **kw)
-
-
 def train(net: torch.nn.Module, teacher: Teacher, steps: int, *, T: int = 300,
           batch_size: int = 128, lr: float = 1e-3, seed: int = 0, every: int = 100,
           progress=None) -> list[dict]:
