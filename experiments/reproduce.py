@@ -63,7 +63,8 @@ FIGURES = {"lag-decay": "lag_decay", "rate-vs-gain": "rate_vs_gain",
            "critical-line": "critical_line", "lyapunov": "lyapunov", "isometry": "isometry",
            "bifurcation": "bifurcation", "walls": "walls", "gate-timescales": "gate_timescales",
            "minimalrnn": "minimalrnn", "trainability": "trainability", "remedies": "remedies",
-           "curse-of-memory": "curse_of_memory", "truncation": "truncation", "modern": "modern"}
+           "curse-of-memory": "curse_of_memory", "truncation": "truncation",
+           "adam-hessian": "adam_hessian", "modern": "modern"}
 
 
 def figure_module(name: str):

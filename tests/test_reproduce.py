@@ -42,7 +42,7 @@ REPRODUCE = ROOT / "experiments" / "reproduce.py"
 COMMITTED = ROOT / "results" / "reproduction"
 FIGURES = ["lag-decay", "rate-vs-gain", "critical-line", "lyapunov", "isometry", "bifurcation",
            "walls", "gate-timescales", "minimalrnn", "trainability", "remedies",
-           "curse-of-memory", "truncation", "modern"]
+           "curse-of-memory", "truncation", "adam-hessian", "modern"]
 COLUMNS = ["figure", "quantity", "kind", "expected", "measured", "tolerance", "passed", "seeds",
            "spread", "basis", "mode"]
 CHEAP = ["lag-decay", "bifurcation", "walls"]
