@@ -2,7 +2,7 @@
 ``rnnlab.input_sensitivity``'s batched vector-Jacobian products and the naive per-coordinate
 autograd loop (one torch thread on CPU).
 
-    python benchmarks/bench_input_sensitivity.py                 # (B, T, N) = (8, 256, 64), C = 10
+    python benchmarks/bench_input_sensitivity.py                 # (B, T, N) = (8, 128, 64), C = 10
     python benchmarks/bench_input_sensitivity.py --shape 8,512,64 --models attention
     python benchmarks/bench_input_sensitivity.py --device cuda --dtypes float32 float64
     python benchmarks/bench_input_sensitivity.py --quick          # a smoke run: (2, 12, 8), checked
@@ -21,7 +21,9 @@ Columns, for each model and dtype:
 
 - batched: ``rnnlab.input_sensitivity(model, x)``, the whole public call: one forward pass,
   the T C directions vmapped through the backward graph (``is_grads_batched``) in chunks of
-  whole targets to its default memory budget, the norms, the per-lag table and the rate fit;
+  whole targets (``--chunk``; by default as many as its memory budget allows: at the default
+  shape 1 target, C directions, per call for the stack and 4 for attention), the norms, the
+  per-lag table and the rate fit;
 - naive: what a user would write: one forward under autograd, then one ``torch.autograd.grad``
   of each output coordinate, ``y[:, t, c].sum()`` (the batch summed: row b of the gradient is
   sequence b's own) with respect to x, per coordinate: T C separate backward passes, with the
@@ -48,7 +50,7 @@ import signal
 import sys
 import time
 
-SHAPE = "8,256,64"
+SHAPE = "8,128,64"
 QUICK_SHAPE = "2,12,8"
 DTYPES = ("float32", "float64")
 MODELS = ("stack", "attention")
@@ -69,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default 1)")
     ap.add_argument("--methods", nargs="+", default=["batched", "naive"],
                     choices=["batched", "naive"], help="the columns (default: both)")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="targets per vmapped backward call of the batched column (default: "
+                         "input_sensitivity's own choice, from its memory budget)")
     ap.add_argument("--naive-targets", type=int, default=8,
                     help="targets the naive loop is timed on when T is larger (default 8)")
     ap.add_argument("--timeout", type=float, default=3600.0,
@@ -86,6 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"--classes {args.classes}: must be >= 1")
     if args.threads < 1:
         ap.error(f"--threads {args.threads}: must be >= 1")
+    if args.chunk is not None and args.chunk < 1:
+        ap.error(f"--chunk {args.chunk}: must be >= 1")
     if args.naive_targets < 1:
         ap.error(f"--naive-targets {args.naive_targets}: must be >= 1")
     if not args.timeout > 0:
@@ -158,12 +165,12 @@ def model(args, name: str, torch, dtype, device):
     return layer.to(device, dtype), x.to(device, dtype)
 
 
-def batched(torch, net, x, clock):
+def batched(torch, net, x, chunk, clock):
     """(seconds, the batch mean log10 ||dy_t/dx_k|| (T, T), NaN above the diagonal)."""
     from rnnlab.engine.input_sensitivity import input_sensitivity
 
     start = clock()
-    got = input_sensitivity(net, x)
+    got = input_sensitivity(net, x) if chunk is None else input_sensitivity(net, x, chunk=chunk)
     return clock() - start, got.log10_grad
 
 
@@ -204,7 +211,8 @@ def row(args, torch, name: str, dtype_name: str, device) -> tuple[str, str | Non
     net, x = bounded(args.timeout, model, args, name, torch, dtype, device)
     got, note, log10_grad = {}, None, None
     if "batched" in args.methods:
-        got["batched"], log10_grad = bounded(args.timeout, batched, torch, net, x, clock)
+        got["batched"], log10_grad = bounded(args.timeout, batched, torch, net, x, args.chunk,
+                                              clock)
     if "naive" in args.methods:
         n = min(T, args.naive_targets)
         targets = sorted({min(T - 1, int((j + 0.5) * T / n)) for j in range(n)})
