@@ -35,10 +35,14 @@ Columns, for each model and dtype:
 The ratio is naive / batched, both whole (forward included). Times are the CPU seconds of this
 process with one thread on CPU (other jobs on a shared machine do not lengthen them;
 ``--threads`` > 1 gives wall time), wall seconds after a synchronize on CUDA (TF32 off). One run
-of each, no repeat. With ``--quick`` the two are also checked against each other (float64, every
-pair of the timed targets, the batch mean of log10 ||dy_t/dx_k|| to 1e-8). A measurement that
-raises, or that runs past ``--timeout`` seconds, ends the benchmark with one line on stderr and
-exit status 1.
+of each, no repeat; the default shape takes about 1.5 CPU minutes (the stack's batched call most
+of it: its cost grows as T^2). On CPU, glibc's default allocator returns the batched call's large
+blocks to the kernel and faults them in again (system time, counted here);
+``MALLOC_MMAP_THRESHOLD_=536870912 MALLOC_TRIM_THRESHOLD_=4294967296`` in the environment keeps
+them (docs/performance.md has both). With ``--quick`` the two are also checked against each
+other (float64, every pair of the timed targets, the batch mean of log10 ||dy_t/dx_k|| to 1e-8).
+A measurement that raises, or that runs past ``--timeout`` seconds, ends the benchmark with one
+line on stderr and exit status 1.
 """
 from __future__ import annotations
 
