@@ -58,7 +58,8 @@ SHAPE = "8,128,64"
 QUICK_SHAPE = "2,12,8"
 DTYPES = ("float32", "float64")
 MODELS = ("stack", "attention")
-CELLS = ("gru", "lstm", "elman", "mingru", "minlstm")
+# cells drawn at their pytorch initialisation with no further keys
+CELLS = ("gru", "lstm", "mingru", "minlstm")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if len(parts) != 3 or not all(v.isdigit() and int(v) > 0 for v in parts):
         ap.error(f"--shape {shape!r}: must be B,T,N with three positive integers")
     args.shape = tuple(int(v) for v in parts)
+    if args.device != "cpu" and args.device.partition(":")[0] != "cuda":
+        ap.error(f"--device {args.device!r}: must be cpu or cuda (cuda:I for GPU I)")
     if args.classes < 1:
         ap.error(f"--classes {args.classes}: must be >= 1")
     if args.threads < 1:
@@ -231,7 +234,7 @@ def row(args, torch, name: str, dtype_name: str, device) -> tuple[str, str | Non
             note = (f"{name}: batched = naive to {worst:.1e} (log10 norm, every pair of "
                     f"{len(targets)} targets)")
     label = name if name == "attention" else f"stack {args.cell}"
-    cells_ = [f"{label:>9} {dtype_name:>7} {B:>3} {T:>5} {N:>4} {C:>3}"]
+    cells_ = [f"{label:>12} {dtype_name:>7} {B:>3} {T:>5} {N:>4} {C:>3}"]
     for m in ("batched", "naive"):
         cells_.append(f"{got[m]:>10.2f}" if m in got else f"{'-':>10}")
     cells_.append(f"{got.get('naive', math.nan) / got.get('batched', math.nan):>9.1f}x")
@@ -247,6 +250,10 @@ def main(argv=None) -> int:
     torch.set_flush_denormal(True)  # as the apps do: denormal arithmetic is slow on CPU
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"bench_input_sensitivity: --device {args.device}: this torch "
+              f"({torch.__version__}) sees no CUDA device", file=sys.stderr)
+        return 1
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -257,7 +264,7 @@ def main(argv=None) -> int:
         else "wall seconds"
     print(f"device: {name}; {args.threads} torch thread(s); torch {torch.__version__}; load "
           f"average {os.getloadavg()[0]:.1f}; times: {clock}")
-    head = (f"{'model':>9} {'dtype':>7} {'B':>3} {'T':>5} {'N':>4} {'C':>3} | "
+    head = (f"{'model':>12} {'dtype':>7} {'B':>3} {'T':>5} {'N':>4} {'C':>3} | "
             f"{'batched s':>10} | {'naive s':>10} | {'naive/bat':>10}")
     print(head)
     print("-" * len(head), flush=True)
