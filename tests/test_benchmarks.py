@@ -1,8 +1,9 @@
 """The scripts in benchmarks/ keep working: each answers --help with nothing outside the standard
 library imported (no torch, no rnnlab), each runs end to end in its quick mode (a tiny shape)
-and prints its table, and a measurement of bench_gradients.py that fails or never answers ends
-the benchmark with its error and exit status 1 instead of a hang. Nothing here is timed: the
-benchmarks' numbers are read from their printed tables, not asserted."""
+and prints its table, and a measurement of bench_gradients.py or bench_input_sensitivity.py that
+fails or never answers ends the benchmark with its error (one line) and exit status 1 instead of
+a hang. Nothing here is timed: the benchmarks' numbers are read from their printed tables, not
+asserted."""
 import os
 import re
 import subprocess
@@ -22,6 +23,8 @@ SMOKE = {  # the longest first: its six commands run one after another
     "bench_cli.py": (["--quick"], [], r"\| one measurement \(N = 8, T = 10\) \| \d+\.\d+ \|"),
     "bench_diagonal.py": (["--quick"], [], r"fast = dense = naive to \d\.\de[-+]\d+ \(ln norm"),
     "bench_gradients.py": (["--quick"], [], r"(?m)^\s+elman\s+16\s+2\s+20 \|.*x \|.*% \|"),
+    "bench_input_sensitivity.py": (["--quick"], [],
+                                   r"attention: batched = naive to \d\.\de[-+]\d+ \(log10 norm"),
     "bench_threads.py": (["--quick"], [], r"\| 16 \| 4 \| 40 \| 1024 \| \d+\.\d+ s \|"),
     "bench_train.py": (["--quick"], [], r"(?m)^T=10\s+\d+\.\d"),
     "trainability_trials.py": (["--quick", "--out", "{tmp}/trials.csv"], ["trials.csv"],
@@ -133,3 +136,33 @@ def test_hung_measurement_is_killed_at_the_timeout(tmp_path):
     done = run_gradients("--quick", "--timeout", "2", site=site)
     assert done.returncode == 1
     assert "no result within --timeout 2 s; killed" in done.stderr
+
+
+def run_sensitivity(tmp_path: Path, code: str, *argv) -> subprocess.CompletedProcess:
+    """bench_input_sensitivity.py --quick with ``code`` run in its process first (rnnlab's
+    ``input_sensitivity`` replaced: the script imports it when it measures)."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import rnnlab.engine.input_sensitivity as m\n" + code)
+    return subprocess.run([sys.executable, str(BENCH / "bench_input_sensitivity.py"), "--quick",
+                           *argv], env=env(tmp_path), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def test_failed_input_sensitivity_ends_the_benchmark_in_one_line(tmp_path):
+    done = run_sensitivity(tmp_path, textwrap.dedent("""
+        def broken(model, x):
+            raise RuntimeError("injected\\nsecond line")
+        m.input_sensitivity = broken
+    """))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "bench_input_sensitivity: stack (float64) at (B, T, N, C) = (2, 12, 8, 10) failed: "
+        "RuntimeError: injected"]
+    assert "batched s" in done.stdout  # the table had begun
+
+
+def test_hung_input_sensitivity_ends_at_the_timeout(tmp_path):
+    done = run_sensitivity(tmp_path, "import time\nm.input_sensitivity = lambda model, x: "
+                           "time.sleep(600)\n", "--models", "attention", "--timeout", "2")
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("failed: no result within --timeout 2 s")
