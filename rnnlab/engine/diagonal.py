@@ -174,7 +174,7 @@ def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype, scratch: Scratch | No
     out = torch.add(0.5 * m, 0.5 * n.transpose(1, 2),
                     out=scratch("out", (X, nt, nk), torch.float64))
     out.add_(S.log_(), alpha=0.5)
-    if dtype != torch.float64 and low is not None and low.any():  # again in float64, the blocks that need it
+    if dtype != torch.float64 and low is not None and low.any():  # again in float64, where needed
         x = low.flatten(1).any(1).nonzero().squeeze(1)
         S = torch.bmm(row[x].exp(), col[x].exp().transpose(1, 2))
         out[x] = 0.5 * (torch.log(S) + m[x] + n[x].transpose(1, 2))
