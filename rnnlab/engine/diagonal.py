@@ -145,15 +145,16 @@ def factors(arg: Tensor, dtype: torch.dtype, scratch: Scratch, name: str):
 
 
 def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype, scratch: Scratch | None = None,
-             col_factors: tuple | None = None) -> Tensor:
+             col_factors: tuple | None = None, out: Tensor | None = None) -> Tensor:
     """(1/2) ln sum_i exp(row[x, t, i] + col[x, k, i]) for row (X, nt, U) and col (X, nk, U)
     float64 (-inf allowed: a unit that does not reach the pair), as (X, nt, nk) float64 (the ln
     of a norm from its squares' sum, halved here, where it costs no pass of its own): the shifted
     product in ``dtype`` (module docstring), its small sums again in float64 and, where still
     below range, by a log-sum-exp over units. -inf exactly where every term is 0. ``row`` and
     ``col`` are overwritten with their shifted values; ``col_factors``: ``factors`` of ``col``
-    already taken (then ``col`` is the shifted one). With ``scratch`` the result lives in its
-    buffers until the next call."""
+    already taken (then ``col`` is the shifted one). ``out``: where to write the result (any
+    strides, e.g. a view of the caller's array: no copy afterwards); else with ``scratch`` it
+    lives in its buffers until the next call."""
     scratch = scratch or Scratch(row.device)
     (X, nt, U), nk = row.shape, col.shape[1]
     u, m, row_none = factors(row, dtype, scratch, "u")
@@ -172,7 +173,7 @@ def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype, scratch: Scratch | No
     # (ln S + m + n) / 2 in three passes over the block: S's log in place, the outer sum of
     # the halved shifts, then half the log added in float64
     out = torch.add(0.5 * m, 0.5 * n.transpose(1, 2),
-                    out=scratch("out", (X, nt, nk), torch.float64))
+                    out=scratch("out", (X, nt, nk), torch.float64) if out is None else out)
     out.add_(S.log_(), alpha=0.5)
     if dtype != torch.float64 and low is not None and low.any():  # again in float64, where needed
         x = low.flatten(1).any(1).nonzero().squeeze(1)
@@ -274,8 +275,8 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
                                 out=scratch("row", (B, t1 - t0, U), torch.float64))
                 if Z is not None:
                     row.masked_fill_(Z[:, t0:t1] != zc, -math.inf)
-                R[t0 - k0:t1 - k0] = log_sums(row, col, dtype, scratch,
-                                              col_factors).permute(1, 2, 0)
+                log_sums(row, col, dtype, scratch, col_factors,
+                         out=R[t0 - k0:t1 - k0].permute(2, 0, 1))
         R[:b].diagonal(dim1=0, dim2=1).fill_(0.0)  # lag 0: ||g_t|| / ||g_t||
         n = min(T - k0, b + L - 1)  # targets t = k0 + r < T: the rows ever read
         no_g = ~has_g[:, k0:k0 + n].T.unsqueeze(1)
