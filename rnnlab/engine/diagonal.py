@@ -145,36 +145,50 @@ def factors(arg: Tensor, dtype: torch.dtype, scratch: Scratch, name: str):
 
 
 def log_sums(row: Tensor, col: Tensor, dtype: torch.dtype, scratch: Scratch | None = None,
-             col_factors: tuple | None = None) -> Tensor:
-    """ln sum_i exp(row[x, t, i] + col[x, k, i]) for row (X, nt, U) and col (X, nk, U) float64
-    (-inf allowed: a unit that does not reach the pair), as (X, nt, nk) float64: the shifted
+             col_factors: tuple | None = None, out: Tensor | None = None) -> Tensor:
+    """(1/2) ln sum_i exp(row[x, t, i] + col[x, k, i]) for row (X, nt, U) and col (X, nk, U)
+    float64 (-inf allowed: a unit that does not reach the pair), as (X, nt, nk) float64 (the ln
+    of a norm from its squares' sum, halved here, where it costs no pass of its own): the shifted
     product in ``dtype`` (module docstring), its small sums again in float64 and, where still
     below range, by a log-sum-exp over units. -inf exactly where every term is 0. ``row`` and
     ``col`` are overwritten with their shifted values; ``col_factors``: ``factors`` of ``col``
-    already taken (then ``col`` is the shifted one). With ``scratch`` the result lives in its
-    buffers until the next call."""
+    already taken (then ``col`` is the shifted one). ``out``: where to write the result (any
+    strides, e.g. a view of the caller's array: no copy afterwards); else with ``scratch`` it
+    lives in its buffers until the next call."""
     scratch = scratch or Scratch(row.device)
     (X, nt, U), nk = row.shape, col.shape[1]
     u, m, row_none = factors(row, dtype, scratch, "u")
     v, n, col_none = col_factors or factors(col, dtype, scratch, "v")
-    dead = row_none | col_none.transpose(1, 2)  # no unit reaches the pair
+    # no unit reaches the pair: only where a whole row or column of factors is 0 (checked on
+    # those (X, n, 1) flags, so the common case costs no pass over the block)
+    dead = row_none | col_none.transpose(1, 2) if row_none.any() or col_none.any() else None
     S = torch.bmm(u, v.transpose(1, 2), out=scratch("S", (X, nt, nk), dtype))
-    out = scratch("out", (X, nt, nk), torch.float64)
-    out.copy_(S).log_().add_(m).add_(n.transpose(1, 2))
-    low = (S < _threshold(dtype, U)).logical_and_(dead.logical_not())
-    if dtype != torch.float64 and low.any():  # again in float64, the blocks that need it
+    # the small sums: one min over the block decides whether any need a closer look
+    if S.amin() < _threshold(dtype, U):
+        low = S < _threshold(dtype, U)
+        if dead is not None:
+            low.logical_and_(dead.logical_not())
+    else:
+        low = None
+    # (ln S + m + n) / 2 in three passes over the block: S's log in place, the outer sum of
+    # the halved shifts, then half the log added in float64
+    out = torch.add(0.5 * m, 0.5 * n.transpose(1, 2),
+                    out=scratch("out", (X, nt, nk), torch.float64) if out is None else out)
+    out.add_(S.log_(), alpha=0.5)
+    if dtype != torch.float64 and low is not None and low.any():  # again in float64, where needed
         x = low.flatten(1).any(1).nonzero().squeeze(1)
         S = torch.bmm(row[x].exp(), col[x].exp().transpose(1, 2))
-        out[x] = torch.log(S) + m[x] + n[x].transpose(1, 2)
+        out[x] = 0.5 * (torch.log(S) + m[x] + n[x].transpose(1, 2))
         low[x] = low[x] & (S < _threshold(torch.float64, U))
-    out.masked_fill_(dead, -math.inf)
-    if low.any():
+    if dead is not None:
+        out.masked_fill_(dead, -math.inf)
+    if low is not None and low.any():
         idx = low.nonzero()
         step = max(1, FALLBACK_ELEMENTS // U)
         for i in range(0, len(idx), step):
             xi, ti, ki = idx[i:i + step].unbind(1)
-            out[xi, ti, ki] = (torch.logsumexp(row[xi, ti] + col[xi, ki], -1)
-                               + m[xi, ti, 0] + n[xi, ki, 0])
+            out[xi, ti, ki] = 0.5 * (torch.logsumexp(row[xi, ti] + col[xi, ki], -1)
+                                     + m[xi, ti, 0] + n[xi, ki, 0])
     return out
 
 
@@ -227,7 +241,7 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
 
     for k0 in range(Tp - b, -1, -b):
         k1 = k0 + b
-        R.fill_(math.nan)
+        # no fill: every pair read below (k <= t < T, t - k <= K) is written in this pass
         # the square [k0, k1)^2: targets in the upper half of each block, origins in the lower
         s = b // 2
         while s >= 1 and K >= 1:
@@ -261,11 +275,13 @@ def column_tiles(traj: Trajectory, max_lag: int | None = None, tile: int = TILE)
                                 out=scratch("row", (B, t1 - t0, U), torch.float64))
                 if Z is not None:
                     row.masked_fill_(Z[:, t0:t1] != zc, -math.inf)
-                R[t0 - k0:t1 - k0] = log_sums(row, col, dtype, scratch,
-                                              col_factors).permute(1, 2, 0)
-        R.mul_(0.5)  # ln ||.||^2 -> ln ||.||
+                log_sums(row, col, dtype, scratch, col_factors,
+                         out=R[t0 - k0:t1 - k0].permute(2, 0, 1))
         R[:b].diagonal(dim1=0, dim2=1).fill_(0.0)  # lag 0: ||g_t|| / ||g_t||
-        R.masked_fill_(~has_g[:, k0:k0 + b + L - 1].T.unsqueeze(1), math.nan)
+        n = min(T - k0, b + L - 1)  # targets t = k0 + r < T: the rows ever read
+        no_g = ~has_g[:, k0:k0 + n].T.unsqueeze(1)
+        if no_g.any():  # the sweep's NaN where g_t = 0; most runs have none
+            R[:n].masked_fill_(no_g, math.nan)
         yield k0, view[:min(b, T - k0)]
 
 
