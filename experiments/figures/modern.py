@@ -40,7 +40,7 @@ weights; ``mamba_log_keep``, A E[softplus] from dt's bias and weights and A; eac
 3. The picture: a recurrence's ||dy_t/dx_k|| (a one-layer cell with a linear readout, measured
    by ``rnnlab.input_sensitivity``) decays as exp(rate (t - k)); attention's is flat.
 4. Findings, never judged: the depth x time map of 8-layer stacks at init (``model.layers=8``;
-   N = D = 16, input_std = 1, T = 30, 4 sequences, 3 networks; Mamba with d_state = 4), plain,
+   N = D = 16, input_std = 1, T = 30, 4 sequences, 5 networks; Mamba with d_state = 4), plain,
    with rmsnorm, with the residual, and with both (``rnnlab.engine.stacks``, pre-norm): log10
    ||do^l_t/dx_k|| of each layer's output o^l. Two numbers per stack, mean over networks with
    its standard error: how much the gradient through the inputs falls by DEPTH (layer 8 minus
@@ -97,7 +97,7 @@ VARIANTS = {"plain": dict(norm="none", residual=False),
             "rmsnorm + residual": dict(norm="rmsnorm", residual=True)}
 DEPTH = dict(layers=8, hidden_size=16, input_size=16, output_size=4, seq_len=30, batch_size=4,
              burn_in=0, input_std=1.0)
-DEPTH_NETWORKS = {"full": 3, "quick": 1}
+DEPTH_NETWORKS = {"full": 5, "quick": 2}
 DEPTH_LAG = 20
 
 
