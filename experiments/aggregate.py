@@ -3,13 +3,17 @@
     python experiments/aggregate.py results/default
 
 Writes runs.parquet, lags.parquet, rates.csv, summary.csv, figures/ and report.html in the sweep
-directory; names missing, failed and unreadable runs and carries on.
+directory; names missing, failed and unreadable runs and carries on. A training sweep
+(``experiments/train.py -m``) gets its own tables and figures instead (runs, curves, success,
+longest_solved, figures/), as at the end of its sweep.
 """
 import argparse
 import sys
 from pathlib import Path
 
 from rnnlab.measure import plots, report, tables
+from rnnlab.train.app import finish as finish_training
+from rnnlab.train.tables import collect as training_runs
 
 
 def main(argv=None) -> int:
@@ -19,6 +23,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
+    if not training_runs(args.sweep_dir)[0].empty:  # made by experiments/train.py -m
+        return finish_training(args.sweep_dir)
     try:
         agg = tables.aggregate(args.sweep_dir)
     except FileNotFoundError as err:

@@ -39,8 +39,9 @@ def _line_label(keys, values) -> str:
 
 
 def _panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    keys = ["optimizer", "lr", "clip_label"]
-    return [(f"{opt} lr {lr:g}, {clip}", g) for (opt, lr, clip), g in
+    """One panel per task and optimiser setting (a sweep with a task axis: one per task)."""
+    keys = ["task", "optimizer", "lr", "clip_label"]
+    return [(f"{opt} lr {lr:g}, {clip}", g) for (_, opt, lr, clip), g in
             df.groupby(keys, dropna=False, sort=True)]
 
 
@@ -75,19 +76,24 @@ def success_figure(success: pd.DataFrame):
 def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, column: str = "eval_error_rate"):
     lengths = sorted(curves["length"].unique())
     colours = _colours(curves["arch"])
-    panels = [(opt, t) for opt in sorted(curves["optimizer"].unique()) for t in lengths]
+    tasks = sorted(runs["task"].unique())
+    panels = [(task, opt, t) for task in tasks for opt in sorted(curves["optimizer"].unique())
+              for t in lengths]
     cols = len(lengths)
     rows = len(panels) // cols
+    task_of = runs.set_index("run")["task"]
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), sharey=True,
                              squeeze=False)
     baseline = runs.groupby("task")["length"].size()  # tasks present
-    for ax, (opt, t) in zip(axes.ravel(), panels):
-        sub = curves[(curves["length"] == t) & (curves["optimizer"] == opt)]
+    for ax, (task, opt, t) in zip(axes.ravel(), panels):
+        sub = curves[(curves["length"] == t) & (curves["optimizer"] == opt)
+                     & (curves["run"].map(task_of) == task)]
         for (_, arch, clip), c in sub.groupby(["run", "arch", "clip_label"]):
             ax.plot(c["step"], c[column], color=colours[arch], lw=1, alpha=0.75,
                     ls="--" if clip == "no clipping" else "-")
         ax.axhline(0.01 if column == "eval_error_rate" else 0.0, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{opt}, T = {int(t)}", fontsize=9)
+        ax.set_title(f"{task}, {opt}, T = {int(t)}" if len(tasks) > 1 else
+                     f"{opt}, T = {int(t)}", fontsize=9)
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
