@@ -3,6 +3,7 @@ process, the checks of a statistical test (``Check``, shared by a fast test and 
 re-run in tests/test_false_failures.py), and the check that the suite leaves the repository as
 it found it (tests write only to temporary directories)."""
 import hashlib
+import json
 import logging
 import math
 import signal
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import Tensor
@@ -158,6 +161,32 @@ TINY_TRAIN = ["task=temporal_order", "task.length=10", "model.hidden_size=6", "t
               "train.eval_every=10", "train.eval_size=40", "train.test_size=40",
               "train.eval_batch=40", "train.batch_size=8", "train.probe_size=4", "train.lr=0.01",
               "train.dtype=float64", "train.progress=false"]
+
+
+def assert_tiny_run_reloads(run: Path, module: str):
+    """A finished ``TINY_TRAIN`` run of ``experiments/train.py``: its curve has the three
+    evaluations, its model.pt reloads as ``module``, the initial decay rate is the engine's on
+    the rebuilt initial network, training moved the cell, and the reloaded model scores exactly
+    the test errors the run reported. Returns (run.json's record, the reloaded cell module)."""
+    from rnnlab.train.config import TrainConfig
+    from rnnlab.train.horizon import decay_rate
+    from rnnlab.train.loop import build, evaluate, load_model, sample, stream
+
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed"
+    curve = pd.read_parquet(run / "curve.parquet")
+    assert list(curve["step"]) == [0, 10, 20] and np.isfinite(curve["eval_loss"]).all()
+    rnn, head, _ = load_model(run / "model.pt")
+    assert type(rnn).__name__ == module
+    rnn0, head0 = build(TrainConfig(**record["params"]).validate())
+    x, y = sample("temporal_order", 4, 10, stream(0, "probe"), torch.float64)
+    assert decay_rate(rnn0, head0, "temporal_order", x, y) == pytest.approx(
+        record["initial_decay_rate"], rel=1e-12)
+    moved = [(a - b).abs().max().item() for a, b in zip(rnn.parameters(), rnn0.parameters())]
+    assert max(moved) > 0  # the updates reached the cell
+    ev = evaluate(rnn, head, "temporal_order", 10, stream(0, "test"), 40, 40)
+    assert (ev.errors, ev.count) == (record["eval_errors"], record["eval_count"])
+    return record, rnn
 
 
 def assert_refused(status: int, err: str, run: Path, needle: str) -> None:

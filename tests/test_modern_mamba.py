@@ -46,7 +46,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_TRAIN, Check, assert_checks, assert_refused, log_diff
+from conftest import (
+    TINY_TRAIN,
+    Check,
+    assert_checks,
+    assert_refused,
+    assert_tiny_run_reloads,
+    log_diff,
+)
 from scipy import integrate
 from scipy.stats import norm
 from scipy.stats import t as student_t
@@ -58,9 +65,6 @@ from rnnlab.engine import adjoint, cells
 from rnnlab.engine.cells import mamba
 from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
-from rnnlab.train.config import TrainConfig
-from rnnlab.train.horizon import decay_rate
-from rnnlab.train.loop import build, evaluate, load_model, sample, stream
 
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
 EXACT = 1e-12
@@ -434,23 +438,10 @@ def test_train_command_line(tmp_path, train_in_process):
     status, _, err = train_in_process("arch=mamba", f"hydra.run.dir={run}", "model.d_state=4",
                                       "model.dt_min=0.01", *TINY_TRAIN)
     assert status == 0, err
-    record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "completed" and record["params"]["cell"] == "mamba"
+    record, _ = assert_tiny_run_reloads(run, "MambaS6")
+    assert record["params"]["cell"] == "mamba"
     assert record["params"]["init"] == "mamba" and record["params"]["d_state"] == 4
     assert record["params"]["dt_min"] == 0.01 and record["params"]["dt_rank"] is None
-    curve = pd.read_parquet(run / "curve.parquet")
-    assert list(curve["step"]) == [0, 10, 20] and np.isfinite(curve["eval_loss"]).all()
-    rnn, head, _ = load_model(run / "model.pt")
-    assert type(rnn).__name__ == "MambaS6" and rnn.d_state == 4
-    cfg = TrainConfig(**record["params"]).validate()
-    rnn0, head0 = build(cfg)
-    x, y = sample("temporal_order", 4, 10, stream(0, "probe"), torch.float64)
-    assert decay_rate(rnn0, head0, "temporal_order", x, y) == pytest.approx(
-        record["initial_decay_rate"], rel=1e-12)
-    moved = [(a - b).abs().max().item() for a, b in zip(rnn.parameters(), rnn0.parameters())]
-    assert max(moved) > 0  # the updates reached the cell
-    ev = evaluate(rnn, head, "temporal_order", 10, stream(0, "test"), 40, 40)
-    assert (ev.errors, ev.count) == (record["eval_errors"], record["eval_count"])
 
 
 @pytest.mark.parametrize("overrides,needle", [

@@ -55,6 +55,7 @@ from conftest import (
     assert_checks,
     assert_refused,
     assert_stack_matches_autograd,
+    assert_tiny_run_reloads,
 )
 from scipy import integrate
 from scipy.stats import t as student_t
@@ -65,9 +66,6 @@ from rnnlab.engine import adjoint, cells
 from rnnlab.engine.cells import mingru
 from rnnlab.measure.config import DataSpec, ModelSpec
 from rnnlab.measure.networks import draw
-from rnnlab.train.config import TrainConfig
-from rnnlab.train.horizon import decay_rate
-from rnnlab.train.loop import build, evaluate, load_model, sample, stream
 
 CELLS = ("mingru", "minlstm")
 TOL = 1e-10 * math.log(10)  # 1e-10 in log10, compared in natural log
@@ -293,23 +291,9 @@ def test_train_command_line(tmp_path, train_in_process, cell):
     run = tmp_path / cell
     status, _, err = train_in_process(f"arch={cell}", f"hydra.run.dir={run}", *TINY_TRAIN)
     assert status == 0, err
-    record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "completed" and record["params"]["cell"] == cell
+    record, _ = assert_tiny_run_reloads(run, {"mingru": "MinGRU", "minlstm": "MinLSTM"}[cell])
+    assert record["params"]["cell"] == cell
     assert record["params"]["activation"] == "linear" and record["params"]["init"] == "pytorch"
-    curve = pd.read_parquet(run / "curve.parquet")
-    assert list(curve["step"]) == [0, 10, 20] and np.isfinite(curve["eval_loss"]).all()
-    rnn, head, _ = load_model(run / "model.pt")
-    assert type(rnn).__name__ == {"mingru": "MinGRU", "minlstm": "MinLSTM"}[cell]
-    cfg = TrainConfig(**record["params"]).validate()
-    rnn0, head0 = build(cfg)
-    x, y = sample("temporal_order", 4, 10, stream(0, "probe"), torch.float64)
-    assert decay_rate(rnn0, head0, "temporal_order", x, y) == pytest.approx(
-        record["initial_decay_rate"], rel=1e-12)
-    moved = [(a - b).abs().max().item() for a, b in zip(rnn.parameters(), rnn0.parameters())]
-    assert max(moved) > 0  # the updates reached the cell
-    # the reloaded model scores exactly what the run reported on its test stream
-    ev = evaluate(rnn, head, "temporal_order", 10, stream(0, "test"), 40, 40)
-    assert (ev.errors, ev.count) == (record["eval_errors"], record["eval_count"])
 
 
 @pytest.mark.parametrize("overrides,needle", [
