@@ -35,7 +35,6 @@ import argparse
 import math
 import os
 import sys
-import time
 
 SHAPE = "1024,8,4096"
 QUICK_SHAPE = "16,2,40"
@@ -73,20 +72,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.naive_targets = args.shape[2]
     return args
-
-
-class Clock:
-    """CPU seconds of this process (one thread on CPU), else wall seconds after a synchronize."""
-
-    def __init__(self, torch, device, threads: int):
-        self.torch, self.device = torch, device
-        self.cpu = device.type == "cpu" and threads == 1
-        self.now = time.process_time if self.cpu else time.perf_counter
-
-    def __call__(self) -> float:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-        return self.now()
 
 
 def network(args, dtype, device):
@@ -148,6 +133,8 @@ def row(args, torch, dtype_name: str, device) -> tuple[str, str | None]:
     from rnnlab.engine import adjoint, diagonal
 
     dtype = getattr(torch, dtype_name)
+    from _timing import Clock  # benchmarks/_timing.py, beside this script
+
     clock = Clock(torch, device, args.threads)
     p, x, h0, y = network(args, dtype, device)
     N, B, T = args.shape

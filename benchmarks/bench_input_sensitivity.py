@@ -52,7 +52,6 @@ import math
 import os
 import signal
 import sys
-import time
 
 SHAPE = "8,128,64"
 QUICK_SHAPE = "2,12,8"
@@ -113,20 +112,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 class Failed(Exception):
     """A measurement raised or ran past --timeout; the message is one line."""
-
-
-class Clock:
-    """CPU seconds of this process (one thread on CPU), else wall seconds after a synchronize."""
-
-    def __init__(self, torch, device, threads: int):
-        self.torch, self.device = torch, device
-        self.cpu = device.type == "cpu" and threads == 1
-        self.now = time.process_time if self.cpu else time.perf_counter
-
-    def __call__(self) -> float:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-        return self.now()
 
 
 def bounded(seconds: float, fn, *a):
@@ -212,6 +197,8 @@ def check(log10_grad, naive_norms: dict) -> float:
 
 def row(args, torch, name: str, dtype_name: str, device) -> tuple[str, str | None]:
     dtype = getattr(torch, dtype_name)
+    from _timing import Clock  # benchmarks/_timing.py, beside this script
+
     clock = Clock(torch, device, args.threads)
     B, T, N = args.shape
     C = args.classes

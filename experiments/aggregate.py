@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rnnlab.measure import plots, report, tables
 from rnnlab.train.app import finish as finish_training
-from rnnlab.train.tables import collect as training_runs
+from rnnlab.train.tables import is_training_sweep
 
 
 def main(argv=None) -> int:
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
-    if not training_runs(args.sweep_dir)[0].empty:  # made by experiments/train.py -m
+    if is_training_sweep(args.sweep_dir):  # made by experiments/train.py -m
         return finish_training(args.sweep_dir)
     try:
         agg = tables.aggregate(args.sweep_dir)

@@ -60,7 +60,7 @@ def smoke_runs(tmp_path_factory):
 
 
 def test_every_script_has_a_smoke_run():
-    scripts = {p.name for p in BENCH.glob("*.py")}
+    scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}  # _: shared
     assert scripts == {name.split()[0] for name in SMOKE}
 
 
@@ -93,7 +93,7 @@ HELP = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("[!_]*.py")))
 def test_help_needs_only_the_standard_library(script):
     """What a hook without torch runs: ``python3 benchmarks/X.py --help``."""
     done = subprocess.run([sys.executable, "-c", HELP, str(BENCH / script)], env=env(),

@@ -67,6 +67,7 @@ from experiments.figures.plots import modern as plot
 from rnnlab.engine import adjoint, cells, diagonal, stacks
 from rnnlab.engine.attention import CausalSelfAttention
 from rnnlab.engine.input_sensitivity import input_sensitivity
+from rnnlab.train import sequence
 
 FIGURE = plot.FIGURE
 # the cells measured and each one's published nonlinearity and init (its conf/model YAML)
@@ -192,7 +193,8 @@ def attention_flat(T: int) -> tuple[float, pd.DataFrame]:
 
 
 class Readout(torch.nn.Module):
-    """A trainable cell module with a linear readout, (B, T, D) -> (B, T, C), step by step."""
+    """A trainable cell module with a linear readout, (B, T, D) -> (B, T, C): its steps from
+    ``init_state`` and what its readout sees (``rnnlab.train.sequence``)."""
 
     def __init__(self, cell: str, s: dict):
         super().__init__()
@@ -200,12 +202,8 @@ class Readout(torch.nn.Module):
         self.head = torch.nn.Linear(s["N"], s["C"], dtype=torch.float64)
 
     def forward(self, x):
-        state, hs = self.cell.init_state(x.shape[0]), []
-        output = getattr(self.cell, "output", None)  # what the readout reads, if not h
-        for t in range(x.shape[1]):
-            state = self.cell.step(x[:, t], state)
-            hs.append(state[0] if output is None else output(x[:, t], state))
-        return self.head(torch.stack(hs, 1))
+        h = torch.stack([state[0] for state in sequence.unroll(self.cell, x)], 1)
+        return self.head(sequence.readout_input(self.cell, h, x))
 
 
 def input_curves(T: int) -> pd.DataFrame:

@@ -81,13 +81,12 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, column: str = "eval_
               for t in lengths]
     cols = len(lengths)
     rows = len(panels) // cols
-    task_of = runs.set_index("run")["task"]
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), sharey=True,
                              squeeze=False)
     baseline = runs.groupby("task")["length"].size()  # tasks present
     for ax, (task, opt, t) in zip(axes.ravel(), panels):
         sub = curves[(curves["length"] == t) & (curves["optimizer"] == opt)
-                     & (curves["run"].map(task_of) == task)]
+                     & (curves["task"] == task)]
         for (_, arch, clip), c in sub.groupby(["run", "arch", "clip_label"]):
             ax.plot(c["step"], c[column], color=colours[arch], lw=1, alpha=0.75,
                     ls="--" if clip == "no clipping" else "-")

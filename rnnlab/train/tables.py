@@ -83,6 +83,16 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
     return runs
 
 
+def is_training_sweep(sweep_dir: Path) -> bool:
+    """Whether ``sweep_dir`` holds runs of ``experiments/train.py`` (its first readable run
+    record has a task), read without collecting the runs."""
+    for path in sorted(Path(sweep_dir).rglob("run.json")):
+        rec = store.read_run(path.parent)
+        if rec:
+            return "task" in (rec.get("params") or {})
+    return False
+
+
 def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, curves) of every training run below ``sweep_dir``."""
     rows, curves = [], []
